@@ -1,0 +1,43 @@
+# prefbias — two commands on a fresh machine:
+#   make demo   set up .venv (torch first) and run the whole DAG on the embedded tiny default
+#   make test   same set-up, then the whole test suite
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.prefbias-installed
+CORES ?= 2
+export OMP_NUM_THREADS ?= 1
+export HF_HUB_OFFLINE := 1
+export HF_DATASETS_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: demo test lint fmt setup clean-demo
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml envs/constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -c envs/constraints.txt -e ".[test,dev]"
+	touch $@
+
+demo: $(STAMP)
+	$(BIN)/snakemake --cores $(CORES) --configfile configs/tiny.yaml --rerun-incomplete \
+		--printshellcmds --show-failed-logs
+
+test: $(STAMP)
+	$(BIN)/pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/snakefmt --check Snakefile rules
+	$(BIN)/snakemake --lint --configfile configs/tiny.yaml
+
+fmt: $(STAMP)
+	$(BIN)/ruff check --fix src tests benchmarks
+	$(BIN)/snakefmt Snakefile rules
+
+clean-demo:
+	rm -rf work/tiny results/tiny

@@ -1,0 +1,59 @@
+# Path helpers and per-rule settings shared by every rule file. No pipeline logic here:
+# model ids, preference sets and paper model lists come from prefbias.plan.
+import json
+
+from prefbias import plan
+
+W = plan.workdir(config)
+R = plan.resultdir(config)
+SEEDS = config["seeds"]
+STYLES = config["styles"]["names"]
+
+
+wildcard_constraints:
+    model=r"[A-Za-z0-9][A-Za-z0-9._-]*",
+    dataset=r"[A-Za-z0-9_]+",
+    split=r"[A-Za-z0-9_]+",
+    prefset=r"[A-Za-z0-9_-]+",
+    style=r"[a-z]+",
+    promptset=r"[a-z_]+",
+    scenario=r"[a-z_]+",
+    seed=r"\d+",
+
+
+def spec(*keys):
+    """JSON of config sections, for `--spec {params.spec:q}` (drives params rerun-triggers)."""
+    if len(keys) == 1:
+        return json.dumps(config[keys[0]], sort_keys=True)
+    return json.dumps({k: config[k] for k in keys}, sort_keys=True)
+
+
+def res(rule_name):
+    """Slurm resources of a rule from config['resources'] (defaults merged in)."""
+    table = config.get("resources", {})
+    merged = dict(table.get("default", {}))
+    merged.update(table.get(rule_name, {}))
+    return merged
+
+
+def nthreads(rule_name):
+    return int(res(rule_name).get("cpus_per_task", 1))
+
+
+def image(name):
+    """Container image (path or oras://, docker:// URI with digest) for an environment."""
+    return config.get("containers", {}).get(name)
+
+
+def model_dir(model):
+    return plan.model_dir(config, model)
+
+
+def log_path(rule_name, *wildcard_names):
+    parts = "_".join("{" + w + "}" for w in wildcard_names) or "all"
+    return f"{R}/logs/{rule_name}/{parts}.log"
+
+
+def bench_path(rule_name, *wildcard_names):
+    parts = "_".join("{" + w + "}" for w in wildcard_names) or "all"
+    return f"{R}/benchmarks/{rule_name}/{parts}.tsv"

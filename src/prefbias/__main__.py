@@ -1,0 +1,5 @@
+import sys
+
+from prefbias.cli import main
+
+sys.exit(main())

@@ -1,0 +1,64 @@
+"""The ``prefbias`` command line: one subcommand per pipeline step.
+
+Subcommands live in :mod:`prefbias.commands`; every module there defines
+``register(subparsers)`` that adds its parsers and sets ``func`` (called with the parsed args).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import logging
+import pkgutil
+import sys
+
+from prefbias.io import DataError
+
+log = logging.getLogger("prefbias")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="prefbias", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    import prefbias.commands as pkg
+
+    for info in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda m: m.name):
+        module = importlib.import_module(f"prefbias.commands.{info.name}")
+        module.register(sub)
+    return parser
+
+
+def spec_arg(text: str) -> dict:
+    """argparse type for ``--spec``: a JSON object (rules pass config sections this way)."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise argparse.ArgumentTypeError(f"--spec is not valid JSON: {e}") from e
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError("--spec must be a JSON object")
+    return value
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        rc = args.func(args)
+    except DataError as e:
+        log.error("bad input: %s", e)
+        return 2
+    except FileNotFoundError as e:
+        log.error("missing file: %s", e)
+        return 2
+    return int(rc or 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""CLI subcommands. Each module defines ``register(subparsers)``; :mod:`prefbias.cli` finds them."""

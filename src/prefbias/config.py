@@ -1,0 +1,82 @@
+"""Load and validate an experiment config against ``schemas/config.schema.yaml``.
+
+Errors name the offending key (dotted path) and say why, e.g.
+``config key 'dpo.styles.beta': -1 is less than the minimum of 0``.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+SCHEMA_PATH = Path(__file__).with_name("schemas") / "config.schema.yaml"
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def load_schema() -> dict[str, Any]:
+    return yaml.safe_load(SCHEMA_PATH.read_text(encoding="utf-8"))
+
+
+def _key(path) -> str:
+    return ".".join(str(p) for p in path) or "<top level>"
+
+
+def validate_config(config: dict[str, Any]) -> None:
+    """Raise :class:`ConfigError` listing every schema violation, each with its key."""
+    validator = jsonschema.Draft202012Validator(load_schema())
+    errors = sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))
+    if errors:
+        lines = [f"config key '{_key(e.absolute_path)}': {e.message}" for e in errors]
+        raise ConfigError("invalid config:\n  " + "\n  ".join(lines))
+    _check_references(config)
+
+
+def _check_references(config: dict[str, Any]) -> None:
+    """Cross-key checks a JSON schema cannot express (names that must refer to other keys)."""
+    models = config["models"]
+    problems = []
+    refs = [("sft.base_model", config["sft"]["base_model"]),
+            ("styles.rewriter", config["styles"]["rewriter"]),
+            ("reward_winrate.reward_model", config["reward_winrate"]["reward_model"]),
+            ("reward_winrate.baseline", config["reward_winrate"]["baseline"])]
+    refs += [(f"orpo.instruct_models[{i}]", m)
+             for i, m in enumerate(config["orpo"]["instruct_models"])]
+    for key, name in refs:
+        if name not in models:
+            problems.append(f"config key '{key}': model '{name}' is not defined under 'models'")
+    if config["sft"]["dataset"] not in config["datasets"]:
+        problems.append(f"config key 'sft.dataset': dataset '{config['sft']['dataset']}' is not "
+                        "defined under 'datasets'")
+    for style in config["styles"]["names"]:
+        if style not in config["styles"]["descriptions"]:
+            problems.append(f"config key 'styles.descriptions': no description for style '{style}'")
+    if problems:
+        raise ConfigError("invalid config:\n  " + "\n  ".join(problems))
+
+
+def deep_merge(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
+    """Recursive dict merge, overlay wins (the same semantics as snakemake --configfile)."""
+    out = copy.deepcopy(base)
+    for k, v in overlay.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = deep_merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def load_config(*paths: str | Path) -> dict[str, Any]:
+    """Load ``config.yaml`` and overlays in order, merged and validated."""
+    config: dict[str, Any] = {}
+    for p in paths:
+        data = yaml.safe_load(Path(p).read_text(encoding="utf-8")) or {}
+        config = deep_merge(config, data)
+    validate_config(config)
+    return config

@@ -1,0 +1,168 @@
+"""Atomic writes, checksums and validated JSONL reading.
+
+Every output of the pipeline is written through :func:`atomic_path` (or a helper built on it):
+the data goes to a temporary sibling first and is renamed into place only when complete, so a
+failed or killed job never leaves a file that looks finished.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+
+class DataError(ValueError):
+    """Bad input data. The message names the file, the 1-based line (if any) and the field."""
+
+    def __init__(self, path: str | os.PathLike, message: str, *, line: int | None = None,
+                 field: str | None = None):
+        self.path = str(path)
+        self.line = line
+        self.field = field
+        where = self.path
+        if line is not None:
+            where += f", line {line}"
+        if field is not None:
+            where += f", field '{field}'"
+        super().__init__(f"{where}: {message}")
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, *, is_dir: bool = False) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it to ``path`` only if the block succeeds.
+
+    Works for files and (``is_dir=True``) directories. On error the temporary is removed and the
+    previous content of ``path`` (if any) is left untouched.
+    """
+    final = Path(path)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    prefix = f".{final.name}.tmp-"
+    if is_dir:
+        tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=final.parent))
+    else:
+        fd, name = tempfile.mkstemp(prefix=prefix, dir=final.parent)
+        os.close(fd)
+        tmp = Path(name)
+    try:
+        yield tmp
+        if is_dir:
+            if final.exists():
+                shutil.rmtree(final)
+            os.replace(tmp, final)
+        else:
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, final)
+    except BaseException:
+        if tmp.is_dir():
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+        raise
+
+
+@contextlib.contextmanager
+def atomic_open(path: str | os.PathLike, mode: str = "w", **kwargs: Any):
+    """``open`` for writing whose result appears at ``path`` only when the block completes."""
+    if "b" not in mode:
+        kwargs.setdefault("encoding", "utf-8")
+    with atomic_path(path) as tmp, open(tmp, mode, **kwargs) as fh:
+        yield fh
+
+
+def write_json(path: str | os.PathLike, obj: Any, *, indent: int | None = 2) -> None:
+    with atomic_open(path) as fh:
+        json.dump(obj, fh, indent=indent, ensure_ascii=False, sort_keys=False)
+        fh.write("\n")
+
+
+def write_jsonl(path: str | os.PathLike, rows: Iterable[Mapping[str, Any]]) -> int:
+    """Write rows as JSON lines atomically; return the number of rows written."""
+    n = 0
+    with atomic_open(path) as fh:
+        for row in rows:
+            fh.write(json.dumps(row, ensure_ascii=False))
+            fh.write("\n")
+            n += 1
+    return n
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    p = Path(path)
+    if not p.exists():
+        raise DataError(p, "file does not exist")
+    try:
+        return json.loads(p.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise DataError(p, f"invalid JSON: {e.msg} (column {e.colno})", line=e.lineno) from e
+
+
+_TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "a boolean",
+               list: "a list", dict: "an object"}
+
+
+def check_field(row: Mapping[str, Any], field: str, typ: type | tuple[type, ...], *,
+                path: str | os.PathLike, line: int | None, optional: bool = False,
+                nonempty: bool = False) -> Any:
+    """Return ``row[field]`` after checking presence and type; raise :class:`DataError` if bad."""
+    if not isinstance(row, Mapping):
+        raise DataError(path, f"expected a JSON object, got {type(row).__name__}", line=line)
+    if field not in row or row[field] is None:
+        if optional:
+            return None
+        raise DataError(path, "missing required field", line=line, field=field)
+    value = row[field]
+    types = typ if isinstance(typ, tuple) else (typ,)
+    ok = isinstance(value, types) and not (isinstance(value, bool) and bool not in types)
+    if float in types and isinstance(value, int) and not isinstance(value, bool):
+        ok = True
+    if not ok:
+        want = " or ".join(_TYPE_NAMES.get(t, t.__name__) for t in types)
+        raise DataError(path, f"expected {want}, got {type(value).__name__}", line=line,
+                        field=field)
+    if nonempty and not value:
+        raise DataError(path, "must not be empty", line=line, field=field)
+    return value
+
+
+def iter_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Yield ``(line_number, row)`` for each non-blank line; bad JSON raises :class:`DataError`."""
+    p = Path(path)
+    if not p.exists():
+        raise DataError(p, "file does not exist")
+    with open(p, encoding="utf-8") as fh:
+        for lineno, raw in enumerate(fh, start=1):
+            if not raw.strip():
+                continue
+            try:
+                row = json.loads(raw)
+            except json.JSONDecodeError as e:
+                raise DataError(p, f"invalid JSON: {e.msg} (column {e.colno})",
+                                line=lineno) from e
+            if not isinstance(row, dict):
+                raise DataError(p, f"expected a JSON object, got {type(row).__name__}",
+                                line=lineno)
+            yield lineno, row
+
+
+def read_jsonl(path: str | os.PathLike) -> list[dict[str, Any]]:
+    return [row for _, row in iter_jsonl(path)]
+
+
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def sha256_text(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
