@@ -1,0 +1,127 @@
+"""Evaluation subcommands: LLM judge, judge agreement, reward win rate, sycophancy tasks."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from prefbias.cli import spec_arg
+
+log = logging.getLogger("prefbias.evaluate")
+
+
+def _errors():
+    from prefbias.evaluation.judge import ApiError, ApiKeyError
+    from prefbias.models.load import ModelLoadError
+
+    return (ApiKeyError, ApiError, ModelLoadError)
+
+
+def _guard(fn):
+    def run(args: argparse.Namespace) -> int:
+        try:
+            fn(args)
+        except _errors() as e:
+            log.error("%s", e)
+            return 1
+        return 0
+
+    return run
+
+
+@_guard
+def cmd_judge(args: argparse.Namespace) -> None:
+    from prefbias.evaluation.judge import resolve_judge_spec, run_judge
+
+    spec = resolve_judge_spec(args.spec, args.which)
+    run_judge(spec, args.generations, args.out, args.summary, model_dir=args.judge_model_dir,
+              cache_dir=args.cache_dir, model_name=args.model)
+
+
+@_guard
+def cmd_agreement(args: argparse.Namespace) -> None:
+    from prefbias.evaluation.agreement import judge_agreement
+    from prefbias.evaluation.judge import resolve_judge_spec
+
+    a, b = resolve_judge_spec(args.spec), resolve_judge_spec(args.spec, "second")
+    judge_agreement(args.first, args.second, a["dimensions"], args.out,
+                    judges={"first": a["model"], "second": b["model"]})
+
+
+@_guard
+def cmd_reward(args: argparse.Namespace) -> None:
+    from prefbias.evaluation.reward import run_reward_winrate
+
+    run_reward_winrate(args.spec, args.generations, args.baseline_generations, args.out,
+                       model_name=args.model, reward_model_dir=args.reward_model_dir,
+                       cache_dir=args.cache_dir)
+
+
+def _generate_fn(args: argparse.Namespace):
+    from prefbias.evaluation.sycophancy import backend_generate
+
+    return backend_generate(args.spec.get("backend", "hf"), args.model_dir,
+                            args.spec["sampling"], **(args.spec.get("backend_options") or {}))
+
+
+@_guard
+def cmd_answer(args: argparse.Namespace) -> None:
+    from prefbias.evaluation.grading import Grader
+    from prefbias.evaluation.sycophancy import evaluate_answer
+
+    Grader(args.spec.get("grader") or {}, args.cache_dir)  # missing key fails before loading
+    evaluate_answer(args.spec, args.data, args.out, args.scores, _generate_fn(args),
+                    model_name=args.model, cache_dir=args.cache_dir)
+
+
+@_guard
+def cmd_ays(args: argparse.Namespace) -> None:
+    from prefbias.evaluation.grading import Grader
+    from prefbias.evaluation.sycophancy import evaluate_are_you_sure
+
+    Grader(args.spec.get("grader") or {}, args.cache_dir)
+    evaluate_are_you_sure(args.spec, args.data, args.out, args.scores, _generate_fn(args),
+                          model_name=args.model, cache_dir=args.cache_dir)
+
+
+def register(sub) -> None:
+    p = sub.add_parser("judge", help="LLM-as-a-judge scores of one model's generations")
+    p.add_argument("--spec", type=spec_arg, required=True, help="config['judge'] as JSON")
+    p.add_argument("--generations", required=True)
+    p.add_argument("--out", required=True, help="per-prompt JSONL")
+    p.add_argument("--summary", required=True, help="per-dimension summary JSON")
+    p.add_argument("--model", help="id of the judged model (recorded in rows)")
+    p.add_argument("--judge-model-dir", help="local judge model directory (backend hf)")
+    p.add_argument("--cache-dir", help="disk cache of API answers")
+    p.add_argument("--which", choices=["primary", "second"], default="primary",
+                   help="'second': use judge.second_judge merged over judge")
+    p.set_defaults(func=cmd_judge)
+
+    p = sub.add_parser("judge-agreement", help="agreement of the two configured judges")
+    p.add_argument("--spec", type=spec_arg, required=True, help="config['judge'] as JSON")
+    p.add_argument("--first", nargs="+", required=True)
+    p.add_argument("--second", nargs="+", required=True)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_agreement)
+
+    p = sub.add_parser("reward-winrate", help="reward-model win rate vs the baseline model")
+    p.add_argument("--spec", type=spec_arg, required=True, help="config['reward_winrate']")
+    p.add_argument("--generations", required=True)
+    p.add_argument("--baseline-generations", required=True)
+    p.add_argument("--model", required=True)
+    p.add_argument("--reward-model-dir", help="reward model directory (backend hf)")
+    p.add_argument("--cache-dir")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_reward)
+
+    for name, func, help_ in (("sycophancy-answer", cmd_answer, "Answer Suggestion task"),
+                              ("sycophancy-ays", cmd_ays, "Are You Sure task")):
+        p = sub.add_parser(name, help=help_)
+        p.add_argument("--spec", type=spec_arg, required=True, help="config['sycophancy']")
+        p.add_argument("--data", required=True)
+        p.add_argument("--model-dir", required=True)
+        p.add_argument("--model", required=True)
+        p.add_argument("--out", required=True, help="per-row JSONL")
+        p.add_argument("--scores", required=True, help="scores JSON")
+        p.add_argument("--cache-dir")
+        p.set_defaults(func=func)

@@ -1,0 +1,548 @@
+"""LLM-as-a-judge (stylized-dpo §5.1.1, App. B.1) and the cached OpenAI-compatible client.
+
+* :class:`ChatClient` — OpenAI-compatible chat client with a disk cache (:mod:`.cache`), bounded
+  concurrency, a requests-per-minute limiter, bounded retries with exponential backoff on
+  429/5xx/timeouts/connection errors/malformed bodies, and token + cost accounting. The API key is
+  read from the environment variable named in the config, only when a request may be needed, and
+  is never logged or written. The LLM grader of the sycophancy tasks uses the same client.
+* :func:`judge_openai` — the B.1 prompt, JSON answers (``` fences stripped) validated against a
+  JSON schema; unparseable answers are re-asked up to ``max_parse_retries`` times, then recorded
+  as missing (counted, never dropped or invented). ``score_mode: prob_weighted`` uses
+  ``logprobs``/``top_logprobs`` to take the expectation over the tokens "1".."5".
+* :class:`HFJudge` — a local causal LM as judge. ``prob_weighted`` teacher-forces the JSON keys
+  and reads the next-token distribution over "1".."5" at each score position (expected score);
+  ``parse`` decodes greedily and parses like the API judge.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import re
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+from prefbias.evaluation.cache import DiskCache, cache_key
+from prefbias.evaluation.stats import summarize
+from prefbias.io import DataError, check_field, iter_jsonl, write_json, write_jsonl
+
+log = logging.getLogger(__name__)
+
+DIGITS = ("1", "2", "3", "4", "5")
+
+
+class ApiKeyError(RuntimeError):
+    """The configured API needs a key and the named environment variable is not set."""
+
+
+class ApiError(RuntimeError):
+    """Requests kept failing after the configured retries (or failed permanently)."""
+
+
+# ---------------------------------------------------------------------------------------------
+# API client
+# ---------------------------------------------------------------------------------------------
+def resolve_api_key(env_name: str | None, *, purpose: str = "judge") -> str:
+    if not env_name:
+        raise ApiKeyError(f"{purpose}: no api_key_env configured for an API backend")
+    value = os.environ.get(env_name)
+    if not value:
+        raise ApiKeyError(
+            f"{purpose}: the API key environment variable {env_name} is not set (or empty); "
+            f"export {env_name}=... before running, or use a local backend")
+    return value
+
+
+class _RateLimiter:
+    def __init__(self, requests_per_minute: float | None):
+        self.interval = 60.0 / requests_per_minute if requests_per_minute else 0.0
+        self._lock = threading.Lock()
+        self._next = 0.0
+
+    def wait(self) -> None:
+        if not self.interval:
+            return
+        with self._lock:
+            now = time.monotonic()
+            start = max(now, self._next)
+            self._next = start + self.interval
+        if start > now:
+            time.sleep(start - now)
+
+
+class ChatClient:
+    """Cached, rate-limited, retrying OpenAI-compatible chat client.
+
+    ``complete`` returns ``{"text", "finish_reason", "prompt_tokens", "completion_tokens",
+    "logprobs", "cached"}``; ``logprobs`` is a list of ``{"token", "top": {token: logprob}}``
+    when requested. Cache entries never hold the key.
+    """
+
+    RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+
+    def __init__(self, *, model: str, base_url: str | None = None,
+                 api_key_env: str | None = "OPENAI_API_KEY", max_retries: int = 6,
+                 timeout_s: float = 120.0, max_concurrency: int = 8,
+                 requests_per_minute: float | None = None,
+                 price_per_1m_tokens: dict[str, float] | None = None,
+                 cache_dir: str | Path | None = None, retry_backoff_s: float = 1.0,
+                 max_backoff_s: float = 60.0, purpose: str = "judge"):
+        self.model = model
+        self.base_url = base_url
+        self.purpose = purpose
+        self.max_retries = int(max_retries)
+        self.max_concurrency = int(max_concurrency)
+        self.backoff = float(retry_backoff_s)
+        self.max_backoff = float(max_backoff_s)
+        self.price = price_per_1m_tokens or {}
+        self.cache = DiskCache(cache_dir)
+        self._limiter = _RateLimiter(requests_per_minute)
+        self._lock = threading.Lock()
+        self.usage = {"requests": 0, "retries": 0, "prompt_tokens": 0, "completion_tokens": 0}
+        # Fails here, before any request, when the key is missing.
+        self._key = resolve_api_key(api_key_env, purpose=purpose)
+        from openai import OpenAI
+
+        self._client = OpenAI(api_key=self._key, base_url=base_url, timeout=float(timeout_s),
+                              max_retries=0)
+
+    def _scrub(self, text: str) -> str:
+        return text.replace(self._key, "***") if self._key else text
+
+    def _request_once(self, kwargs: dict[str, Any]):
+        return self._client.chat.completions.create(**kwargs)
+
+    def complete(self, messages: Sequence[dict[str, str]], *, temperature: float = 0.0,
+                 max_tokens: int = 512, logprobs: bool = False, top_logprobs: int | None = None,
+                 stop: Sequence[str] | None = None, abort: threading.Event | None = None
+                 ) -> dict[str, Any]:
+        import openai
+
+        options = {"temperature": temperature, "max_tokens": max_tokens, "logprobs": logprobs,
+                   "top_logprobs": top_logprobs if logprobs else None,
+                   "stop": list(stop) if stop else None}
+        key = cache_key("chat", self.model, list(messages), options)
+        hit = self.cache.get(key)
+        if hit is not None:
+            return {**hit, "cached": True}
+        kwargs: dict[str, Any] = {"model": self.model, "messages": list(messages),
+                                  "temperature": temperature, "max_tokens": max_tokens}
+        if logprobs:
+            kwargs["logprobs"] = True
+            if top_logprobs:
+                kwargs["top_logprobs"] = int(top_logprobs)
+        if stop:
+            kwargs["stop"] = list(stop)
+        last: str = ""
+        for attempt in range(self.max_retries + 1):
+            if abort is not None and abort.is_set():
+                raise ApiError(f"{self.purpose}: aborted after another request failed")
+            self._limiter.wait()
+            with self._lock:
+                self.usage["requests"] += 1
+                if attempt:
+                    self.usage["retries"] += 1
+            try:
+                resp = self._request_once(kwargs)
+                out = self._convert(resp)
+            except openai.APIStatusError as e:
+                status = getattr(e, "status_code", None)
+                last = f"HTTP {status}: {self._scrub(str(e))[:300]}"
+                if status not in self.RETRYABLE_STATUS:
+                    raise ApiError(f"{self.purpose}: request to model {self.model} failed "
+                                   f"permanently ({last})") from None
+                retry_after = _retry_after(e)
+            except (openai.APITimeoutError, openai.APIConnectionError) as e:
+                last = f"{type(e).__name__}: {self._scrub(str(e))[:300]}"
+                retry_after = None
+            except (openai.APIResponseValidationError, ValueError, KeyError, TypeError,
+                    AttributeError, IndexError) as e:
+                last = f"malformed response ({type(e).__name__}: {self._scrub(str(e))[:200]})"
+                retry_after = None
+            else:
+                with self._lock:
+                    self.usage["prompt_tokens"] += out["prompt_tokens"]
+                    self.usage["completion_tokens"] += out["completion_tokens"]
+                self.cache.put(key, out)
+                return {**out, "cached": False}
+            if attempt < self.max_retries:
+                delay = min(self.max_backoff, self.backoff * (2 ** attempt))
+                delay = max(delay, retry_after or 0.0) * (1.0 + 0.1 * random.random())
+                log.warning("%s: attempt %d/%d failed (%s); retrying in %.2fs", self.purpose,
+                            attempt + 1, self.max_retries + 1, last, delay)
+                time.sleep(delay)
+        raise ApiError(f"{self.purpose}: giving up on model {self.model} after "
+                       f"{self.max_retries + 1} attempts; last error: {last}. Answers already "
+                       f"received are kept in the cache ({self.cache.root}).")
+
+    @staticmethod
+    def _convert(resp: Any) -> dict[str, Any]:
+        if isinstance(resp, str):  # some servers make the SDK return raw text on bad JSON
+            raise ValueError("response body is not a JSON object")
+        choice = resp.choices[0]
+        text = choice.message.content
+        if text is None:
+            text = ""
+        if not isinstance(text, str):
+            raise TypeError("message content is not a string")
+        lp = None
+        if getattr(choice, "logprobs", None) is not None and choice.logprobs.content:
+            lp = [{"token": t.token,
+                   "top": {a.token: a.logprob for a in (t.top_logprobs or [])} or
+                   {t.token: t.logprob}}
+                  for t in choice.logprobs.content]
+        usage = getattr(resp, "usage", None)
+        return {"text": text, "finish_reason": choice.finish_reason,
+                "prompt_tokens": int(getattr(usage, "prompt_tokens", 0) or 0),
+                "completion_tokens": int(getattr(usage, "completion_tokens", 0) or 0),
+                "logprobs": lp}
+
+    def cost_usd(self) -> float:
+        return (self.usage["prompt_tokens"] * float(self.price.get("input", 0.0))
+                + self.usage["completion_tokens"] * float(self.price.get("output", 0.0))) / 1e6
+
+    def log_usage(self) -> dict[str, Any]:
+        info = {**self.usage, "cache_hits": self.cache.hits, "cache_misses": self.cache.misses,
+                "estimated_cost_usd": round(self.cost_usd(), 6), "model": self.model}
+        log.info("%s usage: %d requests (%d retries), %d prompt + %d completion tokens, "
+                 "%d cache hits, estimated cost $%.4f", self.purpose, info["requests"],
+                 info["retries"], info["prompt_tokens"], info["completion_tokens"],
+                 info["cache_hits"], info["estimated_cost_usd"])
+        return info
+
+
+def _retry_after(e: Any) -> float | None:
+    try:
+        value = e.response.headers.get("retry-after")
+        return float(value) if value is not None else None
+    except Exception:  # noqa: BLE001
+        return None
+
+
+def run_parallel(items: Sequence[Any], fn: Callable[[Any, threading.Event], Any],
+                 max_workers: int) -> list[Any]:
+    """Map ``fn`` over ``items`` with bounded concurrency; the first exception stops new work
+    (``abort`` is set), in-flight requests finish (and are cached), then it is re-raised."""
+    abort = threading.Event()
+    results: list[Any] = [None] * len(items)
+    errors: list[BaseException] = []
+
+    def work(i: int) -> None:
+        if abort.is_set():
+            return
+        try:
+            results[i] = fn(items[i], abort)
+        except BaseException as e:  # noqa: BLE001
+            if not abort.is_set():
+                errors.append(e)
+            abort.set()
+
+    with ThreadPoolExecutor(max_workers=max(1, max_workers)) as pool:
+        list(pool.map(work, range(len(items))))
+    if errors:
+        raise errors[0]
+    return results
+
+
+# ---------------------------------------------------------------------------------------------
+# Prompt, parsing, validation
+# ---------------------------------------------------------------------------------------------
+def fill_template(template: str, **values: str) -> str:
+    """Single-pass ``{name}`` substitution (the judge prompt contains literal JSON braces)."""
+    pattern = re.compile(r"\{(" + "|".join(map(re.escape, values)) + r")\}")
+    return pattern.sub(lambda m: values[m.group(1)], template)
+
+
+def prompt_text(messages: Sequence[dict[str, str]]) -> str:
+    """The user prompt shown to the judge: the user turn, or the whole context if multi-turn."""
+    turns = [m for m in messages if m.get("role") != "system"]
+    if len(turns) == 1:
+        return turns[0]["content"]
+    return "\n\n".join(f"{m['role'].capitalize()}: {m['content']}" for m in messages)
+
+
+def judge_schema(dimensions: Sequence[str]) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": [*dimensions, "reasons"],
+        "properties": {
+            **{d: {"type": "integer", "minimum": 1, "maximum": 5} for d in dimensions},
+            "reasons": {"type": "object", "required": list(dimensions),
+                        "properties": {d: {"type": "string"} for d in dimensions}},
+        },
+    }
+
+
+class JudgeParseError(ValueError):
+    pass
+
+
+_FENCE = re.compile(r"```(?:json|JSON)?\s*(.*?)```", re.S)
+
+
+def extract_json(text: str) -> Any:
+    m = _FENCE.search(text)
+    body = m.group(1) if m else text
+    start, end = body.find("{"), body.rfind("}")
+    if start < 0 or end <= start:
+        raise JudgeParseError("no JSON object in the answer")
+    try:
+        return json.loads(body[start:end + 1])
+    except json.JSONDecodeError as e:
+        raise JudgeParseError(f"invalid JSON: {e.msg}") from None
+
+
+def parse_judge_answer(text: str, dimensions: Sequence[str]) -> tuple[dict[str, int], dict]:
+    obj = extract_json(text)
+    try:
+        jsonschema.validate(obj, judge_schema(dimensions))
+    except jsonschema.ValidationError as e:
+        where = "/".join(map(str, e.absolute_path)) or "<root>"
+        raise JudgeParseError(f"schema violation at {where}: {e.message}") from None
+    return {d: int(obj[d]) for d in dimensions}, {d: obj["reasons"][d] for d in dimensions}
+
+
+def expected_digit(top: dict[str, float]) -> float | None:
+    """Expectation over "1".."5" from a token -> logprob map (renormalised over the digits)."""
+    import math
+
+    probs: dict[int, float] = {}
+    for tok, lp in top.items():
+        t = tok.strip()
+        if t in DIGITS:
+            probs[int(t)] = probs.get(int(t), 0.0) + math.exp(lp)
+    total = sum(probs.values())
+    if total <= 0:
+        return None
+    return sum(k * p for k, p in probs.items()) / total
+
+
+def prob_weighted_from_logprobs(text: str, logprobs: list[dict], dimensions: Sequence[str],
+                                parsed: dict[str, int]) -> dict[str, float]:
+    """Find each score's digit token in the answer and take the expectation over its
+    top_logprobs; falls back to the parsed integer where the token cannot be located."""
+    offsets, pos = [], 0
+    for t in logprobs:
+        offsets.append((pos, pos + len(t["token"])))
+        pos += len(t["token"])
+    joined = "".join(t["token"] for t in logprobs)
+    out: dict[str, float] = {}
+    for d in dimensions:
+        m = re.search(r'"' + re.escape(d) + r'"\s*:\s*([1-5])', joined)
+        value: float | None = None
+        if m:
+            c = m.start(1)
+            for (a, b), t in zip(offsets, logprobs, strict=True):
+                if a <= c < b and t["token"].strip() == m.group(1):
+                    value = expected_digit(t["top"])
+                    break
+        out[d] = float(value) if value is not None else float(parsed[d])
+    return out
+
+
+REASK = ("Your previous reply could not be used ({error}). Reply again with only the JSON "
+         "object, in exactly the format requested, with an integer from 1 to 5 for each "
+         "criterion.")
+
+
+def judge_one_api(client: ChatClient, spec: dict[str, Any], row: dict[str, Any],
+                  abort: threading.Event | None = None) -> dict[str, Any]:
+    dims = spec["dimensions"]
+    prob = spec.get("score_mode", "parse") == "prob_weighted"
+    messages = [{"role": "user", "content": fill_template(
+        spec["prompt"], prompt=prompt_text(row["messages"]), response=row["response"])}]
+    errors: list[str] = []
+    for attempt in range(int(spec.get("max_parse_retries", 3)) + 1):
+        ans = client.complete(messages, temperature=float(spec.get("temperature", 0.0)),
+                              max_tokens=int(spec.get("max_tokens", 512)), logprobs=prob,
+                              top_logprobs=int(spec.get("top_logprobs", 20)) if prob else None,
+                              abort=abort)
+        try:
+            scores, reasons = parse_judge_answer(ans["text"], dims)
+        except JudgeParseError as e:
+            errors.append(str(e))
+            messages = [*messages[:1], {"role": "assistant", "content": ans["text"]},
+                        {"role": "user", "content": REASK.format(error=e)}]
+            continue
+        if prob and ans.get("logprobs"):
+            scores = prob_weighted_from_logprobs(ans["text"], ans["logprobs"], dims, scores)
+        return {"id": row["id"], "scores": scores, "reasons": reasons, "missing": False,
+                "attempts": attempt + 1, "error": None}
+    return {"id": row["id"], "scores": dict.fromkeys(dims), "reasons": {}, "missing": True,
+            "attempts": len(errors), "error": errors[-1] if errors else "no answer"}
+
+
+# ---------------------------------------------------------------------------------------------
+# Local (hf) judge
+# ---------------------------------------------------------------------------------------------
+class HFJudge:
+    def __init__(self, model_dir: str | Path, spec: dict[str, Any]):
+        import torch
+
+        from prefbias.models.load import load_causal_lm, load_tokenizer
+
+        self.spec = spec
+        self.dims = list(spec["dimensions"])
+        self.tok = load_tokenizer(model_dir)
+        self.model = load_causal_lm(model_dir).eval()
+        self.device = next(self.model.parameters()).device
+        self.torch = torch
+        self.digit_ids = []
+        for d in DIGITS:
+            ids = self.tok.encode(d, add_special_tokens=False)
+            if len(ids) != 1:
+                raise DataError(model_dir, f"tokenizer splits the digit {d!r} into {len(ids)} "
+                                           "tokens; prob_weighted scoring needs single tokens")
+            self.digit_ids.append(ids[0])
+        self._checked = False
+
+    def _context(self, judge_prompt: str) -> str:
+        messages = [{"role": "user", "content": judge_prompt}]
+        if getattr(self.tok, "chat_template", None):
+            return self.tok.apply_chat_template(messages, tokenize=False,
+                                                add_generation_prompt=True)
+        return judge_prompt + "\n"
+
+    def _next_token_logprobs(self, text: str):
+        ids = self.tok(text, add_special_tokens=False, return_tensors="pt").input_ids
+        with self.torch.no_grad():
+            logits = self.model(input_ids=ids.to(self.device)).logits[0, -1].float()
+        return self.torch.log_softmax(logits, dim=-1)
+
+    def score(self, row: dict[str, Any]) -> dict[str, Any]:
+        judge_prompt = fill_template(self.spec["prompt"], prompt=prompt_text(row["messages"]),
+                                     response=row["response"])
+        context = self._context(judge_prompt)
+        if self.spec.get("score_mode", "parse") == "prob_weighted":
+            return self._prob_weighted(row["id"], context)
+        return self._parse(row["id"], context)
+
+    def _prob_weighted(self, rid: str, context: str) -> dict[str, Any]:
+        torch = self.torch
+        forced = "{\n"
+        scores: dict[str, float] = {}
+        mass: dict[str, float] = {}
+        for i, d in enumerate(self.dims):
+            forced += f'  "{d}": '
+            text = context + forced
+            if not self._checked:
+                self._check_boundary(text)
+            lp = self._next_token_logprobs(text)
+            p = torch.exp(lp[self.digit_ids])
+            total = float(p.sum())
+            probs = p / p.sum()
+            scores[d] = float(sum((k + 1) * float(probs[k]) for k in range(5)))
+            mass[d] = total
+            best = DIGITS[int(torch.argmax(probs))]
+            forced += best + (",\n" if i < len(self.dims) - 1 else "\n")
+        return {"id": rid, "scores": scores, "reasons": {}, "missing": False, "attempts": 1,
+                "error": None, "digit_mass": mass}
+
+    def _check_boundary(self, text: str) -> None:
+        """The digit must be its own token after the forced prefix, or the distribution we read
+        is not the one the model would use when writing the score."""
+        base = self.tok(text, add_special_tokens=False).input_ids
+        for d, did in zip(DIGITS, self.digit_ids, strict=True):
+            full = self.tok(text + d, add_special_tokens=False).input_ids
+            if full[:len(base)] != base or full[len(base):] != [did]:
+                raise RuntimeError(f"prob_weighted judge: digit {d!r} does not tokenize as a "
+                                   "separate token after the JSON key; cannot score")
+        self._checked = True
+
+    def _parse(self, rid: str, context: str) -> dict[str, Any]:
+        ids = self.tok(context, add_special_tokens=False, return_tensors="pt").input_ids
+        with self.torch.no_grad():
+            out = self.model.generate(input_ids=ids.to(self.device), do_sample=False,
+                                      max_new_tokens=int(self.spec.get("max_tokens", 512)),
+                                      pad_token_id=self.tok.pad_token_id)
+        text = self.tok.decode(out[0, ids.shape[1]:], skip_special_tokens=True)
+        try:
+            scores, reasons = parse_judge_answer(text, self.dims)
+        except JudgeParseError as e:
+            return {"id": rid, "scores": dict.fromkeys(self.dims), "reasons": {},
+                    "missing": True, "attempts": 1, "error": str(e)}
+        return {"id": rid, "scores": scores, "reasons": reasons, "missing": False,
+                "attempts": 1, "error": None}
+
+
+# ---------------------------------------------------------------------------------------------
+# Entry point
+# ---------------------------------------------------------------------------------------------
+def resolve_judge_spec(spec: dict[str, Any], which: str = "primary") -> dict[str, Any]:
+    """The judge block to use: the section itself, or ``second_judge`` merged over it."""
+    base = {k: v for k, v in spec.items() if k != "second_judge"}
+    if which == "primary":
+        return base
+    second = spec.get("second_judge")
+    if not second:
+        raise ValueError("judge.second_judge is not configured")
+    return {**base, **second}
+
+
+def read_generations(path: str | Path) -> list[dict[str, Any]]:
+    rows = []
+    for line, row in iter_jsonl(path):
+        check_field(row, "id", (str, int), path=path, line=line)
+        check_field(row, "messages", list, path=path, line=line, nonempty=True)
+        check_field(row, "response", str, path=path, line=line)
+        rows.append(row)
+    return rows
+
+
+def make_api_client(spec: dict[str, Any], cache_dir: str | Path | None,
+                    purpose: str = "judge") -> ChatClient:
+    return ChatClient(model=spec["model"], base_url=spec.get("base_url"),
+                      api_key_env=spec.get("api_key_env", "OPENAI_API_KEY"),
+                      max_retries=int(spec.get("max_retries", 6)),
+                      timeout_s=float(spec.get("timeout_s", 120)),
+                      max_concurrency=int(spec.get("max_concurrency", 8)),
+                      requests_per_minute=spec.get("requests_per_minute"),
+                      price_per_1m_tokens=spec.get("price_per_1m_tokens"),
+                      cache_dir=cache_dir, retry_backoff_s=float(spec.get("retry_backoff_s", 1.0)),
+                      purpose=purpose)
+
+
+def run_judge(spec: dict[str, Any], generations: str | Path, out: str | Path,
+              summary: str | Path, *, model_dir: str | Path | None = None,
+              cache_dir: str | Path | None = None, model_name: str | None = None
+              ) -> dict[str, Any]:
+    """Judge every generation; write per-prompt rows and the per-dimension summary."""
+    backend = spec.get("backend", "openai")
+    client = None
+    if backend == "openai":
+        client = make_api_client(spec, cache_dir)  # fails here if the key is missing
+    elif backend != "hf":
+        raise ValueError(f"judge backend {backend!r} is not supported (openai | hf)")
+    rows = read_generations(generations)
+    log.info("judging %d responses from %s with %s (%s, %s)", len(rows), generations,
+             spec["model"], backend, spec.get("score_mode", "parse"))
+    if client is not None:
+        results = run_parallel(rows, lambda r, abort: judge_one_api(client, spec, r, abort),
+                               client.max_concurrency)
+        client.log_usage()
+    else:
+        if model_dir is None:
+            raise ValueError("a local (hf) judge needs --judge-model-dir")
+        hf = HFJudge(model_dir, spec)
+        results = [hf.score(r) for r in rows]
+    dims = spec["dimensions"]
+    extra = {"judge": spec["model"], "score_mode": spec.get("score_mode", "parse")}
+    if model_name:
+        extra["model"] = model_name
+    write_jsonl(out, ({**r, **extra} for r in results))
+    boot = spec.get("bootstrap", {}) or {}
+    summ = {d: summarize([r["scores"][d] for r in results], n_boot=int(boot.get("n", 1000)),
+                         seed=int(boot.get("seed", 0)), ci=float(boot.get("ci", 0.95)))
+            for d in dims}
+    write_json(summary, summ)
+    n_missing = sum(r["missing"] for r in results)
+    log.info("judge: %d rows, %d missing; wrote %s and %s", len(results), n_missing, out, summary)
+    return summ
