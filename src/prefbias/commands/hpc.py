@@ -1,0 +1,91 @@
+"""``prefbias preflight``: check the config against the live Slurm cluster before submitting,
+and ``prefbias resources``: show the Slurm resources every rule gets."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+
+RULE_RE = re.compile(r"^\s*(?:rule|checkpoint)\s+([A-Za-z_][A-Za-z0-9_]*)\s*:", re.M)
+CONTAINER_RE = re.compile(r"^\s*container:\s*image\(\s*[\"']([A-Za-z0-9_-]+)[\"']\s*\)", re.M)
+
+
+def register(sub) -> None:
+    p = sub.add_parser("preflight", help="check partitions, accounts, GPU/CPU/memory requests and "
+                       "container images against the live Slurm cluster")
+    p.add_argument("--configfile", nargs="+", default=["config.yaml"],
+                   help="config.yaml and overlays, merged in order (default: config.yaml)")
+    p.add_argument("--rules", nargs="*", default=None,
+                   help="rules to check (default: every rule in rules/*.smk plus the config's)")
+    p.add_argument("--images", action="store_true",
+                   help="also check the container images of the rules (apptainer runs)")
+    p.add_argument("--root", default=".", help="repository root (rules/, relative image paths)")
+    p.set_defaults(func=cmd_preflight)
+
+    r = sub.add_parser("resources", help="print the resolved Slurm resources of each rule (JSON)")
+    r.add_argument("--configfile", nargs="+", default=["config.yaml"])
+    r.add_argument("--attempt", type=int, default=1)
+    r.add_argument("--rules", nargs="*", default=None)
+    r.add_argument("--root", default=".")
+    r.set_defaults(func=cmd_resources)
+
+
+def workflow_rules(root: Path) -> dict[str, str | None]:
+    """``{rule: image name or None}`` parsed from ``rules/*.smk`` (``container: image("x")``)."""
+    out: dict[str, str | None] = {}
+    for smk in sorted((root / "rules").glob("*.smk")):
+        text = smk.read_text(encoding="utf-8")
+        starts = [(m.start(), m.group(1)) for m in RULE_RE.finditer(text)] + [(len(text), "")]
+        for (start, name), (end, _) in zip(starts, starts[1:], strict=False):
+            m = CONTAINER_RE.search(text[start:end])
+            out[name] = m.group(1) if m else None
+    return out
+
+
+def _load(args) -> dict:
+    from prefbias.config import load_config
+
+    return load_config(*args.configfile)
+
+
+def _rules(args, config) -> list[str]:
+    if args.rules:
+        return list(args.rules)
+    names = set(workflow_rules(Path(args.root))) | set(config.get("resources") or {})
+    names.discard("default")
+    names.discard("all")
+    return sorted(names)
+
+
+def cmd_preflight(args: argparse.Namespace) -> int:
+    from prefbias.hpc import preflight
+
+    config = _load(args)
+    rules = _rules(args, config)
+    images = None
+    if args.images:
+        parsed = workflow_rules(Path(args.root))
+        containers = config.get("containers") or {}
+        images = {r: containers.get(parsed[r]) for r in rules if parsed.get(r)}
+    try:
+        problems = preflight.check(config, rules, images, root=args.root)
+    except preflight.PreflightError as e:
+        print(f"preflight: {e}", file=sys.stderr)
+        return 2
+    if problems:
+        print(preflight.format_problems(problems), file=sys.stderr)
+        return 1
+    print(f"preflight: {len(rules)} rules OK against the cluster", file=sys.stderr)
+    return 0
+
+
+def cmd_resources(args: argparse.Namespace) -> int:
+    from prefbias.hpc.resources import resolve
+
+    config = _load(args)
+    table = {r: resolve(config, r, args.attempt) for r in _rules(args, config)}
+    print(json.dumps(table, indent=2, sort_keys=True))
+    return 0

@@ -1,0 +1,69 @@
+"""Called from the Snakefile after the rule files are included::
+
+    from prefbias.hpc.hook import on_workflow_load
+    on_workflow_load(workflow, config)
+
+In the main Snakemake process only (jobs re-read the Snakefile and skip it):
+
+* with the Slurm executor or apptainer: puts the ``cluster:`` job environment (HF_HOME,
+  PREFBIAS_SCRATCH, APPTAINER_BIND) into ``os.environ`` — sbatch exports it, apptainer passes it in;
+* with the Slurm executor: runs :func:`prefbias.hpc.preflight.check` on every non-local rule (and
+  its image when ``--sdm apptainer``) and stops with one clear message before anything is
+  submitted. ``PREFBIAS_SKIP_PREFLIGHT=1`` or ``--config cluster='{preflight: false}'`` skips it.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from prefbias.hpc import preflight
+from prefbias.hpc.site import apply_job_environment, cluster_settings
+
+
+def _executor_name(workflow) -> str | None:
+    plugin = getattr(workflow, "executor_plugin", None)
+    return getattr(plugin, "common_name", None) or getattr(plugin, "name", None)
+
+
+def _uses_apptainer(workflow) -> bool:
+    methods = getattr(getattr(workflow, "deployment_settings", None), "deployment_method", ()) or ()
+    return any(str(getattr(m, "value", m)).lower() in ("apptainer", "singularity") for m in methods)
+
+
+def on_workflow_load(workflow, config: dict[str, Any]) -> None:
+    if not getattr(workflow, "is_main_process", False):
+        return
+    executor = _executor_name(workflow) or ""
+    slurm = executor.endswith("slurm")
+    apptainer = _uses_apptainer(workflow)
+    if slurm or apptainer:
+        apply_job_environment(config)
+    if not slurm:
+        return
+    settings = cluster_settings(config)
+    if os.environ.get("PREFBIAS_SKIP_PREFLIGHT") == "1" or settings.get("preflight") is False:
+        return
+    local = set(getattr(workflow, "_localrules", set()) or set())
+    rules = [r.name for r in workflow.rules if r.name not in local and not r.norun]
+    images = None
+    if apptainer:
+        images = {r.name: _image(r) for r in workflow.rules
+                  if r.name not in local and not r.norun and _needs_image(r)}
+    from snakemake.exceptions import WorkflowError
+
+    try:
+        problems = preflight.check(config, rules, images, root=workflow.basedir)
+    except preflight.PreflightError as e:
+        raise WorkflowError(f"preflight: {e}") from None
+    if problems:
+        raise WorkflowError(preflight.format_problems(problems))
+
+
+def _image(rule) -> str | None:
+    img = getattr(rule, "container_img", None)
+    return img if isinstance(img, str) else None
+
+
+def _needs_image(rule) -> bool:
+    return bool(getattr(rule, "shellcmd", None) or getattr(rule, "script", None))

@@ -1,0 +1,117 @@
+"""Per-rule Slurm resources from ``config['resources']`` and ``config['cluster']``.
+
+``config['resources']`` maps rule names to ``{slurm_partition, gpu, gpu_model, cpus_per_task,
+mem_mb, runtime, slurm_extra, ...}``; ``default`` fills in what a rule does not set. A partition
+may be a role named in ``cluster.partitions`` (``gpu``, ``cpu``) or a literal partition name.
+
+Retries escalate: on attempt *k* ``runtime`` and ``mem_mb`` are multiplied by
+``cluster.escalate.<key> ** (k - 1)`` and clipped to ``cluster.max.<key>``.
+
+``rules/common.smk`` is a thin call::
+
+    def res(rule_name):
+        return rule_resources(config, rule_name)   # runtime/mem_mb are callables of `attempt`
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from prefbias.hpc.site import cluster_settings, partition
+
+#: resource keys a ``resources.<rule>`` entry may set (all passed to the Slurm executor plugin)
+KEYS = ("slurm_partition", "slurm_account", "gpu", "gpu_model", "cpus_per_task", "mem_mb",
+        "runtime", "slurm_extra", "constraint", "qos", "tasks", "nodes", "disk_mb")
+ESCALATING = ("runtime", "mem_mb")
+
+#: rules that need a GPU in the paper configuration (documentation and tests)
+GPU_RULES = ("style_shard", "generate", "ref_logps", "train_sft", "train_dpo", "train_orpo",
+             "helm_run", "judge", "reward_winrate", "sycophancy_answer", "sycophancy_ays")
+
+
+#: rule -> config section whose ``backend: openai`` means the rule only calls an HTTP API (no GPU)
+API_BACKEND_SECTIONS = {"judge": "judge", "generate": "generation",
+                        "reward_winrate": "reward_winrate"}
+
+
+class ResourceError(ValueError):
+    pass
+
+
+def rule_entry(config: dict[str, Any], rule: str) -> dict[str, Any]:
+    """``resources.default`` overlaid by ``resources.<rule>`` (raw, unresolved)."""
+    table = config.get("resources") or {}
+    merged = dict(table.get("default") or {})
+    merged.update(table.get(rule) or {})
+    unknown = sorted(set(merged) - set(KEYS))
+    if unknown:
+        raise ResourceError(f"config key 'resources.{rule}': unknown resource(s) {unknown}; "
+                            f"allowed: {list(KEYS)}")
+    return merged
+
+
+def resolve(config: dict[str, Any], rule: str, attempt: int = 1,
+            environ: dict[str, str] | None = None) -> dict[str, Any]:
+    """Concrete Slurm resources of ``rule`` on retry ``attempt`` (1 = first try).
+
+    Partition roles become partition names, the account and GPU model come from ``cluster:``
+    unless the rule sets them, GPU requests are dropped when ``cluster.use_gpus`` is false (the
+    rule then goes to the ``cpu`` partition role) and for rules whose config section says
+    ``backend: openai`` (see :data:`API_BACKEND_SECTIONS`), runtime/memory escalate with the
+    attempt, everything is clipped to ``cluster.max``. Empty values are left out.
+    """
+    s = cluster_settings(config, environ)
+    r = rule_entry(config, rule)
+    gpus = int(r.get("gpu") or 0)
+    part = r.get("slurm_partition")
+    section = config.get(API_BACKEND_SECTIONS.get(rule, ""), {})
+    api_only = isinstance(section, dict) and section.get("backend") == "openai"
+    if not s["use_gpus"] or api_only:
+        if gpus and part == "gpu":
+            part = "cpu"
+        gpus = 0
+    out: dict[str, Any] = {}
+    out["slurm_partition"] = partition(s, part)
+    out["slurm_account"] = r.get("slurm_account") or s["account"] or None
+    if gpus:
+        out["gpu"] = gpus
+        out["gpu_model"] = r.get("gpu_model") or s["gpu_model"] or None
+    factor = s["escalate"]
+    for key in ("cpus_per_task", "mem_mb", "runtime", "disk_mb", "tasks", "nodes"):
+        if r.get(key) in (None, ""):
+            continue
+        val = float(r[key])
+        if key in ESCALATING and attempt > 1:
+            val *= float(factor.get(key, 1.0)) ** (attempt - 1)
+        out[key] = int(math.ceil(val))
+    for key in ("slurm_extra", "constraint", "qos"):
+        if r.get(key):
+            out[key] = r[key]
+    for key, cap in (s.get("max") or {}).items():
+        if key in out and isinstance(out[key], int) and cap:
+            out[key] = min(out[key], int(cap))
+    return {k: v for k, v in out.items() if v not in (None, "")}
+
+
+def rule_resources(config: dict[str, Any], rule: str) -> dict[str, Any]:
+    """The ``resources:`` of a rule for Snakemake: ``runtime``/``mem_mb`` are callables of the
+    attempt (``lambda wildcards, attempt: ...``), the rest plain values."""
+    first = resolve(config, rule, 1)
+    out: dict[str, Any] = dict(first)
+    for key in ESCALATING:
+        if key in first:
+            out[key] = _escalating(config, rule, key)
+    return out
+
+
+def rule_threads(config: dict[str, Any], rule: str) -> int:
+    return int(resolve(config, rule, 1).get("cpus_per_task", 1))
+
+
+def _escalating(config: dict[str, Any], rule: str, key: str):
+    def value(wildcards, attempt):  # Snakemake passes arguments by these names
+        return resolve(config, rule, attempt)[key]
+
+    value.__name__ = f"{rule}_{key}"
+    return value
