@@ -1,0 +1,265 @@
+"""The three recipes (SFT, DPO, ORPO+LoRA): config section -> TrainConfig -> Trainer -> outputs.
+
+Every number comes from the config section passed as ``spec`` (``config["sft"]``, ``config["dpo"]``
+with its ``ultrafeedback``/``styles`` sub-block merged over it, ``config["orpo"]``).
+:func:`rule_inputs` tells the Snakemake rules which files a trained model needs, from
+:func:`prefbias.plan.trained_models`.
+
+Validation data: SFT uses ``W/data/sft/test.jsonl``; a preference set with a ``test`` split
+(UltraFeedback) uses it, the others (dpo_mix_en, saa, the style variants) hold out a seeded
+``eval_holdout`` fraction of ``train`` (at most ``eval_max_examples`` rows).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from prefbias import plan
+from prefbias.io import DataError
+from prefbias.train import refs as refs_mod
+from prefbias.train.batching import encode_pairs, encode_sft, read_pairs, split_holdout, subsample
+from prefbias.train.loop import TrainConfig, Trainer, TrainingError, write_outputs
+from prefbias.train.tasks import DPOTask, ORPOTask, SFTTask
+
+log = logging.getLogger(__name__)
+DEFAULT_HOLDOUT = 0.05
+
+
+# ---------------------------------------------------------------------------------------------
+# What each trained model needs (used by rules/train.smk input functions)
+# ---------------------------------------------------------------------------------------------
+def prefs_path(config: dict[str, Any], prefset: str, split: str) -> str:
+    return f"{plan.workdir(config)}/data/prefs/{prefset}/{split}.jsonl"
+
+
+def refs_path(config: dict[str, Any], refmodel: str, prefset: str, split: str) -> str:
+    return f"{plan.workdir(config)}/refs/{refmodel}/{prefset}/{split}.pt"
+
+
+def has_test_split(config: dict[str, Any], prefset: str) -> bool:
+    return prefset == config["dpo"]["ultrafeedback"]["prefset"]
+
+
+def dpo_group_spec(config: dict[str, Any], group: str) -> dict[str, Any]:
+    d = config["dpo"]
+    base = {k: v for k, v in d.items() if k not in ("ultrafeedback", "styles")}
+    return {**base, **d[group]}
+
+
+def rule_inputs(config: dict[str, Any], model: str) -> dict[str, Any]:
+    """Input files of the rule that trains ``model`` (named as the rule's ``input:`` keys)."""
+    specs = plan.trained_models(config)
+    if model not in specs:
+        raise KeyError(f"'{model}' is not a trained model of this config")
+    m = specs[model]
+    W = plan.workdir(config)
+    out: dict[str, Any] = {"init": plan.model_dir(config, m.init)}
+    if m.kind == "sft":
+        out.update(train=f"{W}/data/sft/train.jsonl", eval=f"{W}/data/sft/test.jsonl")
+    elif m.kind == "dpo":
+        (ps,) = m.prefsets
+        out["train"] = prefs_path(config, ps, "train")
+        out["train_refs"] = refs_path(config, m.reference, ps, "train")
+        if has_test_split(config, ps):
+            out["eval"] = prefs_path(config, ps, "test")
+            out["eval_refs"] = refs_path(config, m.reference, ps, "test")
+    elif m.kind == "orpo":
+        out["train"] = [prefs_path(config, ps, "train") for ps in m.prefsets]
+    return out
+
+
+def dpo_group(config: dict[str, Any], model: str) -> str:
+    return plan.trained_models(config)[model].group
+
+
+def model_seed(config: dict[str, Any], model: str) -> int:
+    return int(plan.trained_models(config)[model].seed)
+
+
+# ---------------------------------------------------------------------------------------------
+def _fingerprint(*parts: Any, files: list[str | Path] = (), model_dir: str | Path | None = None
+                 ) -> str:
+    """Cheap identity of a run: settings, data file hashes, init model config + file sizes."""
+    from prefbias.io import sha256_file
+
+    h = hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode())
+    for f in files:
+        h.update(sha256_file(f).encode())
+    if model_dir is not None:
+        d = Path(model_dir)
+        for p in sorted(d.rglob("*")):
+            if p.is_file():
+                h.update(f"{p.relative_to(d)}:{p.stat().st_size}".encode())
+        if (d / "config.json").exists():
+            h.update((d / "config.json").read_bytes())
+    return h.hexdigest()[:16]
+
+
+def _optimizer(spec: dict[str, Any]) -> tuple[float, dict[str, Any]]:
+    opt = dict(spec["optimizer"])
+    lr = opt.get("lr", spec.get("lr"))
+    if "lr" in spec and "lr" in opt and float(spec["lr"]) != float(opt["lr"]):
+        raise DataError("<config>", f"lr ({spec['lr']}) and optimizer.lr ({opt['lr']}) differ; "
+                        "set them equal", field="optimizer.lr")
+    if lr is None:
+        raise DataError("<config>", "no learning rate", field="optimizer.lr")
+    return float(lr), opt
+
+
+def _world() -> int:
+    import os
+
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def _load_model(init: str | Path, *, lora: bool):
+    from prefbias.models.load import load_causal_lm
+
+    cuda = torch.cuda.is_available()
+    # Full fine-tuning keeps fp32 master weights (bf16 autocast on GPU); LoRA freezes a bf16 base.
+    dtype = torch.bfloat16 if (cuda and lora) else torch.float32
+    return load_causal_lm(init, dtype=dtype, device="cpu")
+
+
+def _paths(out: str | Path, metrics: str | Path, summary: str | Path, ckpt: str | Path):
+    return {"out_dir": out, "metrics_path": metrics, "summary_path": summary}, Path(ckpt)
+
+
+# ---------------------------------------------------------------------------------------------
+def train_sft(*, model_id: str, init: str, train: str, eval: str | None, spec: dict[str, Any],
+              seed: int, out: str, metrics: str, summary: str, ckpt: str) -> dict[str, Any]:
+    from prefbias.models.load import load_tokenizer
+
+    tok = load_tokenizer(init)
+    kw = dict(max_prompt_tokens=spec["max_prompt_tokens"],
+              max_completion_tokens=spec["max_completion_tokens"], max_length=spec["max_length"],
+              long_prompts=spec.get("long_prompts", "drop"))
+    train_ex, tstats = encode_sft(train, tok, **kw)
+    eval_ex = []
+    if eval:
+        eval_ex, _ = encode_sft(eval, tok, **kw)
+        eval_ex = subsample(eval_ex, spec.get("eval_max_examples"), seed)
+    lr, opt = _optimizer(spec)
+    cfg = TrainConfig(kind="sft", model_id=model_id, seed=seed, batch_size=spec["batch_size"],
+                      grad_accum=spec["grad_accum"], lr=lr, optimizer=opt,
+                      cycles=spec.get("cycles", 1), epochs=spec.get("epochs", 1),
+                      max_steps=spec.get("max_steps"), warmup_ratio=spec["warmup_ratio"],
+                      max_grad_norm=spec["max_grad_norm"], eval_steps=spec.get("eval_steps"),
+                      checkpoint_steps=spec.get("checkpoint_steps"),
+                      group_by_length=spec.get("group_by_length", True))
+    fp = _fingerprint(spec, seed, model_id, files=[train], model_dir=init)
+    model = _load_model(init, lora=False)
+    trainer = Trainer(cfg, SFTTask(tok.pad_token_id), model, train_ex, eval_ex, ckpt_dir=ckpt,
+                      fingerprint=fp, summary_extra={"data": tstats.as_dict()})
+    summ = trainer.fit()
+    write_outputs(trainer, summ, tok, out_dir=out, metrics_path=metrics, summary_path=summary)
+    return summ
+
+
+def _pairs_with_holdout(path: str, tok, spec: dict[str, Any], seed: int, prefix: str = ""):
+    rows = read_pairs(path)
+    if not rows:
+        raise DataError(path, "the preference set is empty")
+    tr, ev = split_holdout(rows, spec.get("eval_holdout", DEFAULT_HOLDOUT), seed,
+                           spec.get("eval_max_examples"))
+    kw = dict(max_length=spec.get("max_length", spec.get("cutoff_len")),
+              long_prompts=spec.get("long_prompts", "drop"), id_prefix=prefix)
+    tre, st = encode_pairs(path, tok, rows=tr, **kw)
+    eve, _ = encode_pairs(path, tok, rows=ev, **kw)
+    return tre, eve, st
+
+
+def train_dpo(*, model_id: str, init: str, train: str, train_refs: str, eval: str | None,
+              eval_refs: str | None, spec: dict[str, Any], seed: int, out: str, metrics: str,
+              summary: str, ckpt: str) -> dict[str, Any]:
+    """``spec`` is the merged DPO section (see :func:`dpo_group_spec`)."""
+    from prefbias.models.load import load_tokenizer
+
+    tok = load_tokenizer(init)
+    lp = spec.get("long_prompts", "drop")
+    ref = refs_mod.load(train_refs, data_path=train, max_length=spec["max_length"],
+                        reference_dir=init, long_prompts=lp)
+    if eval:
+        train_ex, st = encode_pairs(train, tok, max_length=spec["max_length"], long_prompts=lp)
+        eval_ex, _ = encode_pairs(eval, tok, max_length=spec["max_length"], long_prompts=lp)
+        eval_ex = subsample(eval_ex, spec.get("eval_max_examples"), seed)
+        ref.update(refs_mod.load(eval_refs, data_path=eval, max_length=spec["max_length"],
+                                 reference_dir=init, long_prompts=lp))
+    else:
+        train_ex, eval_ex, st = _pairs_with_holdout(train, tok, spec, seed)
+    missing = [e.id for e in train_ex + eval_ex if e.id not in ref]
+    if missing:
+        raise refs_mod.StaleReferenceError(f"{train_refs}: no reference log-probs for rows "
+                                           f"{missing[:5]} (stale table)")
+    lr, opt = _optimizer(spec)
+    cfg = TrainConfig(kind="dpo", model_id=model_id, seed=seed, batch_size=spec["batch_size"],
+                      grad_accum=spec["grad_accum"], lr=lr, optimizer=opt,
+                      cycles=spec.get("cycles", 1), epochs=spec.get("epochs", 1),
+                      max_steps=spec.get("max_steps"), warmup_ratio=spec["warmup_ratio"],
+                      max_grad_norm=spec["max_grad_norm"], eval_steps=spec.get("eval_steps"),
+                      checkpoint_steps=spec.get("checkpoint_steps"),
+                      group_by_length=spec.get("group_by_length", False),
+                      extra={"beta": spec["beta"]})
+    fp = _fingerprint(spec, seed, model_id, files=[train, train_refs], model_dir=init)
+    model = _load_model(init, lora=False)
+    trainer = Trainer(cfg, DPOTask(tok.pad_token_id, spec["beta"], ref), model, train_ex, eval_ex,
+                      ckpt_dir=ckpt, fingerprint=fp, summary_extra={"data": st.as_dict(),
+                                                                     "beta": spec["beta"]})
+    summ = trainer.fit()
+    write_outputs(trainer, summ, tok, out_dir=out, metrics_path=metrics, summary_path=summary)
+    return summ
+
+
+def orpo_grad_accum(spec: dict[str, Any], world: int) -> int:
+    per = spec["batch_size"] * world
+    if spec["effective_batch_size"] % per:
+        raise TrainingError(f"orpo.effective_batch_size={spec['effective_batch_size']} is not a "
+                            f"multiple of batch_size×devices={per}")
+    return spec["effective_batch_size"] // per
+
+
+def train_orpo(*, model_id: str, init: str, train: list[str], spec: dict[str, Any], seed: int,
+               out: str, metrics: str, summary: str, ckpt: str) -> dict[str, Any]:
+    from peft import LoraConfig, get_peft_model
+
+    from prefbias.models.load import load_tokenizer
+
+    tok = load_tokenizer(init)
+    train_ex, eval_ex, stats = [], [], {}
+    for path in train:
+        prefset = Path(path).parent.name
+        tr, ev, st = _pairs_with_holdout(path, tok, {**spec, "max_length": spec["cutoff_len"]},
+                                         seed, prefix=f"{prefset}/")
+        train_ex += tr
+        eval_ex += ev
+        stats[prefset] = st.as_dict()
+    lr, opt = _optimizer(spec)
+    cfg = TrainConfig(kind="orpo", model_id=model_id, seed=seed, batch_size=spec["batch_size"],
+                      grad_accum=orpo_grad_accum(spec, _world()), lr=lr, optimizer=opt,
+                      cycles=1, epochs=spec["epochs"], max_steps=spec.get("max_steps"),
+                      warmup_ratio=spec.get("warmup_ratio", 0.0),
+                      max_grad_norm=spec.get("max_grad_norm", 1.0),
+                      eval_steps=spec.get("eval_steps"),
+                      checkpoint_steps=spec.get("checkpoint_steps"),
+                      group_by_length=spec.get("group_by_length", False),
+                      extra={"lam": spec["lam"], "lora": spec["lora"]})
+    fp = _fingerprint(spec, seed, model_id, files=list(train), model_dir=init)
+    torch.manual_seed(seed)
+    base = _load_model(init, lora=True)
+    lcfg = spec["lora"]
+    model = get_peft_model(base, LoraConfig(
+        r=lcfg["r"], lora_alpha=lcfg["alpha"], lora_dropout=lcfg.get("dropout", 0.0),
+        target_modules=lcfg.get("target_modules", "all-linear"), task_type="CAUSAL_LM"))
+    task = ORPOTask(tok.pad_token_id, spec["lam"], spec.get("nll_on_prompt", False))
+    trainer = Trainer(cfg, task, model, train_ex, eval_ex, ckpt_dir=ckpt, fingerprint=fp,
+                      summary_extra={"data": stats, "lam": spec["lam"]})
+    summ = trainer.fit()
+    write_outputs(trainer, summ, tok, out_dir=out, metrics_path=metrics, summary_path=summary,
+                  lora=True)
+    return summ

@@ -1,0 +1,110 @@
+"""What one training step computes, per recipe: SFT, DPO (precomputed reference), ORPO.
+
+A task turns a list of :class:`~prefbias.train.batching.Encoded` examples into a collated batch
+and computes ``(loss, per_example)``; ``per_example`` holds detached tensors that eval aggregates
+(``loss`` weight, rewards, ...).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from prefbias.train.batching import Encoded, collate
+from prefbias.train.losses import dpo_loss, orpo_loss, sequence_logps, sft_loss, token_logps
+
+
+def _forward(model, batch):
+    return model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                 use_cache=False).logits
+
+
+class SFTTask:
+    kind = "sft"
+    pairs = False
+    eval_keys = ("loss_sum", "n")
+
+    def __init__(self, pad_id: int):
+        self.pad_id = pad_id
+
+    def collate(self, examples: list[Encoded], device) -> dict[str, torch.Tensor]:
+        return {k: v.to(device) for k, v in collate(examples, self.pad_id, pairs=False).items()}
+
+    def loss(self, model, batch):
+        logits = _forward(model, batch)
+        loss = sft_loss(logits, batch["labels"])
+        return loss, {}
+
+    def eval_stats(self, model, batch) -> dict[str, float]:
+        logits = _forward(model, batch)
+        logps, mask = token_logps(logits, batch["labels"])
+        return {"loss_sum": float(-logps.sum()), "n": float(mask.sum())}
+
+    @staticmethod
+    def finish_eval(s: dict[str, float]) -> dict[str, float]:
+        return {"loss": s["loss_sum"] / max(s["n"], 1.0)}
+
+
+class DPOTask:
+    """Sigmoid DPO; reference log-probs come from a table keyed by example id (never a model)."""
+    kind = "dpo"
+    pairs = True
+    eval_keys = ("loss_sum", "n", "acc_sum", "margin_sum", "chosen_sum", "rejected_sum")
+
+    def __init__(self, pad_id: int, beta: float, ref: dict[str, tuple[float, float]]):
+        self.pad_id, self.beta, self.ref = pad_id, beta, ref
+
+    def collate(self, examples, device):
+        batch = collate(examples, self.pad_id, pairs=True)
+        refs = torch.tensor([self.ref[e.id] for e in examples], dtype=torch.float32)
+        batch["ref_chosen"], batch["ref_rejected"] = refs[:, 0], refs[:, 1]
+        return {k: v.to(device) for k, v in batch.items()}
+
+    def _compute(self, model, batch):
+        logps = sequence_logps(_forward(model, batch), batch["labels"])
+        pc, pr = logps.chunk(2)
+        return dpo_loss(pc, pr, batch["ref_chosen"], batch["ref_rejected"], self.beta)
+
+    def loss(self, model, batch):
+        loss, cr, rr = self._compute(model, batch)
+        return loss, {"chosen_reward": cr, "rejected_reward": rr}
+
+    def eval_stats(self, model, batch):
+        loss, cr, rr = self._compute(model, batch)
+        n = cr.numel()
+        return {"loss_sum": float(loss) * n, "n": float(n),
+                "acc_sum": float((cr > rr).float().sum()), "margin_sum": float((cr - rr).sum()),
+                "chosen_sum": float(cr.sum()), "rejected_sum": float(rr.sum())}
+
+    @staticmethod
+    def finish_eval(s):
+        n = max(s["n"], 1.0)
+        return {"loss": s["loss_sum"] / n, "reward_accuracy": s["acc_sum"] / n,
+                "reward_margin": s["margin_sum"] / n, "chosen_reward": s["chosen_sum"] / n,
+                "rejected_reward": s["rejected_sum"] / n}
+
+
+class ORPOTask(DPOTask):
+    """ORPO (Hong et al. 2024). NLL on the chosen completion (as LLaMA-Factory and the paper);
+    ``nll_on_prompt=True`` reproduces TRL's variant (NLL over prompt + completion).
+    Rewards (for logging, as TRL) are λ·(mean completion log-prob)."""
+    kind = "orpo"
+
+    def __init__(self, pad_id: int, lam: float, nll_on_prompt: bool = False):
+        self.pad_id, self.lam, self.nll_on_prompt = pad_id, lam, nll_on_prompt
+
+    def collate(self, examples, device):
+        return {k: v.to(device) for k, v in collate(examples, self.pad_id, pairs=True).items()}
+
+    def _compute(self, model, batch):
+        logits = _forward(model, batch)
+        mean_logps = sequence_logps(logits, batch["labels"], average=True)
+        c, r = mean_logps.chunk(2)
+        half = logits.size(0) // 2
+        if self.nll_on_prompt:
+            nll_labels = batch["input_ids"][:half].masked_fill(
+                batch["attention_mask"][:half] == 0, -100)
+        else:
+            nll_labels = batch["labels"][:half]
+        nll = sft_loss(logits[:half], nll_labels)
+        loss, _ = orpo_loss(c, r, nll, self.lam)
+        return loss, (self.lam * c).detach(), (self.lam * r).detach()
