@@ -1,6 +1,7 @@
 # Path helpers and per-rule settings shared by every rule file. No pipeline logic here:
 # model ids, preference sets and paper model lists come from prefbias.plan.
 import json
+import re
 
 from prefbias import plan
 
@@ -57,3 +58,9 @@ def log_path(rule_name, *wildcard_names):
 def bench_path(rule_name, *wildcard_names):
     parts = "_".join("{" + w + "}" for w in wildcard_names) or "all"
     return f"{R}/benchmarks/{rule_name}/{parts}.tsv"
+
+
+def models_from(source):
+    """Regex matching the ids of config models with this source (for wildcard_constraints)."""
+    names = [m for m, s in config["models"].items() if s["source"] == source]
+    return "|".join(re.escape(m) for m in names) or "(?!x)x"

@@ -1,0 +1,53 @@
+# Base models: pinned hub snapshots (login node, localrule) or tiny random builds (demo).
+MODEL_TARGETS = [model_dir(m) for m in config["models"]]
+
+
+localrules:
+    fetch_model,
+
+
+def tokenizer_corpus(wildcards):
+    """Raw files the tiny tokenizer is trained on (the demo's own fixture text)."""
+    return [
+        f"{W}/raw/smol_smoltalk/train.jsonl",
+        f"{W}/raw/ultrafeedback/train.jsonl",
+        f"{W}/raw/bct/train.jsonl",
+    ]
+
+
+rule fetch_model:
+    output:
+        directory(f"{W}/models/base/{{model}}"),
+    wildcard_constraints:
+        model=models_from("hf"),
+    params:
+        spec=lambda w: json.dumps(config["models"][w.model]),
+    log:
+        log_path("fetch_model", "model"),
+    benchmark:
+        bench_path("fetch_model", "model")
+    shell:
+        "prefbias fetch-model --spec {params.spec:q} --out {output} 2> {log}"
+
+
+rule build_tiny_model:
+    input:
+        tokenizer_corpus,
+    output:
+        directory(f"{W}/models/base/{{model}}"),
+    wildcard_constraints:
+        model=models_from("tiny"),
+    params:
+        spec=lambda w: json.dumps(config["models"][w.model]),
+    log:
+        log_path("build_tiny_model", "model"),
+    benchmark:
+        bench_path("build_tiny_model", "model")
+    resources:
+        **res("build_tiny_model"),
+    threads: nthreads("build_tiny_model")
+    container:
+        image("train")
+    shell:
+        "prefbias build-tiny-model --spec {params.spec:q} --corpus {input} --out {output}"
+        " 2> {log}"

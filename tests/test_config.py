@@ -1,0 +1,91 @@
+"""Config loading, schema validation and the experiment plan."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from prefbias import plan
+from prefbias.config import ConfigError, deep_merge, validate_config
+
+
+def test_paper_config_holds_paper_quantities(paper_config):
+    c = paper_config
+    assert c["sft"]["optimizer"] == {"name": "adamw", "lr": 2.2e-5, "betas": [0.9, 0.95],
+                                     "weight_decay": 0.01}
+    assert (c["sft"]["batch_size"], c["sft"]["grad_accum"], c["sft"]["cycles"]) == (8, 4, 2)
+    assert c["dpo"]["ultrafeedback"]["beta"] == 0.1 and c["dpo"]["styles"]["beta"] == 0.0075
+    assert c["dpo"]["styles"]["max_steps"] == 100 and c["dpo"]["styles"]["max_grad_norm"] == 0.5
+    assert c["dpo"]["optimizer"]["name"] == "rmsprop" and c["dpo"]["optimizer"]["lr"] == 1e-5
+    assert c["generation"]["prompt_sets"] == {"judge": 200, "reward": 50}
+    assert c["generation"]["sampling"]["top_k"] == 20
+    assert (c["saa"]["n_correct"], c["saa"]["n_incorrect"]) == (500, 500)
+    assert c["orpo"]["lr"] == 5e-7 and c["orpo"]["cutoff_len"] == 1024
+    assert c["orpo"]["effective_batch_size"] == 16 and c["orpo"]["epochs"] == 3
+    assert c["judge"]["prompt"].startswith("You are an expert judge evaluating a 0.5B parameter")
+    assert '"harmlessness": int,' in c["judge"]["prompt"]
+
+
+def test_tiny_overlay_is_offline(tiny_config):
+    assert tiny_config["run"] == "tiny"
+    used = {tiny_config["sft"]["dataset"], "ultrafeedback", "dpo_mix_en", "bct", "bct_control",
+            "sycophancy_answer", "sycophancy_are_you_sure"}
+    for name in used:
+        assert tiny_config["datasets"][name]["source"] == "local", name
+    for spec in plan.evaluated_models(tiny_config):
+        if spec in tiny_config["models"]:
+            assert tiny_config["models"][spec]["source"] == "tiny", spec
+
+
+@pytest.mark.parametrize(
+    ("mutate", "key"),
+    [
+        (lambda c: c["dpo"]["styles"].__setitem__("beta", "high"), None),
+        (lambda c: c["sft"]["optimizer"].__setitem__("lr", -1), "sft.optimizer.lr"),
+        (lambda c: c.__setitem__("seeds", []), "seeds"),
+        (lambda c: c["saa"].__setitem__("n_correct", -3), "saa.n_correct"),
+        (lambda c: c.__setitem__("typo_section", 1), "<top level>"),
+        (lambda c: c["judge"].__setitem__("prompt", "no placeholders"), "judge.prompt"),
+        (lambda c: c["sft"].__setitem__("base_model", "nope"), "sft.base_model"),
+    ],
+)
+def test_invalid_config_names_the_key(paper_config, mutate, key):
+    bad = copy.deepcopy(paper_config)
+    mutate(bad)
+    if key is None:  # beta is not schema-typed yet per sub-block: check it does not crash
+        try:
+            validate_config(bad)
+        except ConfigError:
+            pass
+        return
+    with pytest.raises(ConfigError) as e:
+        validate_config(bad)
+    assert f"'{key}'" in str(e.value)
+
+
+def test_deep_merge_overlays_recursively():
+    base = {"a": {"b": 1, "c": 2}, "l": [1, 2]}
+    out = deep_merge(base, {"a": {"c": 3}, "l": [9]})
+    assert out == {"a": {"b": 1, "c": 3}, "l": [9]}
+    assert base["a"]["c"] == 2
+
+
+def test_plan_model_ids_and_order(tiny_config):
+    trained = plan.trained_models(tiny_config)
+    assert trained["dpo-sycophantic-s0"].init == "sft-s0"
+    assert trained["dpo-sycophantic-s0"].prefsets == ("ultrafeedback-sycophantic",)
+    assert trained["orpo-aligned_saa-gemma-7b-it-s0"].prefsets == ("dpo_mix_en", "saa")
+    labels = [m.label for m in plan.stylized_models(tiny_config, 0)]
+    assert labels == ["Qwen 2.5 0.5B", "SFT", "Ultrafeedback", "Ultrafeedback authoritative",
+                      "Ultrafeedback sycophantic", "Ultrafeedback persuasive"]
+    assert plan.model_dir(tiny_config, "sft-s0") == "work/tiny/models/trained/sft-s0"
+    assert plan.model_dir(tiny_config, "qwen2.5-0.5b") == "work/tiny/models/base/qwen2.5-0.5b"
+
+
+def test_seeds_replicate_trained_models(tiny_config):
+    c = copy.deepcopy(tiny_config)
+    c["seeds"] = [0, 1]
+    ids = plan.evaluated_models(c)
+    assert "sft-s1" in ids and "dpo-persuasive-s1" in ids
+    assert ids.count("qwen2.5-0.5b") == 1
