@@ -1,0 +1,134 @@
+# Training: SFT -> reference log-probs -> DPO (stylized-dpo), ORPO+LoRA (saa-orpo).
+# Which files a model needs comes from prefbias.train.recipes.rule_inputs (built on
+# prefbias.plan.trained_models); numbers come from the config sections passed as --spec.
+# Checkpoints go to W/ckpt/<model>/ (outside the outputs); a re-run resumes from them.
+# Multi-GPU: prefix the shell command with `accelerate launch --num_processes N -m prefbias.cli`
+# (DDP; ORPO's grad_accum = effective_batch_size / (batch_size * N)). 7B ORPO on small GPUs:
+# `accelerate launch --use_fsdp --fsdp_sharding_strategy FULL_SHARD
+#  --fsdp_auto_wrap_policy TRANSFORMER_BASED_WRAP` (LoRA params only are trained; checkpoints
+# then need accelerate's FSDP state-dict gathering, not yet wired).
+from prefbias.train import recipes as _recipes
+
+TRAINED = plan.trained_models(config)
+TRAIN_TARGETS = [f"{R}/train/{m}/summary.json" for m in TRAINED]
+
+
+def _train_inputs(wildcards):
+    return _recipes.rule_inputs(config, wildcards.model)
+
+
+def _refs_inputs(wildcards):
+    return {
+        "model": model_dir(wildcards.refmodel),
+        "prefs": _recipes.prefs_path(config, wildcards.prefset, wildcards.split),
+    }
+
+
+rule train_sft:
+    input:
+        unpack(_train_inputs),
+    output:
+        model=directory(f"{W}/models/trained/{{model}}"),
+        metrics=f"{R}/train/{{model}}/metrics.jsonl",
+        summary=f"{R}/train/{{model}}/summary.json",
+    wildcard_constraints:
+        model=r"sft-s\d+",
+    params:
+        spec=lambda w: spec("sft"),
+        seed=lambda w: _recipes.model_seed(config, w.model),
+        ckpt=lambda w: f"{W}/ckpt/{w.model}",
+    log:
+        log_path("train_sft", "model"),
+    benchmark:
+        bench_path("train_sft", "model")
+    resources:
+        **res("train_sft"),
+    threads: nthreads("train_sft")
+    shell:
+        "prefbias train-sft --model-id {wildcards.model} --init {input.init}"
+        " --train {input.train} --eval {input.eval} --spec {params.spec:q}"
+        " --seed {params.seed} --out {output.model} --metrics {output.metrics}"
+        " --summary {output.summary} --ckpt {params.ckpt} 2> {log}"
+
+
+rule ref_logps:
+    input:
+        unpack(_refs_inputs),
+    output:
+        f"{W}/refs/{{refmodel}}/{{prefset}}/{{split}}.pt",
+    wildcard_constraints:
+        refmodel=r"[A-Za-z0-9][A-Za-z0-9._-]*",
+    params:
+        spec=lambda w: spec("dpo"),
+    log:
+        log_path("ref_logps", "refmodel", "prefset", "split"),
+    benchmark:
+        bench_path("ref_logps", "refmodel", "prefset", "split")
+    resources:
+        **res("ref_logps"),
+    threads: nthreads("ref_logps")
+    shell:
+        "prefbias ref-logps --model {input.model} --prefs {input.prefs}"
+        " --spec {params.spec:q} --out {output} 2> {log}"
+
+
+def _dpo_eval_args(wildcards, input):
+    if "eval" in input.keys():
+        return f"--eval {input.eval} --eval-refs {input.eval_refs}"
+    return ""
+
+
+rule train_dpo:
+    input:
+        unpack(_train_inputs),
+    output:
+        model=directory(f"{W}/models/trained/{{model}}"),
+        metrics=f"{R}/train/{{model}}/metrics.jsonl",
+        summary=f"{R}/train/{{model}}/summary.json",
+    wildcard_constraints:
+        model=r"dpo-[a-z0-9_]+-s\d+",
+    params:
+        spec=lambda w: spec("dpo"),
+        group=lambda w: _recipes.dpo_group(config, w.model),
+        seed=lambda w: _recipes.model_seed(config, w.model),
+        ckpt=lambda w: f"{W}/ckpt/{w.model}",
+        eval=_dpo_eval_args,
+    log:
+        log_path("train_dpo", "model"),
+    benchmark:
+        bench_path("train_dpo", "model")
+    resources:
+        **res("train_dpo"),
+    threads: nthreads("train_dpo")
+    shell:
+        "prefbias train-dpo --model-id {wildcards.model} --init {input.init}"
+        " --group {params.group} --train {input.train} --train-refs {input.train_refs}"
+        " {params.eval} --spec {params.spec:q} --seed {params.seed} --out {output.model}"
+        " --metrics {output.metrics} --summary {output.summary} --ckpt {params.ckpt} 2> {log}"
+
+
+rule train_orpo:
+    input:
+        unpack(_train_inputs),
+    output:
+        model=directory(f"{W}/models/trained/{{model}}"),
+        metrics=f"{R}/train/{{model}}/metrics.jsonl",
+        summary=f"{R}/train/{{model}}/summary.json",
+    wildcard_constraints:
+        model=r"orpo-.+-s\d+",
+    params:
+        spec=lambda w: spec("orpo"),
+        seed=lambda w: _recipes.model_seed(config, w.model),
+        ckpt=lambda w: f"{W}/ckpt/{w.model}",
+    log:
+        log_path("train_orpo", "model"),
+    benchmark:
+        bench_path("train_orpo", "model")
+    resources:
+        **res("train_orpo"),
+    threads: nthreads("train_orpo")
+    shell:
+        "prefbias train-orpo --model-id {wildcards.model} --init {input.init}"
+        " --train {input.train} --spec {params.spec:q} --seed {params.seed}"
+        " --out {output.model} --metrics {output.metrics} --summary {output.summary}"
+        " --ckpt {params.ckpt} 2> {log}"
