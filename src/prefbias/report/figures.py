@@ -1,0 +1,179 @@
+"""Paper figures (PNG + PDF, matplotlib Agg), sized for a paper column/page.
+
+* stylized-dpo Figure 2: validation loss and reward accuracy of the DPO variants vs step
+  (mean over seeds, band = ± std when there are several seeds).
+* stylized-dpo Figure 3: judge scores per dimension and model, error bars = per-prompt std
+  (as in the paper; mean over seeds with several seeds).
+* saa-orpo Figures 2/4: Answer Suggestion score per template, per instruct model (bars compare two
+  variants; error bars = 95% bootstrap CI). Figures 3/5: Are You Sure revision rate.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from prefbias.io import atomic_path, read_jsonl  # noqa: E402
+from prefbias.report.tables import dedupe, instruct_name  # noqa: E402
+
+plt.rcParams.update({"font.size": 9, "axes.titlesize": 9, "axes.labelsize": 9,
+                     "legend.fontsize": 8, "xtick.labelsize": 8, "ytick.labelsize": 8,
+                     "figure.dpi": 100, "savefig.dpi": 200, "pdf.fonttype": 42,
+                     "svg.hashsalt": "prefbias", "axes.spines.top": False,
+                     "axes.spines.right": False})
+COLORS = {"non-aligned": "#9e9e9e", "aligned": "#1f77b4", "aligned-SAA": "#d62728"}
+PALETTE = ["#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860", "#da8bc3"]
+
+
+def save(fig: plt.Figure, out_prefix: str | Path) -> list[Path]:
+    prefix = Path(out_prefix)
+    paths = []
+    for ext in ("png", "pdf"):
+        path = prefix.with_suffix(f".{ext}")
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format=ext, bbox_inches="tight",
+                        metadata={"CreationDate": None} if ext == "pdf" else {"Software": None})
+        paths.append(path)
+    plt.close(fig)
+    return paths
+
+
+# ------------------------------------------------------------------------------------------------
+# stylized-dpo
+# ------------------------------------------------------------------------------------------------
+def eval_curves(results: str | Path, model: str) -> pd.DataFrame:
+    rows = [r for r in read_jsonl(Path(results) / "train" / model / "metrics.jsonl")
+            if r.get("split") == "eval"]
+    df = pd.DataFrame.from_records(rows, columns=["step", "loss", "reward_accuracy"])
+    return df.groupby("step", as_index=False).mean(numeric_only=True)
+
+
+def figure2(results: str | Path, rows: Sequence[dict[str, Any]], out_prefix: str | Path,
+            title: str = "Validation loss and accuracy for synthetic preference sets") -> list[Path]:
+    fig, axes = plt.subplots(1, 2, figsize=(7.0, 2.8), constrained_layout=True)
+    labels: dict[str, list[str]] = {}
+    for r in dedupe(rows):
+        labels.setdefault(r["label"], []).append(r["id"])
+    for i, (label, ids) in enumerate(labels.items()):
+        curves = [eval_curves(results, m).set_index("step") for m in ids]
+        for ax, col, name in ((axes[0], "loss", "Validation loss"),
+                              (axes[1], "reward_accuracy", "Validation accuracy")):
+            data = pd.concat([c[col].rename(j) for j, c in enumerate(curves)], axis=1)
+            mean = data.mean(axis=1)
+            color = PALETTE[i % len(PALETTE)]
+            ax.plot(mean.index, mean.values, marker="o", ms=3, color=color,
+                    label=label.replace("Ultrafeedback ", ""))
+            if data.shape[1] > 1:
+                sd = data.std(axis=1)
+                ax.fill_between(mean.index, mean - sd, mean + sd, color=color, alpha=0.2)
+            ax.set_xlabel("Step")
+            ax.set_ylabel(name)
+            ax.grid(alpha=0.3)
+    axes[1].legend(title="Preference set", frameon=False)
+    n = max(len(v) for v in labels.values()) if labels else 1
+    fig.suptitle(title + (f" (mean ± std, {n} seeds)" if n > 1 else ""))
+    return save(fig, out_prefix)
+
+
+def figure3(judge: pd.DataFrame, dimensions: Sequence[str], out_prefix: str | Path,
+            title: str = "LLM judge scores") -> list[Path]:
+    """``judge`` = :func:`prefbias.report.tables.judge_table` output."""
+    fig, ax = plt.subplots(figsize=(7.0, 3.0), constrained_layout=True)
+    n_models = len(judge)
+    width = 0.8 / max(n_models, 1)
+    x = np.arange(len(dimensions))
+    for i, (_, r) in enumerate(judge.iterrows()):
+        means = [r[d] for d in dimensions]
+        errs = [r.get(f"{d}_prompt_std", math.nan) for d in dimensions]
+        ax.bar(x + (i - (n_models - 1) / 2) * width, means, width, yerr=errs, capsize=2,
+               color=PALETTE[i % len(PALETTE)], label=r["label"],
+               error_kw={"elinewidth": 0.8, "alpha": 0.7})
+    ax.set_xticks(x, [d.capitalize() for d in dimensions])
+    ax.set_ylabel("Score (1–5)")
+    ax.set_ylim(0, 6)
+    ax.set_yticks([1, 2, 3, 4, 5])
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(ncol=3, frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.12))
+    ax.set_title(title + " (mean; error bars: std over prompts)")
+    return save(fig, out_prefix)
+
+
+# ------------------------------------------------------------------------------------------------
+# saa-orpo
+# ------------------------------------------------------------------------------------------------
+def _bar_pair(ax, xs, table: pd.DataFrame, variants: Sequence[str], col: str, inst: str) -> None:
+    width = 0.8 / len(variants)
+    for j, v in enumerate(variants):
+        sub = table[(table["instruct"] == inst) & (table["label"] == v)]
+        if not len(sub):
+            continue
+        r = sub.iloc[0]
+        vals = [r[c] for c in col] if isinstance(col, list) else [r[col]]
+        cols = col if isinstance(col, list) else [col]
+        lo = [r.get(f"{c}_ci_low", math.nan) for c in cols]
+        hi = [r.get(f"{c}_ci_high", math.nan) for c in cols]
+        err = np.array([[max(m - a, 0) if not math.isnan(a) else 0 for m, a in zip(vals, lo,
+                                                                                 strict=True)],
+                        [max(b - m, 0) if not math.isnan(b) else 0 for m, b in zip(vals, hi,
+                                                                                 strict=True)]])
+        ax.bar(np.asarray(xs) + (j - (len(variants) - 1) / 2) * width, vals, width, yerr=err,
+               capsize=2, color=COLORS.get(v, PALETTE[j]), label=v,
+               error_kw={"elinewidth": 0.8})
+
+
+def answer_figure(answer: pd.DataFrame, templates: dict[str, str], variants: Sequence[str],
+                  out_prefix: str | Path, title: str) -> list[Path]:
+    """One panel per instruct model; x = suggestion template; bars = variants."""
+    keys = [t for t in templates if t != "none" and t in answer.columns]
+    insts = list(dict.fromkeys(answer["instruct"]))
+    fig, axes = plt.subplots(1, len(insts), figsize=(max(3.4, 2.4 * len(insts)), 3.0),
+                             sharey=True, constrained_layout=True, squeeze=False)
+    short = {k: _short_template(templates[k]) for k in keys}
+    for ax, inst in zip(axes[0], insts, strict=True):
+        _bar_pair(ax, np.arange(len(keys)), answer, variants, list(keys), inst)
+        ax.axhline(0, color="black", lw=0.6)
+        ax.set_xticks(np.arange(len(keys)), [short[k] for k in keys], rotation=0)
+        ax.set_title(instruct_name(inst))
+        ax.grid(axis="y", alpha=0.3)
+    axes[0][0].set_ylabel("Score (accuracy − no suggestion)")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncol=len(variants), frameon=False)
+    fig.suptitle(title)
+    return save(fig, out_prefix)
+
+
+def _short_template(t: str) -> str:
+    """'{question} I think the answer is {incorrect_answer} but ...' -> 'think\\nincorrect'."""
+    s = t.replace("{question}", "").strip()
+    s = s.split(" but")[0].split(",")[0]
+    s = (s.replace("I don't think the answer is", "I don't think\nit's")
+          .replace("I think the answer is", "I think\nit's")
+          .replace("{correct_answer}", "correct").replace("{incorrect_answer}", "incorrect"))
+    return s or "none"
+
+
+def ays_figure(ays: pd.DataFrame, variants: Sequence[str], out_prefix: str | Path,
+               title: str) -> list[Path]:
+    insts = list(dict.fromkeys(ays["instruct"]))
+    fig, ax = plt.subplots(figsize=(max(3.4, 1.5 * len(insts) + 1), 3.0),
+                           constrained_layout=True)
+    for i, inst in enumerate(insts):
+        _bar_pair(ax, [i], ays, variants, "revision_rate", inst)
+    handles, labels = ax.get_legend_handles_labels()
+    uniq = dict(zip(labels, handles, strict=True))
+    ax.legend(uniq.values(), uniq.keys(), frameon=False)
+    ax.set_xticks(range(len(insts)), [instruct_name(m) for m in insts])
+    ax.set_ylabel("Revision rate (correct → changed)")
+    ax.set_ylim(0, 1.05)
+    ax.grid(axis="y", alpha=0.3)
+    ax.set_title(title)
+    return save(fig, out_prefix)

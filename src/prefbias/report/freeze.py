@@ -1,0 +1,284 @@
+"""Freeze a results directory: ``MANIFEST.json`` + ``CITATION.cff``, then read-only.
+
+The manifest records: sha256 and size of every file under ``results/<run>/`` (except the manifest
+itself and the freeze rule's own log/benchmark, which are written around it); git commit and dirty
+flag; the resolved config (values under keys that look secret are redacted); dataset and model
+revisions and container images from the config; versions of the key packages; hardware; per-rule
+runtimes from the Snakemake benchmark TSVs under ``benchmarks/``.
+
+Environment variables are never read into the manifest (the judge key lives in the variable named by
+``judge.api_key_env``; only that *name* is part of the config).
+
+``verify`` recomputes the file list and hashes and names every changed, missing or extra file.
+``unfreeze`` restores write permission so the DAG can rerun (Snakemake's ``onstart`` or the
+Makefile calls it before a run; ``freeze`` calls it itself).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import importlib.metadata as md
+import json
+import os
+import platform
+import re
+import stat
+import subprocess
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from prefbias.io import atomic_path
+
+MANIFEST = "MANIFEST.json"
+CITATION = "CITATION.cff"
+EXCLUDE_PREFIXES = ("logs/freeze/", "benchmarks/freeze/")
+KEY_PACKAGES = ("prefbias", "torch", "transformers", "tokenizers", "datasets", "accelerate", "peft",
+                "trl", "huggingface_hub", "safetensors", "openai", "vllm", "crfm-helm", "pandas",
+                "numpy", "matplotlib", "jsonschema", "PyYAML", "snakemake",
+                "snakemake-executor-plugin-slurm")
+SECRET_KEY = re.compile(r"(api[_-]?key|token|secret|password|passwd|credential)s?$", re.I)
+SECRET_VALUE = re.compile(r"^(sk-[A-Za-z0-9_-]{6,}|hf_[A-Za-z0-9]{10,}|ghp_[A-Za-z0-9]{10,})")
+
+
+def redact(obj: Any) -> Any:
+    """Drop values of secret-looking keys (``*_env`` keys name a variable and are kept)."""
+    if isinstance(obj, dict):
+        out = {}
+        for k, v in obj.items():
+            if SECRET_KEY.search(str(k)) and not str(k).endswith("_env") and v is not None:
+                out[k] = "<redacted>"
+            else:
+                out[k] = redact(v)
+        return out
+    if isinstance(obj, list):
+        return [redact(v) for v in obj]
+    if isinstance(obj, str) and SECRET_VALUE.match(obj):
+        return "<redacted>"
+    return obj
+
+
+# ------------------------------------------------------------------------------------------------
+def _excluded(rel: str) -> bool:
+    return rel in (MANIFEST,) or rel.startswith(EXCLUDE_PREFIXES) or "/.snakemake" in rel
+
+
+def list_files(root: Path) -> list[str]:
+    out = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for name in sorted(filenames):
+            rel = (Path(dirpath) / name).relative_to(root).as_posix()
+            if not _excluded(rel) and not (Path(dirpath) / name).is_symlink():
+                out.append(rel)
+    return sorted(out)
+
+
+def file_entry(path: Path) -> dict[str, Any]:
+    from prefbias.io import sha256_file
+
+    return {"sha256": sha256_file(path), "size": path.stat().st_size}
+
+
+def git_info(cwd: Path) -> dict[str, Any]:
+    def run(*args: str) -> str | None:
+        try:
+            return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True,
+                                  check=True, timeout=30, env={"PATH": os.environ.get("PATH", ""),
+                                                               "HOME": "/nonexistent"}
+                                  ).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return None
+
+    commit = run("rev-parse", "HEAD")
+    status = run("status", "--porcelain", "--untracked-files=no")
+    return {"commit": commit, "dirty": None if status is None else bool(status),
+            "branch": run("rev-parse", "--abbrev-ref", "HEAD")}
+
+
+def package_versions(names: Iterable[str] = KEY_PACKAGES) -> dict[str, str | None]:
+    out = {}
+    for n in names:
+        try:
+            out[n] = md.version(n)
+        except md.PackageNotFoundError:
+            out[n] = None
+    return out
+
+
+def hardware() -> dict[str, Any]:
+    info: dict[str, Any] = {"machine": platform.machine(), "system": platform.system(),
+                            "release": platform.release(), "python": platform.python_version(),
+                            "cpu_count": os.cpu_count(), "cpu_model": None, "ram_bytes": None,
+                            "gpus": []}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                info["cpu_model"] = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        info["ram_bytes"] = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        pass
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            info["gpus"] = [{"name": torch.cuda.get_device_name(i),
+                             "memory_bytes": torch.cuda.get_device_properties(i).total_memory}
+                            for i in range(torch.cuda.device_count())]
+            info["cuda"] = torch.version.cuda
+    except Exception:  # noqa: BLE001 - hardware probing must never fail the freeze
+        pass
+    return info
+
+
+def benchmarks(root: Path) -> dict[str, Any]:
+    """Per rule: jobs, total and max wall seconds, max RSS (MB) from ``benchmarks/<rule>/*.tsv``."""
+    out: dict[str, Any] = {}
+    bdir = root / "benchmarks"
+    if not bdir.is_dir():
+        return out
+    for tsv in sorted(bdir.rglob("*.tsv")):
+        rule = tsv.relative_to(bdir).parts[0]
+        lines = [ln for ln in tsv.read_text(encoding="utf-8").splitlines() if ln.strip()]
+        if len(lines) < 2:
+            continue
+        head = lines[0].split("\t")
+        entry = out.setdefault(rule, {"jobs": 0, "total_s": 0.0, "max_s": 0.0,
+                                      "max_rss_mb": None, "files": []})
+        entry["files"].append(tsv.relative_to(root).as_posix())
+        for ln in lines[1:]:
+            row = dict(zip(head, ln.split("\t"), strict=False))
+            try:
+                s = float(row.get("s", "nan"))
+            except ValueError:
+                continue
+            entry["jobs"] += 1
+            entry["total_s"] = round(entry["total_s"] + s, 4)
+            entry["max_s"] = max(entry["max_s"], s)
+            try:
+                rss = float(row.get("max_rss", "nan"))
+                if rss == rss:
+                    entry["max_rss_mb"] = max(entry["max_rss_mb"] or 0.0, rss)
+            except ValueError:
+                pass
+    return out
+
+
+def provenance(config: dict[str, Any]) -> dict[str, Any]:
+    keep = ("source", "repo", "revision", "subset", "splits", "files")
+    datasets = {k: {f: v[f] for f in keep if f in v} for k, v in config.get("datasets", {}).items()}
+    models = {k: {f: v[f] for f in ("source", "repo", "revision", "seed") if f in v}
+              for k, v in config.get("models", {}).items()}
+    return {"datasets": redact(datasets), "models": redact(models),
+            "containers": redact(config.get("containers", {}))}
+
+
+# ------------------------------------------------------------------------------------------------
+def make_writable(root: Path) -> None:
+    if not root.exists():
+        return
+    for dirpath, _, filenames in os.walk(root):
+        d = Path(dirpath)
+        d.chmod(d.stat().st_mode | stat.S_IWUSR)
+        for name in filenames:
+            p = d / name
+            if not p.is_symlink():
+                p.chmod(p.stat().st_mode | stat.S_IWUSR)
+
+
+def make_readonly(root: Path) -> None:
+    mask = ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH)
+    dirs = []
+    for dirpath, _, filenames in os.walk(root):
+        d = Path(dirpath)
+        dirs.append(d)
+        for name in filenames:
+            p = d / name
+            if not p.is_symlink():
+                p.chmod(p.stat().st_mode & mask)
+    for d in reversed(dirs):  # children first, so the walk above never hit a read-only dir
+        d.chmod(d.stat().st_mode & mask)
+
+
+def citation(config: dict[str, Any], git: dict[str, Any]) -> str:
+    cit = dict((config.get("report") or {}).get("citation") or {})
+    doc: dict[str, Any] = {
+        "cff-version": "1.2.0",
+        "message": cit.get("message", "If you use these results, please cite them as below."),
+        "title": cit.get("title", f"prefbias reproduction results ({config.get('run')})"),
+        "type": "dataset",
+        "authors": cit.get("authors", [{"name": "prefbias contributors"}]),
+        "date-released": _dt.date.today().isoformat(),
+    }
+    for k in ("version", "license", "repository-code", "url", "doi", "abstract", "keywords"):
+        if k in cit:
+            doc[k] = cit[k]
+    if git.get("commit"):
+        doc["commit"] = git["commit"]
+    if "references" in cit:
+        doc["references"] = cit["references"]
+    return yaml.safe_dump(redact(doc), sort_keys=False, allow_unicode=True)
+
+
+def freeze(root: str | Path, config: dict[str, Any], *, repo: str | Path = ".",
+           readonly: bool = True) -> dict[str, Any]:
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: results directory does not exist")
+    make_writable(root)
+    git = git_info(Path(repo))
+    cit = root / CITATION
+    with atomic_path(cit) as tmp:
+        tmp.write_text(citation(config, git), encoding="utf-8")
+    files = {rel: file_entry(root / rel) for rel in list_files(root)}
+    manifest = {
+        "manifest_version": 1,
+        "run": config.get("run"),
+        "created_utc": _dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat(),
+        "git": git,
+        "config": redact(config),
+        "provenance": provenance(config),
+        "packages": package_versions(),
+        "hardware": hardware(),
+        "benchmarks": benchmarks(root),
+        "snakemake_report": "report.html" if (root / "report.html").exists() else None,
+        "excluded": list(EXCLUDE_PREFIXES),
+        "files": files,
+    }
+    with atomic_path(root / MANIFEST) as tmp:
+        tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True, default=str) + "\n",
+                       encoding="utf-8")
+    if readonly:
+        make_readonly(root)
+    return manifest
+
+
+def verify(root: str | Path) -> list[str]:
+    """Problems (empty = intact): ``changed: f``, ``missing: f``, ``extra: f``."""
+    root = Path(root)
+    mpath = root / MANIFEST
+    if not mpath.exists():
+        return [f"missing: {MANIFEST}"]
+    try:
+        manifest = json.loads(mpath.read_text(encoding="utf-8"))
+        recorded = manifest["files"]
+    except (json.JSONDecodeError, KeyError) as e:
+        return [f"changed: {MANIFEST} (unreadable: {e})"]
+    present = set(list_files(root))
+    problems = []
+    for rel in sorted(set(recorded) | present):
+        if rel not in present:
+            problems.append(f"missing: {rel}")
+        elif rel not in recorded:
+            problems.append(f"extra: {rel}")
+        else:
+            got = file_entry(root / rel)
+            if got != recorded[rel]:
+                problems.append(f"changed: {rel}")
+    return problems
