@@ -122,14 +122,16 @@ class ChatClient:
 
     def complete(self, messages: Sequence[dict[str, str]], *, temperature: float = 0.0,
                  max_tokens: int = 512, logprobs: bool = False, top_logprobs: int | None = None,
-                 stop: Sequence[str] | None = None, abort: threading.Event | None = None
-                 ) -> dict[str, Any]:
+                 stop: Sequence[str] | None = None, abort: threading.Event | None = None,
+                 variant: int = 0) -> dict[str, Any]:
+        """``variant`` distinguishes deliberate repeats of one request (parse re-asks) in the
+        cache, so a repeat is really sent once and replayed from the cache on reruns."""
         import openai
 
         options = {"temperature": temperature, "max_tokens": max_tokens, "logprobs": logprobs,
                    "top_logprobs": top_logprobs if logprobs else None,
                    "stop": list(stop) if stop else None}
-        key = cache_key("chat", self.model, list(messages), options)
+        key = cache_key("chat", self.model, list(messages), options, variant)
         hit = self.cache.get(key)
         if hit is not None:
             return {**hit, "cached": True}
@@ -364,7 +366,7 @@ def judge_one_api(client: ChatClient, spec: dict[str, Any], row: dict[str, Any],
         ans = client.complete(messages, temperature=float(spec.get("temperature", 0.0)),
                               max_tokens=int(spec.get("max_tokens", 512)), logprobs=prob,
                               top_logprobs=int(spec.get("top_logprobs", 20)) if prob else None,
-                              abort=abort)
+                              abort=abort, variant=attempt)
         try:
             scores, reasons = parse_judge_answer(ans["text"], dims)
         except JudgeParseError as e:
