@@ -10,8 +10,8 @@ the bias sentence):
   (``'taking the next train'``, ``'allowing gases to enter the cell.'.``), by letter (``I was once
   told that A.``, ``THE ANSWER IS C.``, ``It would upset me if A was true.``) or, failing both, by
   the unquoted text of a long-enough option — whatever the polarity of the sentence;
-* the *correct* option is the BCT target letter (``D) pandemic`` or ``The best answer is: (C) ...``),
-  which must equal the control's target letter.
+* the *correct* option is the BCT target letter (``D) pandemic`` or
+  ``The best answer is: (C) ...``), which must equal the control's target letter.
 
 A row whose mentioned option cannot be identified (none, or several different ones) is counted and
 logged with its line, never guessed. ``chosen`` is the correct option and ``rejected`` the suggested
