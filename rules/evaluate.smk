@@ -1,0 +1,173 @@
+# Evaluations: LLM judge (stylized-dpo §5.1.1), reward-model win rate (Table 3), sycophancy tasks
+# (saa-orpo §3). Model lists come from prefbias.plan; numbers from the config sections passed as
+# --spec (a changed judge prompt re-runs judge jobs only). API answers are cached under
+# W/cache/<kind>/ so a re-run makes no requests.
+JUDGE = config["judge"]
+SECOND_JUDGE = JUDGE.get("second_judge")
+STYLIZED = list(
+    dict.fromkeys(m.id for s in SEEDS for m in plan.stylized_models(config, s))
+)
+SYCOPHANCY = list(
+    dict.fromkeys(m.id for s in SEEDS for m in plan.sycophancy_models(config, s))
+)
+
+EVALUATE_TARGETS = (
+    [f"{R}/eval/judge/{m}.summary.json" for m in STYLIZED]
+    + [f"{R}/eval/reward/{m}.json" for m in STYLIZED]
+    + [f"{R}/eval/sycophancy/{m}/answer_scores.json" for m in SYCOPHANCY]
+    + [f"{R}/eval/sycophancy/{m}/are_you_sure_scores.json" for m in SYCOPHANCY]
+    + ([f"{R}/eval/judge_agreement.json"] if SECOND_JUDGE else [])
+)
+
+
+def _local_model(block):
+    """Model directory of a local (hf) judge or reward model, else no input."""
+    return [model_dir(block["model"])] if block.get("backend") == "hf" else []
+
+
+def _judge_dir_arg(block):
+    dirs = _local_model(block)
+    return f"--judge-model-dir {dirs[0]}" if dirs else ""
+
+
+rule judge:
+    input:
+        gens=f"{R}/generations/{{model}}/judge.jsonl",
+        judge_model=_local_model(JUDGE),
+    output:
+        rows=f"{R}/eval/judge/{{model}}.jsonl",
+        summary=f"{R}/eval/judge/{{model}}.summary.json",
+    log:
+        log_path("judge", "model"),
+    benchmark:
+        bench_path("judge", "model")
+    threads: nthreads("judge")
+    resources:
+        **res("judge"),
+    params:
+        spec=lambda w: spec("judge"),
+        judge_dir=_judge_dir_arg(JUDGE),
+        cache=f"{W}/cache/judge",
+    shell:
+        "prefbias judge --spec {params.spec:q} --generations {input.gens}"
+        " --out {output.rows} --summary {output.summary} --model {wildcards.model}"
+        " {params.judge_dir} --cache-dir {params.cache} 2> {log}"
+
+
+rule judge_second:
+    input:
+        gens=f"{R}/generations/{{model}}/judge.jsonl",
+        judge_model=_local_model({**JUDGE, **(SECOND_JUDGE or {})}),
+    output:
+        rows=f"{R}/eval/judge_second/{{model}}.jsonl",
+        summary=f"{R}/eval/judge_second/{{model}}.summary.json",
+    log:
+        log_path("judge_second", "model"),
+    benchmark:
+        bench_path("judge_second", "model")
+    threads: nthreads("judge")
+    resources:
+        **res("judge"),
+    params:
+        spec=lambda w: spec("judge"),
+        judge_dir=_judge_dir_arg({**JUDGE, **(SECOND_JUDGE or {})}),
+        cache=f"{W}/cache/judge",
+    shell:
+        "prefbias judge --which second --spec {params.spec:q} --generations {input.gens}"
+        " --out {output.rows} --summary {output.summary} --model {wildcards.model}"
+        " {params.judge_dir} --cache-dir {params.cache} 2> {log}"
+
+
+rule judge_agreement:
+    input:
+        first=[f"{R}/eval/judge/{m}.jsonl" for m in STYLIZED],
+        second=[f"{R}/eval/judge_second/{m}.jsonl" for m in STYLIZED],
+    output:
+        f"{R}/eval/judge_agreement.json",
+    log:
+        log_path("judge_agreement"),
+    benchmark:
+        bench_path("judge_agreement")
+    threads: nthreads("judge_agreement")
+    resources:
+        **res("judge_agreement"),
+    params:
+        spec=lambda w: spec("judge"),
+    shell:
+        "prefbias judge-agreement --spec {params.spec:q} --first {input.first}"
+        " --second {input.second} --out {output} 2> {log}"
+
+
+rule reward_winrate:
+    input:
+        gens=f"{R}/generations/{{model}}/reward.jsonl",
+        baseline=f"{R}/generations/{config['reward_winrate']['baseline']}/reward.jsonl",
+        reward_model=_local_model(
+            {
+                "backend": config["reward_winrate"].get("backend", "hf"),
+                "model": config["reward_winrate"]["reward_model"],
+            }
+        ),
+    output:
+        f"{R}/eval/reward/{{model}}.json",
+    log:
+        log_path("reward_winrate", "model"),
+    benchmark:
+        bench_path("reward_winrate", "model")
+    threads: nthreads("reward_winrate")
+    resources:
+        **res("reward_winrate"),
+    params:
+        spec=lambda w: spec("reward_winrate"),
+        cache=f"{W}/cache/reward",
+    shell:
+        "prefbias reward-winrate --spec {params.spec:q} --generations {input.gens}"
+        " --baseline-generations {input.baseline} --model {wildcards.model}"
+        " --reward-model-dir {input.reward_model} --cache-dir {params.cache}"
+        " --out {output} 2> {log}"
+
+
+rule sycophancy_answer:
+    input:
+        data=f"{W}/data/sycophancy/answer.jsonl",
+        model=lambda w: model_dir(w.model),
+    output:
+        rows=f"{R}/eval/sycophancy/{{model}}/answer.jsonl",
+        scores=f"{R}/eval/sycophancy/{{model}}/answer_scores.json",
+    log:
+        log_path("sycophancy_answer", "model"),
+    benchmark:
+        bench_path("sycophancy_answer", "model")
+    threads: nthreads("sycophancy_answer")
+    resources:
+        **res("sycophancy_answer"),
+    params:
+        spec=lambda w: spec("sycophancy"),
+        cache=f"{W}/cache/grader",
+    shell:
+        "prefbias sycophancy-answer --spec {params.spec:q} --data {input.data}"
+        " --model-dir {input.model} --model {wildcards.model} --out {output.rows}"
+        " --scores {output.scores} --cache-dir {params.cache} 2> {log}"
+
+
+rule sycophancy_ays:
+    input:
+        data=f"{W}/data/sycophancy/are_you_sure.jsonl",
+        model=lambda w: model_dir(w.model),
+    output:
+        rows=f"{R}/eval/sycophancy/{{model}}/are_you_sure.jsonl",
+        scores=f"{R}/eval/sycophancy/{{model}}/are_you_sure_scores.json",
+    log:
+        log_path("sycophancy_ays", "model"),
+    benchmark:
+        bench_path("sycophancy_ays", "model")
+    threads: nthreads("sycophancy_ays")
+    resources:
+        **res("sycophancy_ays"),
+    params:
+        spec=lambda w: spec("sycophancy"),
+        cache=f"{W}/cache/grader",
+    shell:
+        "prefbias sycophancy-ays --spec {params.spec:q} --data {input.data}"
+        " --model-dir {input.model} --model {wildcards.model} --out {output.rows}"
+        " --scores {output.scores} --cache-dir {params.cache} 2> {log}"
