@@ -1,0 +1,131 @@
+"""``hf`` backend: ``transformers`` ``generate``, batched with left padding.
+
+Requests are sorted by prompt length (longest first) and cut into batches of ``batch_size`` so
+padding is minimal; the chat template is applied with ``add_generation_prompt=True``, or with
+``continue_final_message=True`` when the last message is an assistant prefill.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from prefbias.generation.base import (
+    BackendBase,
+    ContextOverflowError,
+    GenerationError,
+    GenRequest,
+    GenResult,
+    Sampling,
+    check_requests,
+    model_revision,
+    split_prefill,
+)
+
+log = logging.getLogger(__name__)
+
+
+class HFBackend(BackendBase):
+    name = "hf"
+
+    def __init__(self, model: str, *, model_name: str | None = None, revision: str | None = None,
+                 batch_size: int = 8, device: str | None = None, dtype: Any = None,
+                 **_ignored: Any):
+        from prefbias.models.load import ModelLoadError, load_causal_lm, load_tokenizer
+
+        self.path = Path(model)
+        self.model = model_name or self.path.name
+        try:
+            self.tokenizer = load_tokenizer(self.path, padding_side="left")
+            self.lm = load_causal_lm(self.path, dtype=dtype, device=device).eval()
+        except ModelLoadError as e:
+            raise GenerationError(f"hf backend: model {self.model!r} does not load: {e}") from e
+        if getattr(self.tokenizer, "chat_template", None) is None:
+            raise GenerationError(f"hf backend: tokenizer of {self.path} has no chat template")
+        self.revision = revision or model_revision(self.path)
+        self.batch_size = max(1, int(batch_size))
+        self.device = self.lm.device
+        cfg = self.lm.config
+        self.context = int(getattr(cfg, "max_position_embeddings", None)
+                           or getattr(self.tokenizer, "model_max_length", 0) or 0)
+        eos = self.lm.generation_config.eos_token_id
+        eos = eos if isinstance(eos, list) else [eos] if eos is not None else []
+        if self.tokenizer.eos_token_id is not None:
+            eos.append(self.tokenizer.eos_token_id)
+        self.eos_ids = sorted(set(eos))
+
+    # -- prompts ----------------------------------------------------------------------------
+    def encode(self, req: GenRequest) -> list[int]:
+        messages, prefill = split_prefill(req.messages)
+        text = self.tokenizer.apply_chat_template(
+            messages, tokenize=False, add_generation_prompt=not prefill,
+            continue_final_message=prefill)
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    def _check_context(self, req: GenRequest, n_prompt: int, sampling: Sampling) -> None:
+        if self.context and n_prompt + sampling.max_new_tokens > self.context:
+            raise ContextOverflowError(
+                f"request {req.id!r}: prompt of {n_prompt} tokens + max_new_tokens "
+                f"{sampling.max_new_tokens} exceeds the context window of {self.context} tokens "
+                f"of model {self.model!r}")
+
+    # -- generation -------------------------------------------------------------------------
+    def generate_iter(self, requests: list[GenRequest], sampling: Sampling
+                      ) -> Iterator[GenResult]:
+        import torch
+
+        check_requests(requests)
+        encoded = []
+        for r in requests:
+            ids = self.encode(r)
+            self._check_context(r, len(ids), sampling)
+            encoded.append((r, ids))
+        encoded.sort(key=lambda x: -len(x[1]))  # stable: equal lengths keep request order
+        torch.manual_seed(sampling.seed)
+        for start in range(0, len(encoded), self.batch_size):
+            batch = encoded[start:start + self.batch_size]
+            yield from self._generate_batch(batch, sampling)
+
+    def _generate_batch(self, batch: list[tuple[GenRequest, list[int]]], sampling: Sampling
+                        ) -> list[GenResult]:
+        import torch
+
+        pad = self.tokenizer.pad_token_id
+        width = max(len(ids) for _, ids in batch)
+        input_ids = torch.full((len(batch), width), pad, dtype=torch.long)
+        attn = torch.zeros((len(batch), width), dtype=torch.long)
+        for i, (_, ids) in enumerate(batch):
+            input_ids[i, width - len(ids):] = torch.tensor(ids, dtype=torch.long)
+            attn[i, width - len(ids):] = 1
+        kwargs: dict[str, Any] = {"max_new_tokens": sampling.max_new_tokens,
+                                  "pad_token_id": pad, "eos_token_id": self.eos_ids}
+        if sampling.greedy:
+            kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+        else:
+            kwargs.update(do_sample=True, temperature=sampling.temperature,
+                          top_p=sampling.top_p, top_k=sampling.top_k or None)
+        if sampling.stop:
+            kwargs.update(stop_strings=list(sampling.stop), tokenizer=self.tokenizer)
+        with torch.inference_mode():
+            out = self.lm.generate(input_ids=input_ids.to(self.device),
+                                   attention_mask=attn.to(self.device), **kwargs)
+        gen = out[:, width:].tolist()
+        results = []
+        eos = set(self.eos_ids)
+        for (req, ids), toks in zip(batch, gen, strict=True):
+            n = len(toks)
+            finish = "length"
+            for j, t in enumerate(toks):
+                if t in eos:
+                    n, finish = j, "stop"
+                    break
+            text = self.tokenizer.decode(toks[:n], skip_special_tokens=True)
+            if sampling.stop:
+                cut = [text.find(s) for s in sampling.stop if s in text]
+                if cut:
+                    text, finish = text[:min(cut)], "stop"
+            completion = n + (1 if finish == "stop" and n < len(toks) else 0)
+            results.append(GenResult(req.id, text, finish, len(ids), completion))
+        return results
