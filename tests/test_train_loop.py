@@ -13,7 +13,7 @@ from prefbias.train import recipes, refs, synthetic
 from prefbias.train.checkpoint import CheckpointError
 from prefbias.train.loop import SimulatedCrash, TrainingError
 
-SFT = {"max_prompt_tokens": 64, "max_completion_tokens": 64, "max_length": 128, "cycles": 2,
+SFT = {"max_prompt_tokens": 128, "max_completion_tokens": 128, "max_length": 256, "cycles": 2,
        "epochs": 1, "batch_size": 4, "grad_accum": 2, "eval_steps": 2, "warmup_ratio": 0.1,
        "max_grad_norm": 1.0, "eval_max_examples": 4, "checkpoint_steps": 2,
        "optimizer": {"name": "adamw", "lr": 1e-3, "betas": [0.9, 0.95], "weight_decay": 0.01}}

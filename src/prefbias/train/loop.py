@@ -253,7 +253,7 @@ class Trainer:
                                     f"{global_step + 1} (cycle {cycle}); batch ids "
                                     f"{[e.id for e in exs][:8]}")
                             acc.backward(loss / len(micro))
-                        loss_sum += float(loss) / len(micro)
+                        loss_sum += float(loss.detach()) / len(micro)
                     gn = acc.clip_grad_norm_(self._params(), cfg.max_grad_norm or float("inf"))
                     gn = float(gn)
                     if not math.isfinite(gn):
