@@ -1,13 +1,162 @@
-DATA_TARGETS = []
+# Raw data and processed data sets (issue 2). Logic lives in prefbias.data; see
+# docs/ARCHITECTURE.md for the paths and record schemas.
 
 
-rule probe:
+def dataset_splits(name):
+    """Our split names of config['datasets'][name] (hf: `splits` keys, url/local: `files` keys)."""
+    ds = config["datasets"][name]
+    return list(ds["splits"] if ds["source"] == "hf" else ds["files"])
+
+
+def raw_files(name):
+    return [f"{W}/raw/{name}/{split}.jsonl" for split in dataset_splits(name)]
+
+
+SFT_DATASET = config["sft"]["dataset"]
+SFT_SPLITS = dataset_splits(SFT_DATASET)
+UF_SPLITS = dataset_splits("ultrafeedback")
+
+DATA_TARGETS = (
+    [f"{W}/data/sft/{s}.jsonl" for s in SFT_SPLITS]
+    + [f"{W}/data/sft/{s}.stats.json" for s in SFT_SPLITS]
+    + [f"{W}/data/prefs/ultrafeedback/{s}.jsonl" for s in UF_SPLITS]
+    + [
+        f"{W}/data/prefs/dpo_mix_en/train.jsonl",
+        f"{W}/data/prefs/saa/train.jsonl",
+        f"{W}/data/sycophancy/answer.jsonl",
+        f"{W}/data/sycophancy/are_you_sure.jsonl",
+    ]
+)
+
+
+localrules:
+    fetch_dataset,
+
+
+rule fetch_dataset:
     output:
-        f"{W}/probe.txt",
+        f"{W}/raw/{{dataset}}/{{split}}.jsonl",
     log:
-        log_path("probe"),
+        log_path("fetch_dataset", "dataset", "split"),
+    benchmark:
+        bench_path("fetch_dataset", "dataset", "split")
+    wildcard_constraints:
+        dataset="|".join(config["datasets"]),
+        split="|".join(
+            sorted({s for d in config["datasets"] for s in dataset_splits(d)})
+        ),
+    threads: nthreads("fetch_dataset")
     resources:
-        **res("probe"),
-    threads: nthreads("probe")
+        **res("fetch_dataset"),
+    params:
+        spec=lambda w: json.dumps(config["datasets"][w.dataset], sort_keys=True),
+        outdir=lambda w, output: os.path.dirname(output[0]),
     shell:
-        "echo ok > {output} 2> {log}"
+        "prefbias fetch-dataset --spec {params.spec:q} --name {wildcards.dataset}"
+        " --split {wildcards.split} --outdir {params.outdir} 2> {log}"
+
+
+rule sft_data:
+    input:
+        raw=f"{W}/raw/{SFT_DATASET}/{{split}}.jsonl",
+        tokenizer=model_dir(config["sft"]["base_model"]),
+    output:
+        data=f"{W}/data/sft/{{split}}.jsonl",
+        stats=f"{W}/data/sft/{{split}}.stats.json",
+    log:
+        log_path("sft_data", "split"),
+    benchmark:
+        bench_path("sft_data", "split")
+    threads: nthreads("sft_data")
+    resources:
+        **res("sft_data"),
+    params:
+        max_prompt=config["sft"]["max_prompt_tokens"],
+        max_completion=config["sft"]["max_completion_tokens"],
+    shell:
+        "prefbias sft-data --input {input.raw} --tokenizer {input.tokenizer}"
+        " --max-prompt-tokens {params.max_prompt}"
+        " --max-completion-tokens {params.max_completion} --out {output.data} 2> {log}"
+
+
+rule uf_prefs:
+    input:
+        f"{W}/raw/ultrafeedback/{{split}}.jsonl",
+    output:
+        f"{W}/data/prefs/ultrafeedback/{{split}}.jsonl",
+    log:
+        log_path("uf_prefs", "split"),
+    benchmark:
+        bench_path("uf_prefs", "split")
+    threads: nthreads("uf_prefs")
+    resources:
+        **res("uf_prefs"),
+    shell:
+        "prefbias prefs --kind ultrafeedback --input {input} --out {output} 2> {log}"
+
+
+rule dpo_mix_prefs:
+    input:
+        f"{W}/raw/dpo_mix_en/train.jsonl",
+    output:
+        f"{W}/data/prefs/dpo_mix_en/train.jsonl",
+    log:
+        log_path("dpo_mix_prefs"),
+    benchmark:
+        bench_path("dpo_mix_prefs")
+    threads: nthreads("dpo_mix_prefs")
+    resources:
+        **res("dpo_mix_prefs"),
+    shell:
+        "prefbias prefs --kind sharegpt --source dpo_mix_en --input {input} --out {output}"
+        " 2> {log}"
+
+
+rule saa:
+    input:
+        bct=f"{W}/raw/bct/train.jsonl",
+        control=f"{W}/raw/bct_control/train.jsonl",
+    output:
+        data=f"{W}/data/prefs/saa/train.jsonl",
+        stats=f"{W}/data/prefs/saa/saa.stats.json",
+    log:
+        log_path("saa"),
+    benchmark:
+        bench_path("saa")
+    threads: nthreads("saa")
+    resources:
+        **res("saa"),
+    params:
+        n_correct=config["saa"]["n_correct"],
+        n_incorrect=config["saa"]["n_incorrect"],
+        seed=config["saa"]["seed"],
+    shell:
+        "prefbias saa --bct {input.bct} --control {input.control}"
+        " --n-correct {params.n_correct} --n-incorrect {params.n_incorrect}"
+        " --seed {params.seed} --out {output.data} --stats {output.stats} 2> {log}"
+
+
+rule sycophancy_data:
+    input:
+        answer=f"{W}/raw/sycophancy_answer/test.jsonl",
+        are_you_sure=f"{W}/raw/sycophancy_are_you_sure/test.jsonl",
+    output:
+        answer=f"{W}/data/sycophancy/answer.jsonl",
+        are_you_sure=f"{W}/data/sycophancy/are_you_sure.jsonl",
+    log:
+        log_path("sycophancy_data"),
+    benchmark:
+        bench_path("sycophancy_data")
+    threads: nthreads("sycophancy_data")
+    resources:
+        **res("sycophancy_data"),
+    params:
+        spec=json.dumps(
+            {"answer_templates": config["sycophancy"]["answer_templates"]},
+            sort_keys=True,
+        ),
+        outdir=lambda w, output: os.path.dirname(output.answer),
+    shell:
+        "prefbias sycophancy-sets --answer {input.answer}"
+        " --are-you-sure {input.are_you_sure} --spec {params.spec:q}"
+        " --outdir {params.outdir} 2> {log}"

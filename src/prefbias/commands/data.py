@@ -10,7 +10,8 @@ from prefbias.cli import spec_arg
 def _fetch(args: argparse.Namespace) -> int:
     from prefbias.data.fetch import fetch
 
-    fetch(args.spec, args.name, args.outdir, retries=args.retries, timeout=args.timeout)
+    fetch(args.spec, args.name, args.outdir, splits=args.split, retries=args.retries,
+          timeout=args.timeout)
     return 0
 
 
@@ -57,6 +58,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="JSON of the config['datasets'][NAME] entry")
     p.add_argument("--name", required=True, help="dataset name (for messages)")
     p.add_argument("--outdir", required=True, help="W/raw/NAME")
+    p.add_argument("--split", action="append", default=None,
+                   help="fetch only this split (repeatable; default: every split)")
     p.add_argument("--retries", type=int, default=4)
     p.add_argument("--timeout", type=float, default=60.0, help="seconds per download attempt")
     p.set_defaults(func=_fetch)

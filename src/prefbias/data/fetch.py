@@ -43,13 +43,18 @@ def output_files(spec: dict[str, Any]) -> list[str]:
 
 
 def fetch(spec: dict[str, Any], name: str, outdir: str | os.PathLike, *,
-          retries: int = 4, timeout: float = 60.0, backoff: float = 2.0) -> dict[str, str]:
-    """Fetch every split of dataset ``name``; return ``{split: sha256 of the written file}``."""
+          splits: list[str] | None = None, retries: int = 4, timeout: float = 60.0,
+          backoff: float = 2.0) -> dict[str, str]:
+    """Fetch the splits (default: all) of dataset ``name``; return ``{split: sha256}``."""
     outdir = Path(outdir)
     source = spec.get("source")
-    splits = output_files(spec) if source in ("hf", "url", "local") else []
-    if not splits:
+    known = output_files(spec) if source in ("hf", "url", "local") else []
+    if not known:
         raise DataError(f"datasets.{name}", f"unknown source {source!r} or no splits/files")
+    for split in splits or []:
+        if split not in known:
+            raise DataError(f"datasets.{name}", f"no split {split!r} (has {', '.join(known)})")
+    splits = list(splits) if splits else known
     digests: dict[str, str] = {}
     with contextlib.ExitStack() as stack:
         for split in splits:
