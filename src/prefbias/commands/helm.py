@@ -1,0 +1,108 @@
+"""``prefbias helm-run`` / ``prefbias helm-summarize``: HELM for stylized-dpo §5.1.2, Tables 4-8."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from prefbias.cli import spec_arg
+
+log = logging.getLogger("prefbias.helm")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from prefbias.evaluation.helm_summary import SCENARIOS
+
+    p = sub.add_parser(
+        "helm-run", help="run crfm-helm on one local checkpoint and one scenario",
+        description="Run crfm-helm 0.5.16 (its own environment, .venv-helm) on one checkpoint "
+                    "and scenario; write {accuracy, calibration, robustness, fairness}.")
+    p.add_argument("--model-dir", required=True, help="from_pretrained directory")
+    p.add_argument("--model-name", required=True, help="model id (HELM name: local/<id>-<hash>)")
+    p.add_argument("--scenario", required=True, choices=SCENARIOS)
+    p.add_argument("--spec", required=True, type=spec_arg, help="config 'helm' section as JSON")
+    p.add_argument("--fixtures", default=None,
+                   help="pre-placed scenario data (default: spec 'fixtures'; none = HELM "
+                        "downloads)")
+    p.add_argument("--outdir", required=True, help="HELM working directory (work/.../helm/...)")
+    p.add_argument("--stats", required=True, help="output JSON (results/.../eval/helm/...)")
+    p.add_argument("--disable-cache", action="store_true",
+                   help="pass --disable-cache to helm-run (the model name already carries the "
+                        "weights hash, so the cache never serves another checkpoint)")
+    p.add_argument("--threads", type=int, default=1, help="helm-run --num-threads")
+    p.set_defaults(func=run_cmd)
+
+    s = sub.add_parser(
+        "helm-summarize", help="HELM group tables with mean win rate (Tables 4-8)",
+        description="Build R/eval/helm/<group>.csv (accuracy, calibration, robustness, "
+                    "fairness) and summary.csv (Table 4) from per-run stats JSONs.")
+    s.add_argument("--stats-dir", required=True, help="directory with <model>/<scenario>.json")
+    s.add_argument("--spec", required=True, type=spec_arg,
+                   help="config sections seeds, sft, dpo, styles, orpo (for prefbias.plan)")
+    s.add_argument("--outdir", required=True, help="where <group>.csv and summary.csv go")
+    s.add_argument("--seeds", type=int, nargs="+", default=None,
+                   help="seeds to include (default: spec 'seeds'); rows average over seeds")
+    s.add_argument("--allow-missing", action="store_true",
+                   help="treat missing stats files as missing cells instead of failing")
+    s.set_defaults(func=summarize_cmd)
+
+
+def run_cmd(args: argparse.Namespace) -> int:
+    from prefbias.evaluation.helm_run import HelmError, helm_run
+
+    fixtures = args.fixtures or args.spec.get("fixtures")
+    try:
+        helm_run(model_dir=args.model_dir, model_name=args.model_name, scenario=args.scenario,
+                 spec=args.spec, outdir=args.outdir, stats_path=args.stats, fixtures=fixtures,
+                 disable_cache=args.disable_cache, threads=args.threads)
+    except HelmError as e:
+        log.error("%s", e)
+        return 1
+    return 0
+
+
+def summary_rows(spec: dict, seeds: list[int]) -> list[tuple[str, str, list[str]]]:
+    """``[(label, model column, [model ids, one per seed])]`` in the paper's row order."""
+    from prefbias import plan
+
+    per_seed = [plan.stylized_models(spec, seed) for seed in seeds]
+    rows = []
+    for i, spec0 in enumerate(per_seed[0]):
+        ids = list(dict.fromkeys(specs[i].id for specs in per_seed))
+        rows.append((spec0.label, "+".join(ids), ids))
+    return rows
+
+
+def summarize_cmd(args: argparse.Namespace) -> int:
+    from prefbias.evaluation.helm_summary import GROUPS, SCENARIOS, group_tables
+    from prefbias.io import DataError, atomic_open, read_json
+
+    seeds = args.seeds or args.spec["seeds"]
+    rows = summary_rows(args.spec, seeds)
+    stats_dir = Path(args.stats_dir)
+    cells: dict[str, dict[str, dict[str, float | None]]] = {}
+    for _label, key, ids in rows:
+        for scen in SCENARIOS:
+            vals = []
+            for mid in ids:
+                path = stats_dir / mid / f"{scen}.json"
+                if not path.exists():
+                    if args.allow_missing:
+                        continue
+                    raise DataError(path, "HELM stats file missing (run helm-run first)")
+                vals.append(read_json(path))
+            cell = {}
+            for g in GROUPS:
+                xs = [v[g] for v in vals if v.get(g) is not None]
+                cell[g] = sum(xs) / len(xs) if xs else None
+            cells.setdefault(key, {})[scen] = cell
+    tables, summary = group_tables(cells, [(key, label) for label, key, _ in rows])
+    out = Path(args.outdir)
+    for g, df in tables.items():
+        with atomic_open(out / f"{g}.csv") as fh:
+            df.to_csv(fh, index=False, float_format="%.6g")
+    with atomic_open(out / "summary.csv") as fh:
+        summary.to_csv(fh, index=False, float_format="%.6g")
+    log.info("HELM tables for %d models written to %s", len(rows), out)
+    return 0

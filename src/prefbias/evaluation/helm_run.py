@@ -1,0 +1,182 @@
+"""Run crfm-helm 0.5.16 on one local checkpoint and one paper scenario (stylized-dpo §5.1.2).
+
+HELM lives in its own environment (``.venv-helm``; HELM pins datasets/spacy/nltk) and is called
+as a subprocess. Layout of ``outdir`` (``work/<run>/helm/<model>/<scenario>/``)::
+
+    prod_env/                 model_deployments.yaml, model_metadata.yaml, tokenizer_configs.yaml
+                              (+ HELM's answer cache, keyed by the hash-bearing model name)
+    benchmark_output/         helm-run -o: scenarios/ (data), perturbations/, runs/<suite>/<run>/
+    helm-run.log              HELM's own log
+
+helm-run runs with ``outdir`` as its working directory: the perturbations resolve their data
+directory from the *default* output path at import time, so both must be the same folder.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from prefbias.evaluation.helm_env import helm_model_name, weights_hash, write_prod_env
+from prefbias.evaluation.helm_summary import SCENARIOS, mean_over_runs, read_run
+from prefbias.io import write_json
+
+log = logging.getLogger(__name__)
+
+SUITE = "prefbias"
+PLUGIN = "prefbias.evaluation.helm_client"
+# HELM 0.5.16's max_tokens per run spec; config helm.num_output_tokens only ever lowers it.
+DEFAULT_MAX_TOKENS = {"boolq": 5, "mmlu": 1, "natural_qa": 300, "quac": 100, "hellaswag": 0}
+# Which fixture folders each scenario needs under benchmark_output/.
+FIXTURE_DIRS = {"boolq": ["scenarios/boolq"], "mmlu": ["scenarios/mmlu"],
+                "natural_qa": ["scenarios/natural_qa"], "quac": ["scenarios/quac"],
+                "hellaswag": ["scenarios/hellaswag"]}
+
+
+class HelmError(RuntimeError):
+    pass
+
+
+def repo_root() -> Path:
+    return Path(__file__).resolve().parents[3]
+
+
+def helm_bin_dir(spec: dict[str, Any]) -> Path:
+    """Directory with HELM's ``helm-run``: ``$PREFBIAS_HELM_BIN``, else config ``helm.python``
+    (a bin directory or a python executable in it), else ``.venv-helm/bin`` (repository root,
+    then the working directory)."""
+    explicit = os.environ.get("PREFBIAS_HELM_BIN") or spec.get("python")
+    if explicit:
+        p = Path(explicit).expanduser()
+        candidates = [p if p.is_dir() else p.parent]
+    else:
+        candidates = [repo_root() / ".venv-helm" / "bin", Path.cwd() / ".venv-helm" / "bin"]
+    for c in candidates:
+        if (c / "helm-run").exists():
+            return c.resolve()
+    raise HelmError(f"no helm-run in {', '.join(map(str, candidates))}: create the HELM "
+                    "environment with scripts/setup-helm-env.sh or set PREFBIAS_HELM_BIN / "
+                    "config helm.python")
+
+
+def run_entries(spec: dict[str, Any], scenario: str, model: str) -> list[str]:
+    """HELM run entries for ``scenario`` (MMLU: one per subject in ``helm.mmlu_subjects``)."""
+    if scenario not in SCENARIOS:
+        raise ValueError(f"unknown HELM scenario {scenario!r} (known: {', '.join(SCENARIOS)})")
+    template = spec["scenarios"][scenario]
+    if scenario == "mmlu":
+        entries = [template.format(subject=s) for s in spec["mmlu_subjects"]]
+    else:
+        entries = [template]
+    extra = f"model={model}"
+    cap = spec.get("num_output_tokens")
+    if cap is not None and int(cap) < DEFAULT_MAX_TOKENS[scenario]:
+        extra += f",num_output_tokens={int(cap)}"
+    return [f"{e}{',' if ':' in e else ':'}{extra}" for e in entries]
+
+
+def place_fixtures(fixtures: str | Path, output_path: Path, scenario: str) -> None:
+    """Copy the scenario's data and the perturbation files into HELM's output directory (HELM
+    skips downloads whose target exists and writes ``.lock`` files beside them)."""
+    fixtures = Path(fixtures)
+    for rel in FIXTURE_DIRS[scenario] + ["perturbations"]:
+        src = fixtures / rel
+        if not src.is_dir():
+            raise FileNotFoundError(f"HELM fixture folder {src} does not exist")
+        shutil.copytree(src, output_path / rel, dirs_exist_ok=True)
+
+
+def helm_environment(spec: dict[str, Any], fixtures: str | Path | None) -> dict[str, str]:
+    env = dict(os.environ)
+    src = str(Path(__file__).resolve().parents[2])  # so the client plugin imports in any env
+    env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    nltk = spec.get("nltk_data") or (Path(fixtures) / "nltk_data" if fixtures else None)
+    if nltk:
+        env["NLTK_DATA"] = str(Path(nltk).resolve())
+    env.setdefault("TOKENIZERS_PARALLELISM", "false")
+    env["HF_HUB_OFFLINE"] = "1"  # checkpoints and tokenizers are local directories
+    return env
+
+
+def find_runs(output_path: Path) -> list[Path]:
+    runs = output_path / "runs" / SUITE
+    return sorted(p.parent for p in runs.glob("*/stats.json"))
+
+
+def helm_run(*, model_dir: str | Path, model_name: str, scenario: str, spec: dict[str, Any],
+             outdir: str | Path, stats_path: str | Path | None = None,
+             fixtures: str | Path | None = None, disable_cache: bool = False,
+             threads: int = 1) -> dict[str, Any]:
+    """Run HELM for one model and scenario; write and return the stats dict
+    ``{accuracy, calibration, robustness, fairness, ...provenance}``."""
+    model_dir = Path(model_dir).resolve()
+    outdir = Path(outdir).resolve()
+    outdir.mkdir(parents=True, exist_ok=True)
+    output_path = outdir / "benchmark_output"
+    prod_env = outdir / "prod_env"
+    helm_name = helm_model_name(model_name, model_dir)
+    write_prod_env(prod_env, model_name=helm_name, model_dir=model_dir,
+                   apply_chat_template=bool(spec.get("apply_chat_template", False)),
+                   display_name=model_name)
+    # Old run directories (an earlier checkpoint, other entries) must not be read back.
+    shutil.rmtree(output_path / "runs" / SUITE, ignore_errors=True)
+    output_path.mkdir(parents=True, exist_ok=True)
+    if fixtures:
+        place_fixtures(fixtures, output_path, scenario)
+
+    entries = run_entries(spec, scenario, helm_name)
+    cmd = [str(helm_bin_dir(spec) / "helm-run"), "--run-entries", *entries,
+           "--suite", SUITE, "-o", "benchmark_output", "--local-path", str(prod_env),
+           "--max-eval-instances", str(int(spec["max_eval_instances"])),
+           "--num-threads", str(threads), "--plugins", PLUGIN, "--exit-on-error"]
+    if disable_cache:
+        cmd.append("--disable-cache")
+    log.info("helm-run %s on %s (%s): %d run entries", scenario, model_name, helm_name,
+             len(entries))
+    log.debug("command: %s", " ".join(cmd))
+    t0 = time.monotonic()
+    logfile = outdir / "helm-run.log"
+    with open(logfile, "w", encoding="utf-8") as fh:
+        proc = subprocess.run(cmd, cwd=outdir, env=helm_environment(spec, fixtures),
+                              stdout=fh, stderr=subprocess.STDOUT, check=False)
+    wall = time.monotonic() - t0
+    if proc.returncode != 0:
+        tail = logfile.read_text(encoding="utf-8", errors="replace").splitlines()[-40:]
+        sys.stderr.write("\n".join(tail) + "\n")
+        raise HelmError(f"helm-run failed (exit {proc.returncode}); log: {logfile}")
+
+    runs = find_runs(output_path)
+    if len(runs) != len(entries):
+        raise HelmError(f"expected {len(entries)} HELM run(s) under {output_path}/runs/{SUITE}, "
+                        f"found {len(runs)}; log: {logfile}")
+    per_run = {p.name: read_run(p, scenario) for p in runs}
+    result: dict[str, Any] = mean_over_runs(list(per_run.values()))
+    result.update({
+        "model": model_name,
+        "scenario": scenario,
+        "helm_model": helm_name,
+        "weights_hash": weights_hash(model_dir),
+        "helm_version": spec.get("version"),
+        "run_entries": entries,
+        "max_eval_instances": int(spec["max_eval_instances"]),
+        "apply_chat_template": bool(spec.get("apply_chat_template", False)),
+        "runs": per_run,
+        "wall_s": round(wall, 2),
+    })
+    missing = [g for g in ("accuracy", "calibration", "robustness", "fairness")
+               if result[g] is None]
+    if missing:
+        log.warning("%s/%s: no value for %s", model_name, scenario, ", ".join(missing))
+    if stats_path:
+        write_json(stats_path, result)
+    log.info("%s/%s: accuracy=%s calibration=%s robustness=%s fairness=%s (%.1f s)", model_name,
+             scenario, *(json.dumps(result[g]) for g in ("accuracy", "calibration",
+                                                         "robustness", "fairness")), wall)
+    return result

@@ -1,0 +1,172 @@
+"""Read crfm-helm 0.5.16 run outputs and build the paper's HELM tables (stylized-dpo Tables 4-8).
+
+Per run (``runs/<suite>/<run>/stats.json``) the four numbers of a (model, scenario) cell:
+
+* accuracy: the scenario's main metric, unperturbed, on its main split;
+* calibration: ``ece_10_bin`` (unperturbed); HellaSwag's ``multiple_choice_separate_original``
+  never gets it in 0.5.16, so it is computed from ``per_instance_stats.json`` (``max_prob``,
+  ``exact_match``) with :func:`get_ece_em` (helm-offline.md fix 4);
+* robustness / fairness: the main metric with ``perturbation.name`` robustness / fairness and
+  ``computed_on: worst``.
+
+Group tables: one row per model (paper order), a mean win rate over the five scenarios
+(:mod:`prefbias.evaluation.winrate`; calibration lower-is-better).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+SCENARIOS = ["mmlu", "boolq", "natural_qa", "quac", "hellaswag"]  # the paper's column order
+MAIN_METRIC = {"boolq": "quasi_exact_match", "mmlu": "exact_match", "hellaswag": "exact_match",
+               "natural_qa": "f1_score", "quac": "f1_score"}
+MAIN_SPLIT = {"boolq": "valid", "mmlu": "test", "hellaswag": "valid", "natural_qa": "valid",
+              "quac": "valid"}
+GROUPS = ["accuracy", "calibration", "robustness", "fairness"]
+LOWER_IS_BETTER = {"calibration"}
+
+
+# --------------------------------------------------------------------------------------------
+# ECE exactly as uncertainty-calibration 0.1.4 ``calibration.get_ece_em`` (used by HELM):
+# equal-mass bins, plug-in L1 calibration error.
+# --------------------------------------------------------------------------------------------
+def _equal_mass_bins(probs: Sequence[float], num_bins: int) -> list[float]:
+    import numpy as np
+
+    sorted_probs = sorted(probs)
+    num_bins = min(num_bins, len(sorted_probs))
+    parts = [list(p) for p in np.array_split(sorted_probs, num_bins)]
+    bins = [(parts[i][-1] + parts[i + 1][0]) / 2.0 for i in range(len(parts) - 1)]
+    bins.append(1.0)
+    return sorted(set(bins))
+
+
+def get_ece_em(probs: Sequence[float], correct: Sequence[int], num_bins: int = 10) -> float:
+    """Expected calibration error with ``min(num_bins, n)`` equal-mass bins:
+    ``sum_b n_b/n * |mean(conf_b) - mean(correct_b)|``."""
+    import numpy as np
+
+    if len(probs) != len(correct) or not probs:
+        raise ValueError("need equally many (and at least one) probabilities and labels")
+    data = np.array(list(zip(probs, correct, strict=True)), dtype=float)
+    bins = _equal_mass_bins(list(probs), num_bins)
+    idx = np.searchsorted(bins, data[:, 0])
+    order = np.argsort(idx, kind="stable")
+    splits = np.searchsorted(idx[order], list(range(1, len(bins))))
+    binned = np.split(data[order], splits)
+    n = len(data)
+    return float(sum(len(b) / n * abs(float(np.mean(b[:, 0] - b[:, 1])))
+                     for b in binned if len(b)))
+
+
+# --------------------------------------------------------------------------------------------
+# One HELM run directory
+# --------------------------------------------------------------------------------------------
+def _stat_mean(stat: dict[str, Any]) -> float | None:
+    if stat.get("mean") is not None:
+        return float(stat["mean"])
+    if stat.get("count"):
+        return float(stat["sum"]) / float(stat["count"])
+    return None
+
+
+def find_stat(stats: list[dict[str, Any]], name: str, split: str, *,
+              perturbation: str | None = None) -> float | None:
+    """Mean of the stat ``name`` on ``split``; unperturbed, or with ``perturbation.name`` and
+    ``computed_on: worst``. Sub-splits are ignored."""
+    for s in stats:
+        mn = s["name"]
+        if mn.get("name") != name or mn.get("split") != split or mn.get("sub_split"):
+            continue
+        pert = mn.get("perturbation")
+        if perturbation is None and pert is None:
+            return _stat_mean(s)
+        if (perturbation is not None and pert is not None and pert.get("name") == perturbation
+                and pert.get("computed_on") == "worst"):
+            return _stat_mean(s)
+    return None
+
+
+def ece_from_per_instance(per_instance: list[dict[str, Any]], split: str,
+                          num_bins: int = 10) -> float | None:
+    """``ece_10_bin`` from ``per_instance_stats.json``: unperturbed instances of ``split``,
+    confidence ``max_prob``, correctness ``exact_match``; averaged over train trials as HELM
+    averages per-trial stats."""
+    by_trial: dict[int, tuple[list[float], list[int]]] = {}
+    for row in per_instance:
+        if row.get("perturbation"):
+            continue
+        found: dict[str, float] = {}
+        for s in row["stats"]:
+            mn = s["name"]
+            if mn.get("perturbation") or mn.get("split") != split or mn.get("sub_split"):
+                continue
+            if mn["name"] in ("max_prob", "exact_match"):
+                found[mn["name"]] = _stat_mean(s)
+        if "max_prob" in found and "exact_match" in found:
+            probs, correct = by_trial.setdefault(int(row.get("train_trial_index", 0)), ([], []))
+            probs.append(found["max_prob"])
+            correct.append(int(found["exact_match"]))
+    if not by_trial:
+        return None
+    eces = [get_ece_em(p, c, num_bins) for p, c in by_trial.values()]
+    return sum(eces) / len(eces)
+
+
+def read_run(run_dir: str | Path, scenario: str) -> dict[str, float | None]:
+    """The four group values of one HELM run directory."""
+    run_dir = Path(run_dir)
+    stats = json.loads((run_dir / "stats.json").read_text())
+    metric, split = MAIN_METRIC[scenario], MAIN_SPLIT[scenario]
+    out = {
+        "accuracy": find_stat(stats, metric, split),
+        "calibration": find_stat(stats, "ece_10_bin", split),
+        "robustness": find_stat(stats, metric, split, perturbation="robustness"),
+        "fairness": find_stat(stats, metric, split, perturbation="fairness"),
+    }
+    out["calibration_source"] = "helm" if out["calibration"] is not None else None
+    if out["calibration"] is None and (run_dir / "per_instance_stats.json").exists():
+        per_instance = json.loads((run_dir / "per_instance_stats.json").read_text())
+        out["calibration"] = ece_from_per_instance(per_instance, split)
+        if out["calibration"] is not None:
+            out["calibration_source"] = "per_instance_stats"
+    return out
+
+
+def mean_over_runs(values: list[dict[str, float | None]]) -> dict[str, float | None]:
+    """Average each group over runs (MMLU: one run per subject), ignoring missing values."""
+    out: dict[str, float | None] = {}
+    for g in GROUPS:
+        vals = [v[g] for v in values if v.get(g) is not None and not math.isnan(v[g])]
+        out[g] = sum(vals) / len(vals) if vals else None
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Group tables
+# --------------------------------------------------------------------------------------------
+def group_tables(cells: dict[str, dict[str, dict[str, float | None]]],
+                 rows: list[tuple[str, str]]):
+    """``cells[model][scenario] -> {group: value}`` and ``rows = [(model, label), ...]`` ->
+    ``{group: DataFrame}`` (columns model,label,mean_win_rate,<scenarios>) and the Table 4
+    summary DataFrame (model,label,<groups>)."""
+    import pandas as pd
+
+    from prefbias.evaluation.winrate import mean_win_rates
+
+    tables = {}
+    for g in GROUPS:
+        table = {m: {s: cells.get(m, {}).get(s, {}).get(g) for s in SCENARIOS} for m, _ in rows}
+        rates = mean_win_rates(table, SCENARIOS, lower_is_better=g in LOWER_IS_BETTER)
+        tables[g] = pd.DataFrame([{"model": m, "label": label, "mean_win_rate": rates[m],
+                                   **table[m]} for m, label in rows],
+                                 columns=["model", "label", "mean_win_rate", *SCENARIOS])
+    summary = pd.DataFrame([{"model": m, "label": label,
+                             **{g: tables[g].set_index("model").at[m, "mean_win_rate"]
+                                for g in GROUPS}} for m, label in rows],
+                           columns=["model", "label", *GROUPS])
+    return tables, summary
