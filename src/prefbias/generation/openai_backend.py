@@ -154,24 +154,33 @@ class OpenAIBackend(BackendBase):
         for r in requests:  # fail before any request for prefills OpenAI cannot do
             self._payload(r, sampling)
         pending = iter(requests)
+        error: BaseException | None = None
         with ThreadPoolExecutor(max_workers=self.max_concurrency) as pool:
             running: set[Future] = set()
+            # submit lazily so a permanent failure stops the rest without sending them
+            for r in pending:
+                running.add(pool.submit(self._one, r, sampling))
+                if len(running) >= self.max_concurrency:
+                    break
             try:
-                # submit lazily so a permanent failure stops the rest without sending them
-                for r in pending:
-                    running.add(pool.submit(self._one, r, sampling))
-                    if len(running) >= self.max_concurrency:
-                        break
                 while running:
                     done, running = wait(running, return_when=FIRST_COMPLETED)
                     for f in done:
+                        if f.exception() is not None:
+                            error = error or f.exception()
+                            continue
+                        # results of requests already sent are still handed out (and so
+                        # recorded in the partial file) after another request failed
                         yield f.result()
-                        nxt = next(pending, None)
-                        if nxt is not None:
-                            running.add(pool.submit(self._one, nxt, sampling))
+                        if error is None:
+                            nxt = next(pending, None)
+                            if nxt is not None:
+                                running.add(pool.submit(self._one, nxt, sampling))
             finally:
                 for f in running:
                     f.cancel()
+        if error is not None:
+            raise error
 
 
 def _safe(e: Exception) -> str:

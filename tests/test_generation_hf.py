@@ -1,0 +1,128 @@
+"""Contract tests of the ``hf`` generation backend on a tiny random Qwen2 (CPU)."""
+
+from __future__ import annotations
+
+import pytest
+
+from prefbias.generation.base import (
+    ContextOverflowError,
+    GenerationError,
+    GenRequest,
+    Sampling,
+    make_backend,
+)
+
+CORPUS = ["hello world how are you today", "the quick brown fox jumps over the lazy dog",
+          "what is the capital of France? Paris is the capital.", "def f(x): return {x: 1}"] * 20
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory):
+    from prefbias.models.tiny import build_tiny_model
+
+    out = tmp_path_factory.mktemp("gen") / "tiny"
+    build_tiny_model(out, {"seed": 3, "max_position_embeddings": 256}, CORPUS)
+    return out
+
+
+@pytest.fixture(scope="module")
+def backend(tiny_dir):
+    return make_backend("hf", str(tiny_dir), model_name="tiny-test", batch_size=4)
+
+
+def _requests():
+    reqs = [GenRequest(f"r{i}", [{"role": "user", "content": "hello world " * (1 + 3 * i)}])
+            for i in range(5)]
+    reqs.append(GenRequest("sys", [{"role": "system", "content": "be brief"},
+                                   {"role": "user", "content": "the quick brown fox"}]))
+    return reqs
+
+
+def test_batched_equals_sequential_under_greedy(backend):
+    s = Sampling(temperature=0, max_new_tokens=8)
+    backend.batch_size = 4
+    batched = backend.generate(_requests(), s)
+    backend.batch_size = 1
+    sequential = backend.generate(_requests(), s)
+    backend.batch_size = 4
+    assert [r.id for r in batched] == [r.id for r in _requests()]  # request order kept
+    for a, b in zip(batched, sequential, strict=True):
+        assert (a.text, a.finish_reason, a.completion_tokens) == \
+            (b.text, b.finish_reason, b.completion_tokens), a.id
+        assert a.prompt_tokens == b.prompt_tokens > 0
+
+
+def test_prefill_is_continued(backend):
+    import torch
+
+    msgs = [{"role": "user", "content": "hello world"},
+            {"role": "assistant", "content": "the quick"}]
+    ids = backend.encode(GenRequest("p", msgs))
+    text = backend.tokenizer.decode(ids)
+    assert text.endswith("<|im_start|>assistant\nthe quick")  # no end-of-turn, no new turn
+    [res] = backend.generate([GenRequest("p", msgs)], Sampling(temperature=0, max_new_tokens=6))
+    # the returned text is the continuation the model produces from that exact prefix
+    with torch.inference_mode():
+        out = backend.lm.generate(torch.tensor([ids]), attention_mask=torch.ones(1, len(ids),
+                                  dtype=torch.long), max_new_tokens=6, do_sample=False,
+                                  eos_token_id=backend.eos_ids,
+                                  pad_token_id=backend.tokenizer.pad_token_id)
+    toks = out[0, len(ids):].tolist()
+    toks = toks[:next((i for i, t in enumerate(toks) if t in backend.eos_ids), len(toks))]
+    assert res.text == backend.tokenizer.decode(toks, skip_special_tokens=True)
+    assert not res.text.startswith("the quick")
+
+
+def test_length_finish_reason_and_row_provenance(backend, tmp_path):
+    from prefbias.generation.base import run_resumable
+    from prefbias.io import read_jsonl
+
+    s = Sampling(temperature=0.7, top_p=0.9, top_k=5, max_new_tokens=3, seed=7)
+    out = tmp_path / "g.jsonl"
+    stats = run_resumable(backend, _requests()[:3], s, out)
+    rows = read_jsonl(out)
+    assert stats["n"] == 3 and len(rows) == 3
+    for row in rows:
+        assert row["completion_tokens"] <= 3
+        if row["finish_reason"] == "length":
+            assert row["completion_tokens"] == 3
+        assert row["model"] == "tiny-test" and row["backend"] == "hf" and row["revision"]
+        assert row["sampling"] == {"temperature": 0.7, "top_p": 0.9, "top_k": 5,
+                                   "max_new_tokens": 3, "seed": 7, "stop": []}
+    assert any(r["finish_reason"] == "length" for r in rows)
+    # sampling is reproducible from the seed
+    again = backend.generate(_requests()[:3], s)
+    assert [r.text for r in again] == [r["response"] for r in rows]
+
+
+def test_context_overflow_is_a_clear_error(backend):
+    long = GenRequest("long", [{"role": "user", "content": "hello world " * 400}])
+    with pytest.raises(ContextOverflowError, match="'long'.*context window of 256"):
+        backend.generate([long], Sampling(temperature=0, max_new_tokens=4))
+    short = GenRequest("short", [{"role": "user", "content": "hi"}])
+    with pytest.raises(ContextOverflowError, match="max_new_tokens 300"):
+        backend.generate([short], Sampling(temperature=0, max_new_tokens=300))
+
+
+def test_unknown_backend_and_unloadable_model(tmp_path):
+    with pytest.raises(GenerationError, match="unknown generation backend 'tgi'"):
+        make_backend("tgi", "x")
+    with pytest.raises(GenerationError, match="does not load.*does not exist"):
+        make_backend("hf", str(tmp_path / "nope"))
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "config.json").write_text("{not json")
+    with pytest.raises(GenerationError, match=f"'bad' does not load.*{bad}"):
+        make_backend("hf", str(bad))
+
+
+def test_stop_strings_cut_the_text(backend):
+    s = Sampling(temperature=0, max_new_tokens=8)
+    [free] = backend.generate(_requests()[:1], s)
+    if len(free.text) < 3:
+        pytest.skip("the random model produced too little text to pick a stop string")
+    stop = free.text[1:3]
+    [cut] = backend.generate(_requests()[:1], Sampling(temperature=0, max_new_tokens=8,
+                                                       stop=(stop,)))
+    assert stop not in cut.text and cut.finish_reason == "stop"
+    assert free.text.startswith(cut.text)

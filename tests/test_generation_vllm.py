@@ -1,0 +1,98 @@
+"""``vllm`` backend without vLLM installed: a clear error, and the mapping onto a fake module."""
+
+from __future__ import annotations
+
+import json
+import sys
+import types
+
+import pytest
+
+from prefbias.generation.base import GenerationError, GenRequest, Sampling, make_backend
+
+
+def test_missing_vllm_is_a_clear_error(monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "vllm", None)  # import vllm -> ImportError
+    with pytest.raises(GenerationError, match="needs the vllm package.*envs/vllm.yaml"):
+        make_backend("vllm", str(tmp_path))
+
+
+class _Tok:
+    def apply_chat_template(self, messages, tokenize, add_generation_prompt,
+                            continue_final_message):
+        text = "".join(f"<{m['role']}>{m['content']}" for m in messages)
+        return text + ("<assistant>" if add_generation_prompt else "")
+
+    def __call__(self, text, add_special_tokens):
+        assert add_special_tokens is False
+        return {"input_ids": [ord(c) for c in text]}
+
+
+def _fake_vllm(record):
+    mod = types.ModuleType("vllm")
+
+    class SamplingParams:
+        def __init__(self, **kw):
+            record["params"] = kw
+
+    class LLM:
+        def __init__(self, **kw):
+            record["llm"] = kw
+            self.llm_engine = types.SimpleNamespace(
+                model_config=types.SimpleNamespace(max_model_len=64))
+
+        def get_tokenizer(self):
+            return _Tok()
+
+        def generate(self, prompts, params, use_tqdm=False):
+            record.setdefault("prompts", []).extend(prompts)
+            outs = []
+            for i, p in enumerate(prompts):
+                c = types.SimpleNamespace(text=f"out{len(p['prompt_token_ids'])}",
+                                          token_ids=[1, 2, 3],
+                                          finish_reason="length" if i % 2 else "stop")
+                outs.append(types.SimpleNamespace(outputs=[c]))
+            return outs
+
+    mod.SamplingParams, mod.LLM = SamplingParams, LLM
+    return mod
+
+
+@pytest.fixture
+def fake(monkeypatch, tmp_path):
+    record: dict = {}
+    monkeypatch.setitem(sys.modules, "vllm", _fake_vllm(record))
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1,2")
+    (tmp_path / "config.json").write_text(json.dumps({"num_attention_heads": 14,
+                                                      "num_key_value_heads": 2}))
+    return record, tmp_path
+
+
+def test_sampling_params_and_llm_mapping(fake):
+    record, model = fake
+    b = make_backend("vllm", str(model), model_name="m1", chunk_size=2)
+    assert record["llm"]["model"] == str(model)
+    assert record["llm"]["tensor_parallel_size"] == 2  # 3 GPUs visible, 14 heads / 2 kv heads
+    reqs = [GenRequest(f"r{i}", [{"role": "user", "content": "x" * i}]) for i in range(3)]
+    res = b.generate(reqs, Sampling(temperature=0.6, top_p=0.95, top_k=0, max_new_tokens=8,
+                                    seed=5, stop=("###",)))
+    assert record["params"] == {"temperature": 0.6, "top_p": 0.95, "top_k": -1, "max_tokens": 8,
+                                "seed": 5, "stop": ["###"]}
+    assert [r.id for r in res] == ["r0", "r1", "r2"]
+    assert [r.finish_reason for r in res] == ["stop", "length", "stop"]
+    assert res[0].completion_tokens == 3 and res[0].prompt_tokens == len("<user><assistant>")
+    assert b.name == "vllm" and b.model == "m1"
+
+
+def test_prefill_and_context_overflow(fake):
+    from prefbias.generation.base import ContextOverflowError
+
+    record, model = fake
+    b = make_backend("vllm", str(model))
+    pre = GenRequest("p", [{"role": "user", "content": "hi"},
+                           {"role": "assistant", "content": "ok"}])
+    b.generate([pre], Sampling(max_new_tokens=4))
+    assert record["prompts"][0]["prompt_token_ids"] == [ord(c) for c in "<user>hi<assistant>ok"]
+    with pytest.raises(ContextOverflowError, match="context window of 64"):
+        b.generate([GenRequest("big", [{"role": "user", "content": "y" * 60}])],
+                   Sampling(max_new_tokens=4))
