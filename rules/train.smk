@@ -31,19 +31,19 @@ rule train_sft:
         model=directory(f"{W}/models/trained/{{model}}"),
         metrics=f"{R}/train/{{model}}/metrics.jsonl",
         summary=f"{R}/train/{{model}}/summary.json",
-    wildcard_constraints:
-        model=r"sft-s\d+",
-    params:
-        spec=lambda w: spec("sft"),
-        seed=lambda w: _recipes.model_seed(config, w.model),
-        ckpt=lambda w: f"{W}/ckpt/{w.model}",
     log:
         log_path("train_sft", "model"),
     benchmark:
         bench_path("train_sft", "model")
+    wildcard_constraints:
+        model=r"sft-s\d+",
+    threads: nthreads("train_sft")
     resources:
         **res("train_sft"),
-    threads: nthreads("train_sft")
+    params:
+        spec=lambda w: spec("sft"),
+        seed=lambda w: _recipes.model_seed(config, w.model),
+        ckpt=lambda w: f"{W}/ckpt/{w.model}",
     shell:
         "prefbias train-sft --model-id {wildcards.model} --init {input.init}"
         " --train {input.train} --eval {input.eval} --spec {params.spec:q}"
@@ -56,17 +56,17 @@ rule ref_logps:
         unpack(_refs_inputs),
     output:
         f"{W}/refs/{{refmodel}}/{{prefset}}/{{split}}.pt",
-    wildcard_constraints:
-        refmodel=r"[A-Za-z0-9][A-Za-z0-9._-]*",
-    params:
-        spec=lambda w: spec("dpo"),
     log:
         log_path("ref_logps", "refmodel", "prefset", "split"),
     benchmark:
         bench_path("ref_logps", "refmodel", "prefset", "split")
+    wildcard_constraints:
+        refmodel=r"[A-Za-z0-9][A-Za-z0-9._-]*",
+    threads: nthreads("ref_logps")
     resources:
         **res("ref_logps"),
-    threads: nthreads("ref_logps")
+    params:
+        spec=lambda w: spec("dpo"),
     shell:
         "prefbias ref-logps --model {input.model} --prefs {input.prefs}"
         " --spec {params.spec:q} --out {output} 2> {log}"
@@ -85,21 +85,21 @@ rule train_dpo:
         model=directory(f"{W}/models/trained/{{model}}"),
         metrics=f"{R}/train/{{model}}/metrics.jsonl",
         summary=f"{R}/train/{{model}}/summary.json",
+    log:
+        log_path("train_dpo", "model"),
+    benchmark:
+        bench_path("train_dpo", "model")
     wildcard_constraints:
         model=r"dpo-[a-z0-9_]+-s\d+",
+    threads: nthreads("train_dpo")
+    resources:
+        **res("train_dpo"),
     params:
         spec=lambda w: spec("dpo"),
         group=lambda w: _recipes.dpo_group(config, w.model),
         seed=lambda w: _recipes.model_seed(config, w.model),
         ckpt=lambda w: f"{W}/ckpt/{w.model}",
         eval=_dpo_eval_args,
-    log:
-        log_path("train_dpo", "model"),
-    benchmark:
-        bench_path("train_dpo", "model")
-    resources:
-        **res("train_dpo"),
-    threads: nthreads("train_dpo")
     shell:
         "prefbias train-dpo --model-id {wildcards.model} --init {input.init}"
         " --group {params.group} --train {input.train} --train-refs {input.train_refs}"
@@ -114,19 +114,19 @@ rule train_orpo:
         model=directory(f"{W}/models/trained/{{model}}"),
         metrics=f"{R}/train/{{model}}/metrics.jsonl",
         summary=f"{R}/train/{{model}}/summary.json",
-    wildcard_constraints:
-        model=r"orpo-.+-s\d+",
-    params:
-        spec=lambda w: spec("orpo"),
-        seed=lambda w: _recipes.model_seed(config, w.model),
-        ckpt=lambda w: f"{W}/ckpt/{w.model}",
     log:
         log_path("train_orpo", "model"),
     benchmark:
         bench_path("train_orpo", "model")
+    wildcard_constraints:
+        model=r"orpo-.+-s\d+",
+    threads: nthreads("train_orpo")
     resources:
         **res("train_orpo"),
-    threads: nthreads("train_orpo")
+    params:
+        spec=lambda w: spec("orpo"),
+        seed=lambda w: _recipes.model_seed(config, w.model),
+        ckpt=lambda w: f"{W}/ckpt/{w.model}",
     shell:
         "prefbias train-orpo --model-id {wildcards.model} --init {input.init}"
         " --train {input.train} --spec {params.spec:q} --seed {params.seed}"
