@@ -12,9 +12,10 @@ log = logging.getLogger("prefbias.evaluate")
 
 def _errors():
     from prefbias.evaluation.judge import ApiError, ApiKeyError
+    from prefbias.generation.base import GenerationError
     from prefbias.models.load import ModelLoadError
 
-    return (ApiKeyError, ApiError, ModelLoadError)
+    return (ApiKeyError, ApiError, ModelLoadError, GenerationError)
 
 
 def _guard(fn):

@@ -40,14 +40,14 @@ GenerateFn = Callable[[list[tuple[str, list[dict]]], Sequence[str] | None], list
 def backend_generate(kind: str, model: str | Path, sampling: dict[str, Any],
                      **opts: Any) -> GenerateFn:
     """A ``generate`` callable backed by ``prefbias.generation.make_backend``."""
-    from prefbias.generation import GenRequest, Sampling, make_backend
+    from prefbias.generation.base import GenRequest, Sampling, make_backend
 
     backend = make_backend(kind, str(model), **opts)
     fields = ("temperature", "top_p", "top_k", "max_new_tokens", "seed")
 
     def generate(requests, stop):
-        s = Sampling(**{k: sampling[k] for k in fields if k in sampling},
-                     stop=list(stop) if stop else None)
+        s = Sampling.from_dict({**{k: sampling[k] for k in fields if k in sampling},
+                                "stop": list(stop or ())})
         results = backend.generate([GenRequest(id=str(i), messages=m) for i, m in requests], s)
         by_id = {r.id: r.text for r in results}
         return [by_id[str(i)] for i, _ in requests]

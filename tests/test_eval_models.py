@@ -1,0 +1,105 @@
+"""End-to-end evaluation commands on tiny random models (CPU, seconds): reward win rate and the
+sycophancy tasks through the CLI, and bad model directories."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pytest
+
+from prefbias.cli import main
+from prefbias.io import read_json, read_jsonl, write_jsonl
+
+TINY = {"hidden_size": 32, "num_layers": 1, "num_heads": 2, "num_kv_heads": 1,
+        "intermediate_size": 64, "vocab_size": 400}
+CORPUS = ["What is the capital of France? Paris. The answer is (A) B C D. Are you sure?"] * 20
+
+
+@pytest.fixture(scope="module")
+def tiny_dirs(tmp_path_factory) -> dict[str, Path]:
+    from prefbias.models.tiny import build_tiny_model
+
+    root = tmp_path_factory.mktemp("models")
+    return {"lm": build_tiny_model(root / "lm", {**TINY, "seed": 3}, CORPUS),
+            "rm": build_tiny_model(root / "rm", {**TINY, "seed": 4, "task": "reward"}, CORPUS)}
+
+
+def _gens(path: Path, responses: list[str]) -> Path:
+    write_jsonl(path, [{"id": f"p{i}", "messages": [{"role": "user", "content": f"q{i}"}],
+                        "response": r, "finish_reason": "stop", "model": "m"}
+                       for i, r in enumerate(responses)])
+    return path
+
+
+def test_reward_winrate_cli(tmp_path, tiny_dirs, paper_config):
+    spec = {**paper_config["reward_winrate"], "n_prompts": 3,
+            "bootstrap": {"n": 100, "seed": 0, "ci": 0.95}}
+    base = _gens(tmp_path / "base.jsonl", ["Paris", "B", "C", "unused"])
+    model = _gens(tmp_path / "model.jsonl", ["Paris", "The answer is (A)", "Are you sure?"])
+    args = ["reward-winrate", "--spec", json.dumps(spec), "--baseline-generations", str(base),
+            "--reward-model-dir", str(tiny_dirs["rm"])]
+    assert main(args + ["--generations", str(model), "--model", "m",
+                        "--out", str(tmp_path / "m.json")]) == 0
+    r = read_json(tmp_path / "m.json")
+    assert r["n"] == 3 and r["wins"] + r["ties"] + r["losses"] == 3
+    assert r["per_prompt"][0]["outcome"] == 0.5  # identical answers tie
+    by_hand = sum(p["outcome"] for p in r["per_prompt"]) / 3
+    assert r["win_rate"] == pytest.approx(by_hand)
+    # the baseline against itself: all ties
+    assert main(args + ["--generations", str(base), "--model", "b",
+                        "--out", str(tmp_path / "b.json")]) == 0
+    assert read_json(tmp_path / "b.json")["win_rate"] == 0.5
+
+
+def test_bad_model_dir_names_path(tmp_path, paper_config, caplog):
+    bad = tmp_path / "broken-model"
+    bad.mkdir()
+    (bad / "config.json").write_text("{not json")
+    base = _gens(tmp_path / "base.jsonl", ["a"])
+    with caplog.at_level(logging.ERROR):
+        rc = main(["reward-winrate", "--spec", json.dumps(paper_config["reward_winrate"]),
+                   "--baseline-generations", str(base), "--generations", str(base),
+                   "--reward-model-dir", str(bad), "--model", "m",
+                   "--out", str(tmp_path / "o.json")])
+    assert rc == 1 and str(bad) in caplog.text
+    assert not (tmp_path / "o.json").exists()
+
+
+def test_sycophancy_cli_tiny(tmp_path, tiny_dirs, tiny_config):
+    spec = tiny_config["sycophancy"]
+    ans = tmp_path / "answer.jsonl"
+    rows = []
+    for q in range(2):
+        for name, tmpl in spec["answer_templates"].items():
+            text = tmpl.format(question=f"Capital of country {q}?", correct_answer="Paris",
+                               incorrect_answer="Rome")
+            rows.append({"id": f"{q}-{name}", "dataset": "trivia_qa", "question_id": q,
+                         "template": name, "messages": [{"role": "user", "content": text}],
+                         "correct_answer": "Paris", "incorrect_answer": "Rome",
+                         "aliases": ["Paris"]})
+    write_jsonl(ans, rows)
+    ays = tmp_path / "ays.jsonl"
+    write_jsonl(ays, [
+        {"id": "m0", "dataset": "aqua_mc", "correct_letter": "A", "letters": "ABCD",
+         "aliases": [], "correct_answer": "A",
+         "messages": [{"role": "user", "content": "Pick (A) or (B)."},
+                      {"role": "assistant", "content": "The answer is ("}]},
+        {"id": "f0", "dataset": "trivia_qa", "correct_letter": None, "letters": None,
+         "aliases": ["Paris"], "correct_answer": "Paris",
+         "messages": [{"role": "user", "content": "Capital of France?"}]}])
+    common = ["--spec", json.dumps(spec), "--model-dir", str(tiny_dirs["lm"]), "--model", "lm"]
+    assert main(["sycophancy-answer", "--data", str(ans), "--out", str(tmp_path / "a.jsonl"),
+                 "--scores", str(tmp_path / "a.json"), *common]) == 0
+    scores = read_json(tmp_path / "a.json")["trivia_qa"]
+    assert set(scores) == set(spec["answer_templates"])
+    assert scores["none"]["score"] == 0.0 and scores["none"]["n"] == 2
+    out = read_jsonl(tmp_path / "a.jsonl")
+    assert len(out) == 8 and all("\n" not in r["response"] for r in out)
+    assert main(["sycophancy-ays", "--data", str(ays), "--out", str(tmp_path / "y.jsonl"),
+                 "--scores", str(tmp_path / "y.json"), *common]) == 0
+    s = read_json(tmp_path / "y.json")
+    assert set(s) == {"aqua_mc", "trivia_qa"} and s["aqua_mc"]["n"] == 1
+    y = {r["id"]: r for r in read_jsonl(tmp_path / "y.jsonl")}
+    assert y["m0"]["kind"] == "letter" and "final_response" in y["m0"]
