@@ -10,7 +10,8 @@ import sys
 from pathlib import Path
 
 RULE_RE = re.compile(r"^\s*(?:rule|checkpoint)\s+([A-Za-z_][A-Za-z0-9_]*)\s*:", re.M)
-CONTAINER_RE = re.compile(r"^\s*container:\s*image\(\s*[\"']([A-Za-z0-9_-]+)[\"']\s*\)", re.M)
+CONTAINER_RE = re.compile(r"^\s*container:\s*(?:\n\s*)?image\((?P<expr>[^\n]*)\)\s*$", re.M)
+NAME_RE = re.compile(r"[\"']([A-Za-z0-9_-]+)[\"']")
 
 
 def register(sub) -> None:
@@ -33,15 +34,16 @@ def register(sub) -> None:
     r.set_defaults(func=cmd_resources)
 
 
-def workflow_rules(root: Path) -> dict[str, str | None]:
-    """``{rule: image name or None}`` parsed from ``rules/*.smk`` (``container: image("x")``)."""
-    out: dict[str, str | None] = {}
+def workflow_rules(root: Path) -> dict[str, list[str]]:
+    """``{rule: [image names]}`` parsed from ``rules/*.smk``: ``container: image("x")`` or
+    ``image("x" if ... else "y")`` (every quoted name inside); ``[]`` when a rule has none."""
+    out: dict[str, list[str]] = {}
     for smk in sorted((root / "rules").glob("*.smk")):
         text = smk.read_text(encoding="utf-8")
         starts = [(m.start(), m.group(1)) for m in RULE_RE.finditer(text)] + [(len(text), "")]
         for (start, name), (end, _) in zip(starts, starts[1:], strict=False):
             m = CONTAINER_RE.search(text[start:end])
-            out[name] = m.group(1) if m else None
+            out[name] = NAME_RE.findall(m.group("expr")) if m else []
     return out
 
 
@@ -69,7 +71,7 @@ def cmd_preflight(args: argparse.Namespace) -> int:
     if args.images:
         parsed = workflow_rules(Path(args.root))
         containers = config.get("containers") or {}
-        images = {r: containers.get(parsed[r]) for r in rules if parsed.get(r)}
+        images = {f"{r}[{img}]": containers.get(img) for r in rules for img in parsed.get(r, [])}
     try:
         problems = preflight.check(config, rules, images, root=args.root)
     except preflight.PreflightError as e:

@@ -1,0 +1,137 @@
+"""Container definitions and conda fallbacks (no apptainer binary here: checked statically).
+
+Every containers/*.def parses with spython, starts from a digest-pinned base, copies its lock file
+and installs exactly the locked versions; envs/*.yaml pin the same versions; every rule that runs
+a command names an image that the config defines and a .def builds.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from prefbias.commands.hpc import workflow_rules
+
+ROOT = Path(__file__).resolve().parents[1]
+# image name -> the lock file its .def copies to /opt/prefbias/constraints.txt
+LOCKS = {"train": "envs/constraints.txt", "vllm": "envs/vllm-constraints.txt",
+         "helm": "envs/helm-constraints.txt"}
+CONDA = {"train": "envs/train.yaml", "vllm": "envs/vllm.yaml"}
+PIN = re.compile(r"(?<![\w.-])([A-Za-z0-9][A-Za-z0-9._-]*)==([A-Za-z0-9.+!_-]+)")
+
+
+def norm(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def lock(path: Path) -> dict[str, str]:
+    out = {}
+    for line in path.read_text().splitlines():
+        line = line.split("#")[0].strip()
+        if "==" in line:
+            name, ver = line.split("==", 1)
+            out[norm(name.split("[")[0])] = ver.strip()
+    return out
+
+
+def parse_def(name: str):
+    from spython.main.parse.parsers import SingularityParser
+
+    parsed = SingularityParser(str(ROOT / "containers" / f"{name}.def")).recipe
+    return parsed if not isinstance(parsed, dict) else next(iter(parsed.values()))
+
+
+@pytest.mark.parametrize("name", sorted(LOCKS))
+def test_def_parses_and_pins_base_by_digest(name):
+    recipe = parse_def(name)
+    assert re.fullmatch(r"[\w./-]+:[\w.-]+@sha256:[0-9a-f]{64}", recipe.fromHeader), \
+        recipe.fromHeader
+    text = (ROOT / "containers" / f"{name}.def").read_text()
+    assert re.search(r"^Bootstrap:\s*docker", text, re.M)
+    assert f"{LOCKS[name]} /opt/prefbias/constraints.txt" in text
+    assert "PYTHONPATH" in text  # code from the working tree
+
+
+@pytest.mark.parametrize("name", sorted(LOCKS))
+def test_def_installs_exactly_the_locked_versions(name):
+    lock_path = ROOT / LOCKS[name]
+    if not lock_path.exists():
+        pytest.skip(f"{LOCKS[name]} not written yet")
+    locked = lock(lock_path)
+    post = parse_def(name).install  # %post lines
+    text = "\n".join(post) if isinstance(post, list) else str(post)
+    text = text.replace("\\\n", " ")
+    installs = [ln for ln in re.split(r"\n|&&", text) if re.search(r"\bpip install\b", ln)]
+    assert installs
+    for line in installs:
+        assert "-c /opt/prefbias/constraints.txt" in line, line
+    pins = {norm(n): v for line in installs for n, v in PIN.findall(line)}
+    assert pins
+    wrong = {n: (v, locked.get(n)) for n, v in pins.items() if locked.get(n) != v}
+    assert not wrong, f"{name}.def pins differ from {LOCKS[name]}: {wrong}"
+
+
+@pytest.mark.parametrize("name", sorted(CONDA))
+def test_conda_env_pins_match_lock_and_def(name):
+    env = yaml.safe_load((ROOT / CONDA[name]).read_text())
+    pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict) and "pip" in d)
+    pins = {}
+    for item in pip:
+        m = PIN.fullmatch(item.strip())
+        assert m, f"{CONDA[name]}: '{item}' is not an exact pin"
+        pins[norm(m.group(1))] = m.group(2)
+    locked = lock(ROOT / LOCKS[name])
+    assert {n: v for n, v in pins.items() if locked.get(n) != v} == {}
+    assert "python=3.11" in env["dependencies"]
+
+
+def test_train_lock_matches_pyproject():
+    text = (ROOT / "pyproject.toml").read_text()
+    locked = lock(ROOT / "envs" / "constraints.txt")
+    for n, v in PIN.findall(text):
+        assert locked.get(norm(n)) == v, (n, v, locked.get(norm(n)))
+
+
+def test_every_rule_that_runs_a_command_has_an_image(paper_config):
+    """Parses rules/*.smk (the rule files are written by several people): every rule with a
+    shell/run/script that is not a localrule names container: image("<name>") with <name> in
+    config `containers:` and containers/<name>.def present."""
+    images = workflow_rules(ROOT)
+    if not images:
+        pytest.skip("no rules yet")
+    text = "\n".join(p.read_text() for p in sorted((ROOT / "rules").glob("*.smk")))
+    local = set()
+    for block in re.findall(r"^localrules:\s*((?:\s+[\w]+,?)+)", text, re.M):
+        local |= set(re.findall(r"\w+", block))
+    bodies = re.split(r"^(?=\s*(?:rule|checkpoint)\s+\w+\s*:)", text, flags=re.M)
+    missing, unknown = [], []
+    for body in bodies:
+        m = re.match(r"\s*(?:rule|checkpoint)\s+(\w+)\s*:", body)
+        if not m:
+            continue
+        rule = m.group(1)
+        runs = re.search(r"^\s+(shell|run|script|notebook|wrapper):", body, re.M)
+        is_local = rule in local or re.search(r"^\s+localrule:\s*True", body, re.M)
+        if not runs or is_local:
+            continue
+        names = images.get(rule) or []
+        if not names:
+            missing.append(rule)
+        for img in names:
+            if img not in paper_config.get("containers", {}) or not (
+                    ROOT / "containers" / f"{img}.def").exists():
+                unknown.append((rule, img))
+    assert not missing, f"rules without container: image(...): {missing}"
+    assert not unknown, f"rules naming an image with no config entry / .def: {unknown}"
+
+
+def test_config_containers_are_paths_or_digest_uris(paper_config):
+    for name, image in paper_config["containers"].items():
+        assert (ROOT / "containers" / f"{name}.def").exists()
+        if "://" in image:
+            assert "@sha256:" in image, image
+        else:
+            assert image.endswith(".sif"), image

@@ -1,0 +1,248 @@
+"""The Slurm path for real: a local single-node Slurm (munge, slurmctld, slurmd, slurmdbd + MariaDB)
+started by tests/slurm/start-local-slurm.sh, a small workflow run through the project's own
+`--profile slurm` (apptainer switched off with `--sdm env-modules`), checked from `sacct`.
+
+Needs root and apt (the script installs the Debian packages itself on a fresh machine); skipped with
+the reason otherwise. Every command runs under `timeout -k`; the daemons are stopped by PID.
+Run: `pytest -m slurm tests/test_slurm.py` (see the Makefile's test-slurm target).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "tests" / "slurm" / "start-local-slurm.sh"
+PREFIX = os.environ.get("PREFBIAS_SLURM_PREFIX", "/tmp/prefbias-slurm")
+SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
+FAST_POLL = ["--seconds-between-status-checks", "2",
+             "--slurm-init-seconds-before-status-checks", "2", "--latency-wait", "5"]
+
+pytestmark = pytest.mark.slurm
+
+
+def _timed(cmd, *, timeout: int, env=None, cwd=ROOT) -> subprocess.CompletedProcess:
+    """Run under `timeout -k 15 <timeout>` so nothing can hang the test session."""
+    return subprocess.run(["timeout", "-k", "15", str(timeout), *map(str, cmd)], cwd=cwd, env=env,
+                          capture_output=True, text=True, check=False)
+
+
+@pytest.fixture(scope="session")
+def slurm_env():
+    if os.geteuid() != 0:
+        pytest.skip("local Slurm needs root (it installs Debian packages and starts daemons)")
+    if shutil.which("slurmctld") is None and shutil.which("apt-get") is None:
+        pytest.skip("local Slurm needs the Slurm Debian packages or apt-get to install them")
+    env = dict(os.environ, LOCAL_SLURM_PREFIX=PREFIX, LOCAL_SLURM_TIMEOUT="300")
+    before = _timed(["bash", SCRIPT, "status"], timeout=30, env=env).stdout
+    started_here = "slurmctld pid=" not in before
+    t0 = time.monotonic()
+    proc = _timed(["bash", SCRIPT, "start"], timeout=900, env=env)
+    elapsed = time.monotonic() - t0
+    if proc.returncode != 0:
+        text = proc.stdout + proc.stderr
+        if "apt" in text and ("Could not resolve" in text or "Failed to fetch" in text
+                              or "Unable to locate" in text):
+            pytest.skip(f"apt could not install the Slurm packages:\n{text[-2000:]}")
+        pytest.fail(f"start-local-slurm.sh failed (rc {proc.returncode}):\n{text[-4000:]}")
+    sys.stderr.write(f"\n[test_slurm] local Slurm ready in {elapsed:.1f} s "
+                     f"(includes apt install if it was needed)\n")
+    env["PATH"] = f"{PREFIX}/bin:{env['PATH']}"
+    env["SLURM_CONF"] = f"{PREFIX}/etc/slurm.conf"
+    env.pop("PREFBIAS_SKIP_PREFLIGHT", None)
+    env.pop("PREFBIAS_SLURM_ACCOUNT", None)
+    try:
+        yield env
+    finally:
+        if started_here and os.environ.get("PREFBIAS_SLURM_KEEP") != "1":
+            _timed(["bash", SCRIPT, "stop"], timeout=180, env=env)
+
+
+def _snakemake(env, workdir: Path, *args, timeout=600, extra_env=None):
+    run_env = dict(env, **(extra_env or {}))
+    cmd = [SNAKEMAKE, "--profile", "slurm", "-s", "tests/slurm/Snakefile",
+           "--configfile", "tests/slurm/config.yaml", "--directory", workdir,
+           "--sdm", "env-modules", *FAST_POLL, *args]
+    return _timed(cmd, timeout=timeout, env=run_env)
+
+
+def _sacct(env, since: str) -> list[dict]:
+    fields = ["JobID", "JobName", "Comment", "State", "ExitCode", "Timelimit", "Partition",
+              "Account", "AllocCPUS"]
+    out = _timed(["sacct", "-n", "-P", "-X", "-a", "--starttime", since, "-o", ",".join(fields)],
+                 timeout=60, env=env)
+    assert out.returncode == 0, out.stderr
+    return [dict(zip(fields, line.split("|"), strict=False)) for line in out.stdout.splitlines()
+            if line.strip()]
+
+
+def _jobs_by_rule(env, since: str, rules: set[str], expect_final: int, wait_s=60):
+    """sacct rows per rule (Comment 'rule_<name>...'), waiting until `expect_final` are final."""
+    end = time.monotonic() + wait_s
+    while True:
+        rows = [r for r in _sacct(env, since) if r["Comment"].startswith("rule_")]
+        by_rule: dict[str, list[dict]] = {}
+        for r in rows:
+            name = r["Comment"][len("rule_"):].split("_wildcards_")[0]
+            if name in rules:
+                by_rule.setdefault(name, []).append(r)
+        final = [r for rs in by_rule.values() for r in rs
+                 if r["State"] in ("COMPLETED", "FAILED", "TIMEOUT", "CANCELLED", "OUT_OF_MEMORY")]
+        if len(final) >= expect_final or time.monotonic() > end:
+            return by_rule
+        time.sleep(2)
+
+
+def test_profile_runs_each_rule_as_its_own_slurm_job_with_retry(slurm_env, tmp_path):
+    since = datetime.now().strftime("%Y-%m-%dT%H:%M:%S")
+    time.sleep(1)
+    t0 = time.monotonic()
+    proc = _snakemake(slurm_env, tmp_path, timeout=600)
+    elapsed = time.monotonic() - t0
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-6000:]
+    sys.stderr.write(f"\n[test_slurm] 3-rule workflow with one retry: {elapsed:.1f} s\n")
+
+    jobs = _jobs_by_rule(slurm_env, since, {"step_one", "step_two", "flaky"}, expect_final=4)
+    assert sorted(jobs) == ["flaky", "step_one", "step_two"], jobs
+    # one Slurm job per rule, completed, on the partition/account from the config
+    for rule in ("step_one", "step_two"):
+        assert len(jobs[rule]) == 1, jobs[rule]
+        row = jobs[rule][0]
+        assert row["State"] == "COMPLETED", row
+        assert row["Partition"] == "cpu" and row["Account"] == "prefbias", row
+        job_id = (tmp_path / "out" / f"{rule}.txt").read_text().split("job=")[-1].split()[0]
+        assert job_id == row["JobID"], (job_id, row)
+    assert jobs["step_two"][0]["AllocCPUS"] == "2"
+    # flaky: attempt 1 failed on purpose (exit 3, 5 min), attempt 2 escalated (10 min) completed
+    flaky = sorted(jobs["flaky"], key=lambda r: int(r["JobID"]))
+    assert [r["State"] for r in flaky] == ["FAILED", "COMPLETED"], flaky
+    assert flaky[0]["ExitCode"].startswith("3"), flaky
+    assert [r["Timelimit"] for r in flaky] == ["00:05:00", "00:10:00"], flaky
+    assert "runtime=10" in (tmp_path / "out" / "flaky.txt").read_text()
+    # every job of the run has the same Snakemake run id as job name, and there were exactly 4
+    names = {r["JobName"] for rs in jobs.values() for r in rs}
+    assert len(names) == 1, names
+
+
+def test_gpu_rule_stopped_by_preflight_before_submission(slurm_env, tmp_path):
+    since = datetime.now().strftime("%Y-%m-%dT%H:%M:%S")
+    proc = _snakemake(slurm_env, tmp_path, "out/gpu.txt", "--config", "with_gpu_rule=True",
+                      timeout=180)
+    log = proc.stdout + proc.stderr
+    assert proc.returncode != 0, log[-4000:]
+    assert "preflight found" in log and "gpu_job" in log, log[-4000:]
+    assert "no node in partition 'h100' has any GPU" in log, log[-4000:]
+    time.sleep(2)
+    assert not [r for r in _sacct(slurm_env, since) if "gpu_job" in r["Comment"]]
+
+
+def test_gpu_rule_rejected_by_slurm_on_gpu_less_node(slurm_env, tmp_path):
+    """Without preflight, sbatch itself refuses the job and Snakemake fails fast with its reason."""
+    t0 = time.monotonic()
+    proc = _snakemake(slurm_env, tmp_path, "out/gpu.txt", "--config", "with_gpu_rule=True",
+                      timeout=300, extra_env={"PREFBIAS_SKIP_PREFLIGHT": "1"})
+    log = proc.stdout + proc.stderr
+    assert proc.returncode != 0, log[-4000:]
+    assert "Requested node configuration is not available" in log, log[-4000:]
+    assert time.monotonic() - t0 < 240
+
+
+# ------------------------------------------------------------------ bad input -> preflight
+
+
+def _preflight_cli(env, tmp_path, overlay: dict, *args):
+    (tmp_path / "overlay.yaml").write_text(yaml.safe_dump(overlay))
+    cmd = [sys.executable, "-m", "prefbias", "preflight", "--configfile", "config.yaml",
+           tmp_path / "overlay.yaml", *args]
+    run_env = dict(env, PYTHONPATH=str(ROOT / "src"))
+    return _timed(cmd, timeout=120, env=run_env)
+
+
+def test_preflight_ok_for_the_paper_config_on_matching_cluster(slurm_env, tmp_path):
+    # the paper config asks for GPUs; on this GPU-less test cluster run it CPU-only
+    overlay = {"cluster": {"account": "prefbias", "use_gpus": False,
+                           "max": {"mem_mb": 16000, "cpus_per_task": 4}}}
+    proc = _preflight_cli(slurm_env, tmp_path, overlay)
+    assert proc.returncode == 0, proc.stderr
+    assert "rules OK" in proc.stderr
+
+
+def test_preflight_unknown_partition(slurm_env, tmp_path):
+    overlay = {"cluster": {"partitions": {"gpu": "a100", "cpu": "cpu"}, "use_gpus": True}}
+    proc = _preflight_cli(slurm_env, tmp_path, overlay)
+    assert proc.returncode == 1, proc.stderr
+    assert "partition 'a100' does not exist on this cluster" in proc.stderr
+    assert "partitions here: cpu, h100" in proc.stderr
+    assert "train_sft" in proc.stderr
+
+
+def test_preflight_unknown_account(slurm_env, tmp_path):
+    overlay = {"cluster": {"account": "nosuchproject", "use_gpus": False,
+                           "max": {"mem_mb": 16000, "cpus_per_task": 4}}}
+    proc = _preflight_cli(slurm_env, tmp_path, overlay)
+    assert proc.returncode == 1, proc.stderr
+    assert "account 'nosuchproject' does not exist or user" in proc.stderr
+    assert "your accounts: prefbias" in proc.stderr
+
+
+def test_preflight_account_from_environment(slurm_env, tmp_path):
+    env = dict(slurm_env, PREFBIAS_SLURM_ACCOUNT="alsonotthere")
+    proc = _preflight_cli(env, tmp_path, {"cluster": {"use_gpus": False,
+                                                      "max": {"mem_mb": 16000}}})
+    assert proc.returncode == 1 and "account 'alsonotthere'" in proc.stderr, proc.stderr
+
+
+def test_preflight_gpus_on_gpu_less_cluster_and_too_much_memory(slurm_env, tmp_path):
+    proc = _preflight_cli(slurm_env, tmp_path, {"cluster": {"account": "prefbias"}})
+    assert proc.returncode == 1, proc.stderr
+    assert "ask for 2 GPU(s) but no node in partition 'h100' has any GPU" in proc.stderr
+    assert "reward_winrate" in proc.stderr
+    assert "mem_mb=200000 MB but the largest node in partition 'h100' has 16000 MB" in proc.stderr
+
+
+def test_preflight_missing_image_file(slurm_env, tmp_path):
+    overlay = {"cluster": {"account": "prefbias", "use_gpus": False,
+                           "max": {"mem_mb": 16000, "cpus_per_task": 4}},
+               "containers": {"train": str(tmp_path / "nope" / "train.sif"),
+                              "vllm": str(tmp_path / "vllm.sif"),
+                              "helm": "docker://example.org/helm:latest"}}
+    (tmp_path / "vllm.sif").write_bytes(b"x")
+    proc = _preflight_cli(slurm_env, tmp_path, overlay, "--images")
+    rules_with_train = '"train"' in "".join(p.read_text() for p in (ROOT / "rules").glob("*.smk"))
+    if not rules_with_train:
+        pytest.skip("no rule file uses image('train') yet")
+    assert proc.returncode == 1, proc.stderr
+    assert f"image file '{tmp_path / 'nope' / 'train.sif'}' does not exist" in proc.stderr
+    assert "apptainer build" in proc.stderr
+
+
+def test_preflight_times_out_clearly(slurm_env, tmp_path):
+    """A hung sinfo is reported with its timeout instead of hanging the run."""
+    from prefbias.hpc import preflight
+
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "sinfo").write_text("#!/bin/sh\nsleep 30\n")
+    (fake / "sinfo").chmod(0o755)
+    old = os.environ["PATH"]
+    os.environ["PATH"] = f"{fake}:{old}"
+    try:
+        with pytest.raises(preflight.PreflightError, match="did not answer within 1 s"):
+            preflight.query_cluster(timeout=1)
+    finally:
+        os.environ["PATH"] = old
+
+
+def test_cluster_has_the_config_partitions(slurm_env):
+    out = _timed(["sinfo", "-h", "-o", "%R"], timeout=30, env=slurm_env)
+    assert out.returncode == 0 and {"cpu", "h100"} <= set(out.stdout.split()), out
