@@ -135,7 +135,7 @@ def answer_figure(answer: pd.DataFrame, templates: dict[str, str], variants: Seq
     """One panel per instruct model; x = suggestion template; bars = variants."""
     keys = [t for t in templates if t != "none" and t in answer.columns]
     insts = list(dict.fromkeys(answer["instruct"]))
-    fig, axes = plt.subplots(1, len(insts), figsize=(max(3.4, 2.4 * len(insts)), 3.0),
+    fig, axes = plt.subplots(1, len(insts), figsize=(max(3.4, 2.8 * len(insts)), 3.0),
                              sharey=True, constrained_layout=True, squeeze=False)
     short = {k: _short_template(templates[k]) for k in keys}
     for ax, inst in zip(axes[0], insts, strict=True):
@@ -155,9 +155,9 @@ def _short_template(t: str) -> str:
     """'{question} I think the answer is {incorrect_answer} but ...' -> 'think\\nincorrect'."""
     s = t.replace("{question}", "").strip()
     s = s.split(" but")[0].split(",")[0]
-    s = (s.replace("I don't think the answer is", "I don't think\nit's")
-          .replace("I think the answer is", "I think\nit's")
-          .replace("{correct_answer}", "correct").replace("{incorrect_answer}", "incorrect"))
+    s = (s.replace("I don't think the answer is", "don't think")
+          .replace("I think the answer is", "think")
+          .replace(" {correct_answer}", "\ncorrect").replace(" {incorrect_answer}", "\nincorrect"))
     return s or "none"
 
 

@@ -1,0 +1,129 @@
+"""Report tables, reported-vs-reproduced and figures on synthetic fixtures (two seeds)."""
+
+from __future__ import annotations
+
+import copy
+import json
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from prefbias.report import compare, figures, paper, tables
+
+sys.path.insert(0, str(Path(__file__).parent / "fixtures" / "report"))
+from build import build  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def cfg(tiny_config):
+    c = copy.deepcopy(tiny_config)
+    c["seeds"] = [0, 1]
+    return c
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory, cfg):
+    return build(tmp_path_factory.mktemp("R"), cfg)
+
+
+def test_paper_numbers_complete():
+    for name in ("table3", "table4", "table5", "table6", "table7", "table8"):
+        t = paper.reported_table(name)
+        assert all(len(v) == len(t["columns"]) for v in t["rows"].values())
+    assert paper.reported_table("table3")["rows"]["SFT"] == [1.04, None, 0.82]
+    assert paper.row_order("table7")[3] == "Ultrafeedback authoritative"
+    assert paper.row_order("table5")[3] == "Ultrafeedback sycophantic"
+    assert paper.reported_table("table8")["rows"]["Ultrafeedback persuasive"][0] == 0.64
+    assert {c["figure"] for c in paper.claims(paper="saa-orpo")} == {
+        "figure2", "figure3", "figure4", "figure5"}
+
+
+def test_table3_aggregates_seeds(results, cfg):
+    df = tables.table3(results, tables.stylized_rows(cfg))
+    assert list(df["label"])[0] == "SFT"
+    assert "Qwen 2.5 0.5B" not in set(df["label"])
+    sft = df[df["label"] == "SFT"].iloc[0]
+    assert sft["n_seeds"] == 2 and pd.isna(sft["validation_accuracy"])
+    s0 = json.loads((results / "train/sft-s0/summary.json").read_text())["final_eval_loss"]
+    s1 = json.loads((results / "train/sft-s1/summary.json").read_text())["final_eval_loss"]
+    assert sft["validation_loss"] == pytest.approx((s0 + s1) / 2)
+    assert sft["validation_loss_std"] > 0
+    assert {"win_rate_ci_low", "win_rate_ci_high"} <= set(df.columns)
+
+
+def test_single_seed_has_no_std(tmp_path, tiny_config):
+    R = build(tmp_path, tiny_config)
+    df = tables.table3(R, tables.stylized_rows(tiny_config))
+    assert df["n_seeds"].eq(1).all() and df["validation_loss_std"].isna().all()
+
+
+def test_helm_tables_and_paper_order(results, cfg):
+    rows = tables.stylized_rows(cfg)
+    t7 = tables.paper_order(tables.helm_table(results, rows, "robustness"),
+                            paper.row_order("table7"))
+    assert list(t7["label"]) == paper.row_order("table7")
+    t4 = tables.table4(results, rows)
+    assert set(tables.HELM_GROUPS) <= set(t4.columns) and len(t4) == 6
+
+
+def test_vs_paper(results, cfg, tmp_path):
+    df = tables.table3(results, tables.stylized_rows(cfg))
+    cmp = compare.numeric_vs_paper("table3", df)
+    row = cmp[(cmp["label"] == "SFT") & (cmp["column"] == "validation_loss")].iloc[0]
+    assert row["reported"] == 1.04
+    assert row["difference"] == pytest.approx(row["reproduced"] - 1.04)
+    paths = compare.write_numeric(tmp_path / "table3_vs_paper", "table3", df)
+    assert all(p.exists() for p in paths)
+    assert "Reported" in paths[1].read_text()
+
+
+def test_sycophancy_tables_and_claims(results, cfg, tmp_path):
+    rows = tables.sycophancy_rows(cfg)
+    templates = cfg["sycophancy"]["answer_templates"]
+    ans = tables.answer_table(results, rows, list(templates))
+    assert set(ans["label"]) == {"non-aligned", "aligned", "aligned-SAA"}
+    assert "none" not in ans.columns and "think_correct_ci_low" in ans.columns
+    ays = tables.ays_table(results, rows)
+    assert ays["revision_rate"].between(0, 1).all()
+    # fixtures: aligned more sycophantic than non-aligned, SAA in between
+    out = []
+    for c in paper.claims(paper="saa-orpo"):
+        out += compare.check_claim(c, answer=ans, ays=ays)
+    byid = {(r["id"], r["scope"]): r["holds"] for r in out}
+    assert byid[("saa-fig2-correct", "overall")] == "yes"
+    assert byid[("saa-fig2-incorrect", "overall")] == "yes"
+    assert byid[("saa-fig5-ays", "overall")] == "yes"
+    assert byid[("saa-fig2-dont-think", "overall")] == "n/a"
+    paths = compare.write_claims(tmp_path / "x_vs_paper", paper.claims(paper="saa-orpo"),
+                                 "c", answer=ans, ays=ays)
+    assert "Holds" in paths[1].read_text()
+
+
+def test_write_table_formats(results, cfg, tmp_path):
+    dims = cfg["judge"]["dimensions"]
+    df = tables.judge_table(results, tables.stylized_rows(cfg), dims)
+    paths = tables.write_table(tmp_path / "judge_scores", df, ["label"], dims, "Judge")
+    csv, md, tex = (p.read_text() for p in paths)
+    assert "helpfulness_ci_low" in csv.splitlines()[0]
+    assert "±" in md and "[" in md and "over 2 seeds" in md
+    assert r"\begin{tabular}" in tex and r"$\pm$" in tex
+
+
+def test_figures_render(results, cfg, tmp_path):
+    rows = tables.stylized_rows(cfg)
+    styles = [r for r in rows if r["kind"] == "dpo" and r["label"] != "Ultrafeedback"]
+    made = figures.figure2(results, styles, tmp_path / "f2")
+    dims = cfg["judge"]["dimensions"]
+    made += figures.figure3(tables.judge_table(results, rows, dims), dims, tmp_path / "f3")
+    yrows = tables.sycophancy_rows(cfg)
+    templates = cfg["sycophancy"]["answer_templates"]
+    ans = tables.answer_table(results, yrows, list(templates))
+    made += figures.answer_figure(ans, templates, ("aligned", "aligned-SAA"), tmp_path / "s4",
+                                  "t")
+    made += figures.ays_figure(tables.ays_table(results, yrows), ("non-aligned", "aligned"),
+                               tmp_path / "s3", "t")
+    for p in made:
+        assert p.stat().st_size > 1000
+    assert {p.suffix for p in made} == {".png", ".pdf"}
