@@ -133,19 +133,14 @@ def test_long_prompt_error_names_row(env, tmp_path):
 
 
 def test_nan_loss_stops_with_error(env, tmp_path):
-    from prefbias.models.load import load_causal_lm
+    from prefbias.models.load import load_causal_lm, load_tokenizer
 
     bad = tmp_path / "nanmodel"
     m = load_causal_lm(env["model"], device="cpu")
     with torch.no_grad():
         m.model.norm.weight.fill_(float("nan"))
     m.save_pretrained(bad)
-    import shutil
-
-    for f in Path(env["model"]).glob("tokenizer*"):
-        shutil.copy(f, bad / f.name)
-    for f in Path(env["model"]).glob("*.jinja"):
-        shutil.copy(f, bad / f.name)
+    load_tokenizer(env["model"]).save_pretrained(bad)
     with pytest.raises(TrainingError, match="non-finite loss"):
         recipes.train_sft(model_id="sft-s0", init=str(bad), train=str(env["sft_train"]),
                           eval=None, spec=SFT, seed=0, **_out(tmp_path, "sft-s0"))
