@@ -151,7 +151,7 @@ rule sycophancy_data:
     resources:
         **res("sycophancy_data"),
     params:
-        spec=json.dumps(
+        spec=lambda w: json.dumps(
             {"answer_templates": config["sycophancy"]["answer_templates"]},
             sort_keys=True,
         ),
