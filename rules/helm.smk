@@ -1,0 +1,58 @@
+# HELM (stylized-dpo §5.1.2, Tables 4-8): crfm-helm 0.5.16 in its own environment (.venv-helm,
+# scripts/setup-helm-env.sh; containers: image("helm")). One job per (model, scenario) for the six
+# stylized models of every seed, then one summary over all seeds. Logic: prefbias.evaluation.helm_*.
+HELM_SCENARIOS = list(config["helm"]["scenarios"])
+HELM_MODELS = list(
+    dict.fromkeys(m.id for s in SEEDS for m in plan.stylized_models(config, s))
+)
+HELM_GROUPS = config["helm"]["groups"]
+
+HELM_TARGETS = [f"{R}/eval/helm/{g}.csv" for g in HELM_GROUPS] + [
+    f"{R}/eval/helm/summary.csv"
+]
+
+
+rule helm_run:
+    input:
+        model=lambda w: model_dir(w.model),
+    output:
+        stats=f"{R}/eval/helm/{{model}}/{{scenario}}.json",
+    log:
+        log_path("helm_run", "model", "scenario"),
+    benchmark:
+        bench_path("helm_run", "model", "scenario")
+    wildcard_constraints:
+        scenario="|".join(HELM_SCENARIOS),
+    container:
+        image("helm")
+    threads: nthreads("helm_run")
+    resources:
+        **res("helm_run"),
+    params:
+        spec=lambda w: spec("helm"),
+        outdir=lambda w: f"{W}/helm/{w.model}/{w.scenario}",
+    shell:
+        "prefbias helm-run --model-dir {input.model} --model-name {wildcards.model}"
+        " --scenario {wildcards.scenario} --spec {params.spec:q}"
+        " --outdir {params.outdir} --stats {output.stats} 2> {log}"
+
+
+rule helm_summarize:
+    input:
+        [f"{R}/eval/helm/{m}/{s}.json" for m in HELM_MODELS for s in HELM_SCENARIOS],
+    output:
+        [f"{R}/eval/helm/{g}.csv" for g in HELM_GROUPS],
+        summary=f"{R}/eval/helm/summary.csv",
+    log:
+        log_path("helm_summarize"),
+    benchmark:
+        bench_path("helm_summarize")
+    threads: nthreads("helm_summarize")
+    resources:
+        **res("helm_summarize"),
+    params:
+        spec=lambda w: spec("seeds", "sft", "dpo", "styles", "orpo"),
+        stats_dir=f"{R}/eval/helm",
+    shell:
+        "prefbias helm-summarize --stats-dir {params.stats_dir} --spec {params.spec:q}"
+        " --outdir {params.stats_dir} 2> {log}"
