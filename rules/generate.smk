@@ -25,7 +25,7 @@ rule eval_prompts:
     resources:
         **res("eval_prompts"),
     params:
-        spec=spec("generation"),
+        spec=lambda w: spec("generation"),
     shell:
         "prefbias eval-prompts --prefs {input} --promptset {wildcards.promptset}"
         " --spec {params.spec:q} --out {output} 2> {log}"
@@ -47,7 +47,7 @@ rule generate:
     resources:
         **res("generate"),
     params:
-        spec=spec("generation"),
+        spec=lambda w: spec("generation"),
     shell:
         "prefbias generate --model-dir {input.model} --model-name {wildcards.model}"
         " --prompts {input.prompts} --spec {params.spec:q} --out {output} 2> {log}"

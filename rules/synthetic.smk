@@ -34,7 +34,7 @@ rule style_shard:
     resources:
         **res("style_shard"),
     params:
-        spec=spec("styles"),
+        spec=lambda w: spec("styles"),
         prefs=lambda w, input: " ".join(
             f"{s}={p}" for s, p in zip(STYLE_SPLITS, input.prefs)
         ),
@@ -65,7 +65,7 @@ rule style_gather:
     resources:
         **res("style_gather"),
     params:
-        spec=spec("styles"),
+        spec=lambda w: spec("styles"),
         splits=" ".join(STYLE_SPLITS),
         outdir=lambda w, output: os.path.dirname(output.stats),
     shell:

@@ -125,9 +125,10 @@ def test_shard_resumes_and_gather_builds_pref_sets(prefs, spec, tmp_path):
     test = read_jsonl(out / "test.jsonl")
     assert [r["id"] for r in train] == [f"train{i}" for i in range(7)]
     assert len(test) == 4
-    r = train[0]
-    assert r["chosen"] == "What a brilliant question!" and r["rejected"] == "rejected 0"
-    assert r["original_chosen"] == "chosen 0 {code}" and r["prompt"][0]["role"] == "user"
+    assert train[0]["chosen"] == "Rewritten!"  # kept from the crashed run's partial file
+    r = train[1]
+    assert r["chosen"] == "What a brilliant question!" and r["rejected"] == "rejected 1"
+    assert r["original_chosen"] == "chosen 1 {code}" and r["prompt"][0]["role"] == "user"
     assert (r["rewriter"], r["rewriter_revision"], r["source"]) == \
         ("rewriter-x", "rev1", "ultrafeedback-sycophantic")
     assert r["sampling"]["max_new_tokens"] == spec["sampling"]["max_new_tokens"]
