@@ -21,6 +21,7 @@ API::
         client = openai.OpenAI(base_url=srv.base_url, api_key="sk-test")
         ...
         srv.requests        # list[RecordedRequest] of every request that reached the server
+                            # (.path, .headers with lower-case names, .body, .fault, .status)
         srv.n_requests      # len(srv.requests) (chat-completions requests only)
         srv.bodies          # the parsed JSON bodies of the chat-completions requests, in order
         srv.max_in_flight   # the largest number of requests being served at the same time
@@ -213,7 +214,14 @@ class OpenAIStubServer:
                 except (BrokenPipeError, ConnectionResetError):  # client gave up (timeout)
                     pass
 
-        httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        class _Server(ThreadingHTTPServer):
+            def handle_error(self, request, client_address):  # a client that timed out
+                import sys
+
+                if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+                    super().handle_error(request, client_address)
+
+        httpd = _Server(("127.0.0.1", 0), _Handler)
         httpd.daemon_threads = True
         httpd.block_on_close = False
         self._httpd = httpd
@@ -253,7 +261,8 @@ class OpenAIStubServer:
             body = json.loads(raw or b"{}")
         except json.JSONDecodeError:
             body = None
-        rec = RecordedRequest("POST", h.path, dict(h.headers.items()), body, time.monotonic())
+        headers = {k.lower(): v for k, v in h.headers.items()}
+        rec = RecordedRequest("POST", h.path, headers, body, time.monotonic())
         with self._lock:
             self.requests.append(rec)
             n = sum(1 for r in self.requests if r.path.rstrip("/").endswith("/chat/completions"))
