@@ -144,7 +144,7 @@ def test_api_key_never_logged_or_written(tmp_path, caplog, capfd):
         with pytest.raises(GenerationError) as err:
             run_resumable(b, _reqs(2), S, out)
         run_resumable(b, _reqs(2), S, out)
-        auth = {r.headers.get("authorization") for r in srv.chat_requests}
+        auth = {r.headers.get("Authorization") for r in srv.chat_requests}
     assert auth == {f"Bearer {FAKE_KEY}"}  # the key was used ...
     captured = capfd.readouterr()
     texts = [caplog.text, captured.out, captured.err, str(err.value), out.read_text()]

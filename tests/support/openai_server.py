@@ -21,7 +21,7 @@ API::
         client = openai.OpenAI(base_url=srv.base_url, api_key="sk-test")
         ...
         srv.requests        # list[RecordedRequest] of every request that reached the server
-                            # (.path, .headers with lower-case names, .body, .fault, .status)
+                            # (.path, .headers (case-insensitive), .body, .fault, .status)
         srv.n_requests      # len(srv.requests) (chat-completions requests only)
         srv.bodies          # the parsed JSON bodies of the chat-completions requests, in order
         srv.max_in_flight   # the largest number of requests being served at the same time
@@ -65,7 +65,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-__all__ = ["Fault", "OpenAIStubServer", "RecordedRequest", "token_logprobs"]
+__all__ = ["Fault", "Headers", "OpenAIStubServer", "RecordedRequest", "token_logprobs"]
 
 
 @dataclass
@@ -80,6 +80,22 @@ class Fault:
     @classmethod
     def coerce(cls, f: Fault | str | int) -> Fault:
         return f if isinstance(f, Fault) else cls(str(f))
+
+
+class Headers(dict):
+    """Request headers: lower-case names, case-insensitive lookup (``h["Authorization"]``)."""
+
+    def __init__(self, items=()):
+        super().__init__((k.lower(), v) for k, v in items)
+
+    def __getitem__(self, key):
+        return super().__getitem__(key.lower())
+
+    def __contains__(self, key):
+        return super().__contains__(key.lower())
+
+    def get(self, key, default=None):
+        return super().get(key.lower(), default)
 
 
 @dataclass
@@ -261,8 +277,7 @@ class OpenAIStubServer:
             body = json.loads(raw or b"{}")
         except json.JSONDecodeError:
             body = None
-        headers = {k.lower(): v for k, v in h.headers.items()}
-        rec = RecordedRequest("POST", h.path, headers, body, time.monotonic())
+        rec = RecordedRequest("POST", h.path, Headers(h.headers.items()), body, time.monotonic())
         with self._lock:
             self.requests.append(rec)
             n = sum(1 for r in self.requests if r.path.rstrip("/").endswith("/chat/completions"))
