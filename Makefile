@@ -13,7 +13,7 @@ export HF_DATASETS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: demo test lint fmt setup clean-demo
+.PHONY: demo test test-slurm lint fmt setup helm-env clean-demo
 
 setup: $(STAMP)
 
@@ -23,12 +23,21 @@ $(STAMP): pyproject.toml envs/constraints.txt
 	$(BIN)/pip install -q -c envs/constraints.txt -e ".[test,dev]"
 	touch $@
 
-demo: $(STAMP)
+# HELM has its own environment (it pins datasets~=3.1, spacy, nltk): .venv-helm
+helm-env:
+	PYTHON=$(PYTHON) scripts/setup-helm-env.sh .venv-helm
+
+demo: $(STAMP) helm-env
 	$(BIN)/snakemake --cores $(CORES) --configfile configs/tiny.yaml --rerun-incomplete \
 		--printshellcmds --show-failed-logs
 
-test: $(STAMP)
-	$(BIN)/pytest -q
+# Unit, DAG and HELM tests, then the real single-node Slurm tests (installs + starts Slurm).
+test: $(STAMP) helm-env
+	$(BIN)/pytest -q -m "not slurm"
+	$(BIN)/pytest -q -m slurm
+
+test-slurm: $(STAMP)
+	$(BIN)/pytest -q -m slurm
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

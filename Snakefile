@@ -21,9 +21,23 @@ except ConfigError as err:
 
 include: "rules/common.smk"
 include: "rules/data.smk"
+include: "rules/models.smk"
+include: "rules/synthetic.smk"
+include: "rules/train.smk"
+include: "rules/generate.smk"
+include: "rules/evaluate.smk"
+include: "rules/helm.smk"
+include: "rules/report.smk"
 
 
 rule all:
     default_target: True
     input:
         DATA_TARGETS,
+        SYNTHETIC_TARGETS,
+        TRAIN_TARGETS,
+        GENERATE_TARGETS,
+        EVALUATE_TARGETS,
+        HELM_TARGETS,
+        REPORT_TARGETS,
+        f"{R}/MANIFEST.json",

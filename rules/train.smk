@@ -7,7 +7,7 @@
 # `accelerate launch --use_fsdp --fsdp_sharding_strategy FULL_SHARD
 #  --fsdp_auto_wrap_policy TRANSFORMER_BASED_WRAP` (LoRA params only are trained; checkpoints
 # then need accelerate's FSDP state-dict gathering, not yet wired).
-from prefbias.train import recipes as _recipes
+from prefbias.train import layout as _recipes
 
 TRAINED = plan.trained_models(config)
 TRAIN_TARGETS = [f"{R}/train/{m}/summary.json" for m in TRAINED]
