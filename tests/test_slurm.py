@@ -37,7 +37,10 @@ def _timed(cmd, *, timeout: int, env=None, cwd=ROOT) -> subprocess.CompletedProc
 
 
 @pytest.fixture(scope="session")
-def slurm_env():
+def slurm_env(request):
+    markexpr = request.config.getoption("-m") or ""
+    if "slurm" not in markexpr or "not slurm" in markexpr:
+        pytest.skip("starts a real Slurm (minutes): run with -m slurm (make test-slurm)")
     if os.geteuid() != 0:
         pytest.skip("local Slurm needs root (it installs Debian packages and starts daemons)")
     if shutil.which("slurmctld") is None and shutil.which("apt-get") is None:
