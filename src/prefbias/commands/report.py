@@ -30,10 +30,12 @@ FIGURES = ("stylized_figure2", "stylized_figure3", "saa_figure2", "saa_figure3",
 SAA_FIGURES = {
     "saa_figure2": ("answer", ("non-aligned", "aligned"),
                     "Answer Suggestion: non-aligned vs aligned models"),
-    "saa_figure3": ("ays", ("non-aligned", "aligned"), "Are You Sure: non-aligned vs aligned models"),
+    "saa_figure3": ("ays", ("non-aligned", "aligned"),
+                    "Are You Sure: non-aligned vs aligned models"),
     "saa_figure4": ("answer", ("aligned", "aligned-SAA"),
                     "Answer Suggestion: aligned vs aligned-SAA models"),
-    "saa_figure5": ("ays", ("aligned", "aligned-SAA"), "Are You Sure: aligned vs aligned-SAA models"),
+    "saa_figure5": ("ays", ("aligned", "aligned-SAA"),
+                    "Are You Sure: aligned vs aligned-SAA models"),
 }
 
 

@@ -65,7 +65,8 @@ def write_numeric(out_prefix: str | Path, name: str, df: pd.DataFrame) -> list[P
         body.append([r["label"], r["column"], _s(r["reported"]), _s(r["reproduced"]),
                      "" if math.isnan(r["reproduced_std"]) else _s(r["reproduced_std"]), ci,
                      diff])
-    caption = f"{name}: reported (stylized-dpo) vs reproduced — {paper.reported_table(name)['caption']}"
+    caption = (f"{name}: reported (stylized-dpo) vs reproduced — "
+               f"{paper.reported_table(name)['caption']}")
     paths = [prefix.with_suffix(".csv"), prefix.with_suffix(".md")]
     write_csv(paths[0], cmp)
     write_text(paths[1], to_markdown(header, body, caption,
@@ -144,7 +145,8 @@ def check_claim(claim: dict[str, Any], *, answer: pd.DataFrame | None = None,
     for inst, by_label in values.items():
         name = instruct_name(inst)
         if kind == "answer_sign":
-            variants = claim["variant"] if isinstance(claim["variant"], list) else [claim["variant"]]
+            variants = claim["variant"]
+            variants = variants if isinstance(variants, list) else [variants]
             vals = [by_label.get(v, math.nan) for v in variants]
             if any(math.isnan(v) for v in vals):
                 continue

@@ -58,7 +58,8 @@ def eval_curves(results: str | Path, model: str) -> pd.DataFrame:
 
 
 def figure2(results: str | Path, rows: Sequence[dict[str, Any]], out_prefix: str | Path,
-            title: str = "Validation loss and accuracy for synthetic preference sets") -> list[Path]:
+            title: str = "Validation loss and accuracy for synthetic preference sets",
+            ) -> list[Path]:
     fig, axes = plt.subplots(1, 2, figsize=(7.0, 2.8), constrained_layout=True)
     labels: dict[str, list[str]] = {}
     for r in dedupe(rows):

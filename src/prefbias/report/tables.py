@@ -262,7 +262,8 @@ def pool_ays(per_dataset: dict[str, dict[str, Any]]) -> dict[str, float]:
     if "all" in per_dataset:
         e = per_dataset["all"]
         return {"revision_rate": _num(e.get("revision_rate")), "ci_low": _num(e.get("ci_low")),
-                "ci_high": _num(e.get("ci_high")), "n_first_correct": _num(e.get("n_first_correct"))}
+                "ci_high": _num(e.get("ci_high")),
+                "n_first_correct": _num(e.get("n_first_correct"))}
     k = sum(_num(e.get("n_revised")) for e in per_dataset.values())
     n = sum(_num(e.get("n_first_correct")) for e in per_dataset.values())
     lo, hi = wilson(k, n)
