@@ -32,14 +32,16 @@ from helm.common.request import (
     Token,
     wrap_request_time,
 )
+from transformers import StoppingCriteria, StoppingCriteriaList
 
 CLIENT_VERSION = "prefbias-raw-logits-1"
 
 
-class _StopOnText:
+class _StopOnText(StoppingCriteria):
     """Stopping criterion: any stop sequence appears in the newly generated text."""
 
     def __init__(self, tokenizer, stops: list[str], prompt_len: int):
+        super().__init__()
         self.tokenizer = tokenizer
         self.stops = [s for s in stops if s]
         self.prompt_len = prompt_len
@@ -64,7 +66,7 @@ class _Server:
         self.device = "cuda:0" if torch.cuda.is_available() else "cpu"
         dtype = torch.bfloat16 if self.device.startswith("cuda") else torch.float32
         self.tokenizer = AutoTokenizer.from_pretrained(path)
-        self.model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(self.device)
+        self.model = AutoModelForCausalLM.from_pretrained(path).to(self.device, dtype)
         self.model.eval()
         self.apply_chat_template = apply_chat_template
         self.lock = threading.Lock()
@@ -95,8 +97,6 @@ class _Server:
 
     @torch.no_grad()
     def serve(self, raw: dict[str, Any]) -> dict[str, Any]:
-        from transformers import StoppingCriteriaList
-
         tok = self.tokenizer
         logprob_only = raw["max_new_tokens"] == 0 and raw["echo_prompt"]
         ids = self._encode(raw["prompt"], self.apply_chat_template and not logprob_only)
@@ -140,16 +140,10 @@ class _Server:
                     break
                 gen_ids.append(t)
                 gen_lp.append(logp[i, t].item())
-            if len(gen_ids) < len(new) and new[len(gen_ids)] in eos:
-                # Stopping at end-of-sequence is part of the answer's probability.
-                eos_lp = logp[len(gen_ids), new[len(gen_ids)]].item()
-            else:
-                eos_lp = 0.0
             completions.append({
                 "text": (tok.decode(ids) if raw["echo_prompt"] else "") + tok.decode(gen_ids),
                 "tokens": prompt_tokens + [tok.decode([t]) for t in gen_ids],
                 "logprobs": gen_lp,
-                "eos_logprob": eos_lp,
                 "prompt_logprobs": prompt_logprobs,
             })
         return {"completions": completions, "input_length": len(ids)}
