@@ -30,6 +30,13 @@ include: "rules/helm.smk"
 include: "rules/report.smk"
 
 
+from prefbias.hpc.hook import on_workflow_load
+
+on_workflow_load(
+    workflow, config
+)  # preflight + HF/scratch binds, with --profile slurm only
+
+
 rule all:
     default_target: True
     input:

@@ -4,6 +4,7 @@ import json
 import re
 
 from prefbias import plan
+from prefbias.hpc.resources import rule_resources, rule_threads
 
 W = plan.workdir(config)
 R = plan.resultdir(config)
@@ -30,15 +31,14 @@ def spec(*keys):
 
 
 def res(rule_name):
-    """Slurm resources of a rule from config['resources'] (defaults merged in)."""
-    table = config.get("resources", {})
-    merged = dict(table.get("default", {}))
-    merged.update(table.get(rule_name, {}))
-    return merged
+    """Slurm resources of a rule from config['resources'] + config['cluster'] (docs/HPC.md);
+    runtime and mem_mb are callables of `attempt`, so retries get cluster.escalate x more.
+    """
+    return rule_resources(config, rule_name)
 
 
 def nthreads(rule_name):
-    return int(res(rule_name).get("cpus_per_task", 1))
+    return rule_threads(config, rule_name)
 
 
 def image(name):

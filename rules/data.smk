@@ -67,6 +67,8 @@ rule sft_data:
         log_path("sft_data", "split"),
     benchmark:
         bench_path("sft_data", "split")
+    container:
+        image("train")
     threads: nthreads("sft_data")
     resources:
         **res("sft_data"),
@@ -88,6 +90,8 @@ rule uf_prefs:
         log_path("uf_prefs", "split"),
     benchmark:
         bench_path("uf_prefs", "split")
+    container:
+        image("train")
     threads: nthreads("uf_prefs")
     resources:
         **res("uf_prefs"),
@@ -104,6 +108,8 @@ rule dpo_mix_prefs:
         log_path("dpo_mix_prefs"),
     benchmark:
         bench_path("dpo_mix_prefs")
+    container:
+        image("train")
     threads: nthreads("dpo_mix_prefs")
     resources:
         **res("dpo_mix_prefs"),
@@ -123,6 +129,8 @@ rule saa:
         log_path("saa"),
     benchmark:
         bench_path("saa")
+    container:
+        image("train")
     threads: nthreads("saa")
     resources:
         **res("saa"),
@@ -147,6 +155,8 @@ rule sycophancy_data:
         log_path("sycophancy_data"),
     benchmark:
         bench_path("sycophancy_data")
+    container:
+        image("train")
     threads: nthreads("sycophancy_data")
     resources:
         **res("sycophancy_data"),

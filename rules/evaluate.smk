@@ -41,6 +41,8 @@ rule judge:
         log_path("judge", "model"),
     benchmark:
         bench_path("judge", "model")
+    container:
+        image("train")
     threads: nthreads("judge")
     resources:
         **res("judge"),
@@ -65,6 +67,8 @@ rule judge_second:
         log_path("judge_second", "model"),
     benchmark:
         bench_path("judge_second", "model")
+    container:
+        image("train")
     threads: nthreads("judge")
     resources:
         **res("judge"),
@@ -88,6 +92,8 @@ rule judge_agreement:
         log_path("judge_agreement"),
     benchmark:
         bench_path("judge_agreement")
+    container:
+        image("train")
     threads: nthreads("judge_agreement")
     resources:
         **res("judge_agreement"),
@@ -114,6 +120,8 @@ rule reward_winrate:
         log_path("reward_winrate", "model"),
     benchmark:
         bench_path("reward_winrate", "model")
+    container:
+        image("train")
     threads: nthreads("reward_winrate")
     resources:
         **res("reward_winrate"),
@@ -138,6 +146,8 @@ rule sycophancy_answer:
         log_path("sycophancy_answer", "model"),
     benchmark:
         bench_path("sycophancy_answer", "model")
+    container:
+        image("train")
     threads: nthreads("sycophancy_answer")
     resources:
         **res("sycophancy_answer"),
@@ -161,6 +171,8 @@ rule sycophancy_ays:
         log_path("sycophancy_ays", "model"),
     benchmark:
         bench_path("sycophancy_ays", "model")
+    container:
+        image("train")
     threads: nthreads("sycophancy_ays")
     resources:
         **res("sycophancy_ays"),

@@ -21,6 +21,8 @@ rule eval_prompts:
         log_path("eval_prompts", "promptset"),
     benchmark:
         bench_path("eval_prompts", "promptset")
+    container:
+        image("train")
     threads: nthreads("eval_prompts")
     resources:
         **res("eval_prompts"),

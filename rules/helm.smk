@@ -47,6 +47,8 @@ rule helm_summarize:
         log_path("helm_summarize"),
     benchmark:
         bench_path("helm_summarize")
+    container:
+        image("helm")
     threads: nthreads("helm_summarize")
     resources:
         **res("helm_summarize"),

@@ -18,14 +18,14 @@ def tokenizer_corpus(wildcards):
 rule fetch_model:
     output:
         directory(f"{W}/models/base/{{model}}"),
-    wildcard_constraints:
-        model=models_from("hf"),
-    params:
-        spec=lambda w: json.dumps(config["models"][w.model]),
     log:
         log_path("fetch_model", "model"),
     benchmark:
         bench_path("fetch_model", "model")
+    wildcard_constraints:
+        model=models_from("hf"),
+    params:
+        spec=lambda w: json.dumps(config["models"][w.model]),
     shell:
         "prefbias fetch-model --spec {params.spec:q} --out {output} 2> {log}"
 
@@ -35,19 +35,19 @@ rule build_tiny_model:
         tokenizer_corpus,
     output:
         directory(f"{W}/models/base/{{model}}"),
-    wildcard_constraints:
-        model=models_from("tiny"),
-    params:
-        spec=lambda w: json.dumps(config["models"][w.model]),
     log:
         log_path("build_tiny_model", "model"),
     benchmark:
         bench_path("build_tiny_model", "model")
-    resources:
-        **res("build_tiny_model"),
-    threads: nthreads("build_tiny_model")
+    wildcard_constraints:
+        model=models_from("tiny"),
     container:
         image("train")
+    threads: nthreads("build_tiny_model")
+    resources:
+        **res("build_tiny_model"),
+    params:
+        spec=lambda w: json.dumps(config["models"][w.model]),
     shell:
         "prefbias build-tiny-model --spec {params.spec:q} --corpus {input} --out {output}"
         " 2> {log}"

@@ -73,6 +73,8 @@ rule table3:
         log_path("table3"),
     benchmark:
         bench_path("table3")
+    container:
+        image("train")
     threads: nthreads("table3")
     resources:
         **res("table3"),
@@ -92,6 +94,8 @@ rule table4:
         log_path("table4"),
     benchmark:
         bench_path("table4")
+    container:
+        image("train")
     threads: nthreads("table4")
     resources:
         **res("table4"),
@@ -111,6 +115,8 @@ rule table5:
         log_path("table5"),
     benchmark:
         bench_path("table5")
+    container:
+        image("train")
     threads: nthreads("table5")
     resources:
         **res("table5"),
@@ -173,6 +179,8 @@ rule judge_table:
         log_path("judge_table"),
     benchmark:
         bench_path("judge_table")
+    container:
+        image("train")
     threads: nthreads("judge_table")
     resources:
         **res("judge_table"),
@@ -193,6 +201,8 @@ rule answer_table:
         log_path("answer_table"),
     benchmark:
         bench_path("answer_table")
+    container:
+        image("train")
     threads: nthreads("answer_table")
     resources:
         **res("answer_table"),
@@ -213,6 +223,8 @@ rule ays_table:
         log_path("ays_table"),
     benchmark:
         bench_path("ays_table")
+    container:
+        image("train")
     threads: nthreads("ays_table")
     resources:
         **res("ays_table"),
@@ -232,6 +244,8 @@ rule figure2:
         log_path("figure2"),
     benchmark:
         bench_path("figure2")
+    container:
+        image("train")
     threads: nthreads("figure2")
     resources:
         **res("figure2"),
@@ -251,6 +265,8 @@ rule figure3:
         log_path("figure3"),
     benchmark:
         bench_path("figure3")
+    container:
+        image("train")
     threads: nthreads("figure3")
     resources:
         **res("figure3"),
@@ -271,6 +287,8 @@ rule saa_figure2:
         log_path("saa_figure2"),
     benchmark:
         bench_path("saa_figure2")
+    container:
+        image("train")
     threads: nthreads("saa_figure2")
     resources:
         **res("saa_figure2"),
@@ -292,6 +310,8 @@ rule saa_figure3:
         log_path("saa_figure3"),
     benchmark:
         bench_path("saa_figure3")
+    container:
+        image("train")
     threads: nthreads("saa_figure3")
     resources:
         **res("saa_figure3"),
@@ -335,6 +355,8 @@ rule freeze:
         f"{R}/MANIFEST.json",
     log:
         f"{W}/logs/freeze/all.log",
+    container:
+        image("train")
     threads: nthreads("freeze")
     resources:
         **res("freeze"),

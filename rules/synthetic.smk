@@ -61,6 +61,8 @@ rule style_gather:
         log_path("style_gather", "style"),
     benchmark:
         bench_path("style_gather", "style")
+    container:
+        image("train")
     threads: nthreads("style_gather")
     resources:
         **res("style_gather"),

@@ -37,6 +37,8 @@ rule train_sft:
         bench_path("train_sft", "model")
     wildcard_constraints:
         model=r"sft-s\d+",
+    container:
+        image("train")
     threads: nthreads("train_sft")
     resources:
         **res("train_sft"),
@@ -62,6 +64,8 @@ rule ref_logps:
         bench_path("ref_logps", "refmodel", "prefset", "split")
     wildcard_constraints:
         refmodel=r"[A-Za-z0-9][A-Za-z0-9._-]*",
+    container:
+        image("train")
     threads: nthreads("ref_logps")
     resources:
         **res("ref_logps"),
@@ -91,6 +95,8 @@ rule train_dpo:
         bench_path("train_dpo", "model")
     wildcard_constraints:
         model=r"dpo-[a-z0-9_]+-s\d+",
+    container:
+        image("train")
     threads: nthreads("train_dpo")
     resources:
         **res("train_dpo"),
@@ -120,6 +126,8 @@ rule train_orpo:
         bench_path("train_orpo", "model")
     wildcard_constraints:
         model=r"orpo-.+-s\d+",
+    container:
+        image("train")
     threads: nthreads("train_orpo")
     resources:
         **res("train_orpo"),
