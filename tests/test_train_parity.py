@@ -70,7 +70,7 @@ def test_orpo_matches_trl(setup, tmp_path):
 
     d, rows, tok, policy, _ = setup
     args = ORPOConfig(output_dir=str(tmp_path), bf16=False, gradient_checkpointing=False,
-                      beta=0.1, max_length=256, max_prompt_length=128,
+                      beta=0.1, max_length=256,
                       per_device_train_batch_size=4, report_to=[], use_cpu=True)
     trainer = ORPOTrainer(model=policy, args=args, train_dataset=_dataset(rows, tok),
                           processing_class=tok)
