@@ -22,6 +22,7 @@ import json
 import os
 import platform
 import re
+import shutil
 import stat
 import subprocess
 from collections.abc import Iterable
@@ -124,6 +125,8 @@ def hardware() -> dict[str, Any]:
         info["ram_bytes"] = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):
         pass
+    if not (Path("/proc/driver/nvidia").exists() or shutil.which("nvidia-smi")):
+        return info  # no NVIDIA driver: skip importing torch (slow) just to learn that
     try:
         import torch
 
