@@ -113,12 +113,14 @@ class HFBackend(BackendBase):
                                    attention_mask=attn.to(self.device), **kwargs)
         gen = out[:, width:].tolist()
         results = []
-        eos = set(self.eos_ids)
+        # a row ends at EOS; generate() fills rows that ended early (EOS or a stop string)
+        # with the pad token, so a pad also marks the end of a stopped row
+        ends = set(self.eos_ids) | {pad}
         for (req, ids), toks in zip(batch, gen, strict=True):
             n = len(toks)
             finish = "length"
             for j, t in enumerate(toks):
-                if t in eos:
+                if t in ends:
                     n, finish = j, "stop"
                     break
             text = self.tokenizer.decode(toks[:n], skip_special_tokens=True)
@@ -126,6 +128,6 @@ class HFBackend(BackendBase):
                 cut = [text.find(s) for s in sampling.stop if s in text]
                 if cut:
                     text, finish = text[:min(cut)], "stop"
-            completion = n + (1 if finish == "stop" and n < len(toks) else 0)
+            completion = n + (1 if n < len(toks) and toks[n] in self.eos_ids else 0)
             results.append(GenResult(req.id, text, finish, len(ids), completion))
         return results
