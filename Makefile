@@ -12,6 +12,8 @@ export HF_HUB_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
+# rules call the `prefbias` console script of this venv
+export PATH := $(abspath $(BIN)):$(PATH)
 
 .PHONY: demo test test-slurm lint fmt setup helm-env clean-demo
 

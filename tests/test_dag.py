@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -10,13 +11,15 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"}
 pytestmark = pytest.mark.dag
 
 
 def _dry_run(*extra: str) -> dict[str, int]:
     cmd = [sys.executable, "-m", "snakemake", "-n", "--quiet", "rules", "--cores", "1",
            "--configfile=configs/tiny.yaml", *extra]
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900,
+                          env=ENV)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     counts = {}
     for line in (proc.stdout + proc.stderr).splitlines():
@@ -45,7 +48,8 @@ def test_whole_dag_covers_every_stage(full_plan):
 def _rulegraph() -> dict[str, set[str]]:
     """rule -> rules that consume its outputs, from `snakemake --rulegraph`."""
     cmd = [sys.executable, "-m", "snakemake", "--rulegraph", "--configfile=configs/tiny.yaml"]
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900,
+                          env=ENV)
     assert proc.returncode == 0, proc.stderr[-3000:]
     names = dict(re.findall(r'^\s*(\d+)\[label = "(\w+)"', proc.stdout, re.M))
     edges: dict[str, set[str]] = {n: set() for n in names.values()}
