@@ -48,3 +48,12 @@ rule all:
         HELM_TARGETS,
         REPORT_TARGETS,
         f"{R}/MANIFEST.json",
+
+
+onstart:
+    # A frozen results/<run>/ is read-only; a rerun makes it writable again (verify still checks
+    # every file against MANIFEST.json, and the freeze rule re-freezes at the end).
+    from pathlib import Path
+    from prefbias.report.freeze import make_writable
+
+    make_writable(Path(R))
