@@ -249,7 +249,7 @@ class Trainer:
                             loss, _ = self.task.loss(self.model, batch)
                             if not torch.isfinite(loss):
                                 raise TrainingError(
-                                    f"{cfg.model_id}: non-finite loss ({float(loss.detach())}) at step "
+                                    f"{cfg.model_id}: non-finite loss ({loss.item()}) at step "
                                     f"{global_step + 1} (cycle {cycle}); batch ids "
                                     f"{[e.id for e in exs][:8]}")
                             acc.backward(loss / len(micro))
