@@ -1,5 +1,5 @@
 # Report: the papers' tables and figures, reported-vs-reproduced comparisons, and the freeze.
-# Rows (models x seeds, in paper order) come from prefbias.report.tables.{stylized,sycophancy}_rows
+# Rows (models x seeds, in paper order) come from prefbias.report.rows.{stylized,sycophancy}_rows
 # (built on prefbias.plan). Rules pass only what they read (rows, judge dimensions, answer
 # templates), so e.g. a judge-prompt change re-runs the judge jobs and then only the judge table
 # and Figure 3 (their inputs changed), never HELM tables.
@@ -7,7 +7,7 @@
 # figures: R/figures/<name>.{png,pdf}. `freeze` writes R/MANIFEST.json + R/CITATION.cff (and
 # records R/report.html if present) and makes R/ read-only: run `prefbias unfreeze R` (Snakefile
 # onstart) before a rerun. Its log lives in W: nothing may be written into R after the manifest.
-from prefbias.report import tables as _rt
+from prefbias.report import rows as _rt
 
 SROWS = _rt.stylized_rows(config)
 STRAINED = [r for r in SROWS if r["kind"] != "base"]

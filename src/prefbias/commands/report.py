@@ -54,7 +54,7 @@ def _json_obj(text: str) -> dict:
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    from prefbias.report.tables import json_rows
+    from prefbias.report.rows import json_rows
 
     p.add_argument("--results", required=True, help="results/<run>")
     p.add_argument("--rows", required=True, type=json_rows,

@@ -10,16 +10,15 @@ per-seed bounds). ``n_seeds`` counts the models aggregated into a row; ``models`
 
 from __future__ import annotations
 
-import json
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from prefbias import plan
 from prefbias.io import DataError, atomic_path, read_json
+from prefbias.report.rows import dedupe, json_rows, stylized_rows, sycophancy_rows  # noqa: F401
 
 HELM_GROUPS = ("accuracy", "calibration", "robustness", "fairness")
 HELM_SCENARIOS = ("mmlu", "boolq", "natural_qa", "quac", "hellaswag")
@@ -40,37 +39,6 @@ VARIANTS = ("non-aligned", "aligned", "aligned-SAA")
 
 def instruct_name(model: str) -> str:
     return INSTRUCT_NAMES.get(model, model)
-
-
-# ------------------------------------------------------------------------------------------------
-# rows (the plan's model lists over all seeds, as plain JSON for rule params)
-# ------------------------------------------------------------------------------------------------
-def stylized_rows(config: dict[str, Any], *, trained_only: bool = False) -> list[dict[str, Any]]:
-    """stylized-dpo rows (base, SFT, DPO models) over every seed, in paper order."""
-    out = []
-    for seed in config["seeds"]:
-        for m in plan.stylized_models(config, seed):
-            if trained_only and m.kind == "base":
-                continue
-            out.append({"id": m.id, "label": m.label, "seed": m.seed, "kind": m.kind})
-    return out
-
-
-def sycophancy_rows(config: dict[str, Any]) -> list[dict[str, Any]]:
-    """saa-orpo rows: per instruct model the non-aligned, aligned and aligned-SAA models."""
-    out = []
-    for seed in config["seeds"]:
-        for m in plan.sycophancy_models(config, seed):
-            out.append({"id": m.id, "label": m.label, "seed": m.seed, "kind": m.kind,
-                        "instruct": m.init if m.kind != "base" else m.id})
-    return out
-
-
-def dedupe(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    seen: dict[str, dict[str, Any]] = {}
-    for r in rows:
-        seen.setdefault(r["id"], r)
-    return list(seen.values())
 
 
 # ------------------------------------------------------------------------------------------------
@@ -402,12 +370,3 @@ def write_table(out_prefix: str | Path, df: pd.DataFrame, index_cols: Sequence[s
     write_text(paths[2], to_latex(header, body, caption + (" " + full_note if full_note else ""),
                                   prefix.name))
     return paths
-
-
-def json_rows(text_or_path: str) -> list[dict[str, Any]]:
-    """``--rows`` argument: a JSON list, or a path to a JSON file holding one."""
-    s = text_or_path.strip()
-    value = json.loads(s) if s.startswith("[") else json.loads(Path(s).read_text("utf-8"))
-    if not isinstance(value, list):
-        raise ValueError("--rows must be a JSON list of {id, label, ...} objects")
-    return value
