@@ -26,11 +26,12 @@ $(STAMP): pyproject.toml envs/constraints.txt
 	touch $@
 
 # HELM has its own environment (it pins datasets~=3.1, spacy, nltk): .venv-helm
-helm-env:
-	PYTHON=$(PYTHON) scripts/setup-helm-env.sh .venv-helm
+helm-env: $(STAMP)
+	PYTHON=$(PYTHON) HELM_BASE_VENV=$(VENV) scripts/setup-helm-env.sh .venv-helm
 
 demo: $(STAMP) helm-env
-	$(BIN)/snakemake --cores $(CORES) --configfile configs/tiny.yaml --rerun-incomplete \
+	$(BIN)/snakemake --cores $(CORES) --configfile=configs/tiny.yaml --rerun-incomplete \
+		--scheduler greedy \
 		--printshellcmds --show-failed-logs
 
 # Unit, DAG and HELM tests, then the real single-node Slurm tests (installs + starts Slurm).

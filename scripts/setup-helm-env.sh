@@ -7,6 +7,13 @@
 # With envs/helm-constraints.txt (the lock) present, its exact versions are installed with
 # --no-deps: no resolver run, no source build. HELM_LOCK=1 (or a missing lock) resolves
 # envs/helm-requirements.txt afresh and rewrites the lock from the result (pip freeze).
+#
+# HELM_BASE_VENV=DIR (the Makefile passes .venv) layers the HELM venv over the training venv: a
+# .pth file appends DIR's site-packages *after* .venv-helm's own, so every locked package whose
+# version the training venv already has (torch, numpy, transformers, tokenizers, ...) is found
+# there instead of being installed a second time, and every other one is installed into
+# .venv-helm, where it takes precedence. This halves the set-up time and disk (no second torch) on
+# CI's slow disk. The lock is always written from an unlayered environment.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV="${1:-.venv-helm}"
@@ -15,10 +22,12 @@ REQS=envs/helm-requirements.txt
 LOCK=envs/helm-constraints.txt
 HELM=crfm-helm==0.5.16
 STAMP="$VENV/.prefbias-helm-installed"
+BASE="${HELM_BASE_VENV:-}"
+if [[ "${HELM_LOCK:-0}" == 1 || ! -f envs/helm-constraints.txt ]]; then BASE=""; fi
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 
 hashof() { cat "$@" 2>/dev/null | sha256sum | cut -c1-16; }
-want="$HELM torch==2.13.0 $(hashof "$REQS" "$LOCK")"
+want="$HELM torch==2.13.0 base=$BASE $(hashof "$REQS" "$LOCK")"
 if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$want" && "${HELM_LOCK:-0}" != 1 ]]; then
     exit 0
 fi
@@ -26,6 +35,14 @@ rm -f "$STAMP"
 
 test -x "$VENV/bin/python" || "$PYTHON" -m venv "$VENV"
 PIP="$VENV/bin/pip"
+purelib() { "$1/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])'; }
+layer="$(purelib "$VENV")/zz-prefbias-base-venv.pth"
+if [[ -n "$BASE" ]]; then
+    test -x "$BASE/bin/python" || { echo "HELM_BASE_VENV=$BASE has no bin/python" >&2; exit 1; }
+    purelib "$BASE" >"$layer"
+else
+    rm -f "$layer"
+fi
 # torch first: the CPU wheel on disk; anything unconstrained would pull a CUDA torch.
 "$PIP" install -q torch==2.13.0
 if [[ -f "$LOCK" && "${HELM_LOCK:-0}" != 1 ]]; then
@@ -39,7 +56,8 @@ else
         echo "# Lock of the HELM environment (.venv-helm, containers/helm.def), written by"
         echo "# HELM_LOCK=1 scripts/setup-helm-env.sh from envs/helm-requirements.txt. Installed with"
         echo "# pip install --no-deps -r (after torch==2.13.0)."
-        "$PIP" freeze --exclude-editable | grep -v -i '^prefbias'
+        # the CPU wheel's local version (+cpu) would stop a CUDA image from keeping its own torch
+        "$PIP" freeze --exclude-editable | grep -v -i '^prefbias' | sed 's/^torch==\([0-9.]*\)+cpu$/torch==\1/'
     } >"$LOCK.tmp"
     mv "$LOCK.tmp" "$LOCK"
 fi
@@ -47,5 +65,5 @@ fi
 "$PIP" install -q --no-deps -e .
 "$VENV/bin/python" -c "import helm.benchmark.run, transformers, torch, prefbias.evaluation" \
     >/dev/null
-echo "$HELM torch==2.13.0 $(hashof "$REQS" "$LOCK")" >"$STAMP"
+echo "$HELM torch==2.13.0 base=$BASE $(hashof "$REQS" "$LOCK")" >"$STAMP"
 echo "HELM environment ready: $VENV"

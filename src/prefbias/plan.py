@@ -7,7 +7,8 @@ Model ids are plain strings used as the ``{model}`` wildcard:
 * ``sft-s{seed}``                       SFT of ``sft.base_model``
 * ``dpo-ultrafeedback-s{seed}``         DPO from ``sft-s{seed}`` on UltraFeedback
 * ``dpo-{style}-s{seed}``               DPO from ``sft-s{seed}`` on a style variant
-* ``orpo-{mix}-{instruct}-s{seed}``     ORPO+LoRA of an instruct model on a mix (aligned, aligned_saa)
+* ``orpo-{mix}-{instruct}-s{seed}``     ORPO+LoRA of an instruct model on a mix
+                                        (aligned, aligned_saa)
 
 Preference-set ids (``{prefset}``): ``ultrafeedback``, ``ultrafeedback-{style}``, ``dpo_mix_en``,
 ``saa``; stored as ``work/<run>/data/prefs/<prefset>/<split>.jsonl``.

@@ -84,7 +84,8 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int):
     return fast
 
 
-def build_tiny_model(out_dir: str | Path, spec: dict[str, Any], corpus_texts: Iterable[str]) -> Path:
+def build_tiny_model(out_dir: str | Path, spec: dict[str, Any],
+                     corpus_texts: Iterable[str]) -> Path:
     """Build a random Qwen2 model (causal LM, or reward model if ``spec['task'] == 'reward'``)
     with a ChatML tokenizer trained on ``corpus_texts``; written atomically to ``out_dir``."""
     import torch
