@@ -16,8 +16,9 @@ pytestmark = pytest.mark.dag
 
 
 def _dry_run(*extra: str) -> dict[str, int]:
+    # --forceall / --rerun-incomplete: the plan of a fresh clone, whatever a local demo left
     cmd = [sys.executable, "-m", "snakemake", "-n", "--quiet", "rules", "--cores", "1",
-           "--configfile=configs/tiny.yaml", *extra]
+           "--forceall", "--rerun-incomplete", "--configfile=configs/tiny.yaml", *extra]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900,
                           env=ENV)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -78,11 +79,12 @@ def test_judge_change_never_reruns_training_or_helm():
 
 
 def test_only_judge_rules_carry_the_judge_prompt(tiny_config):
-    import json
-
-    prompt = json.dumps(tiny_config["judge"]["prompt"])[1:40]
+    """The judge section (prompt included) reaches job params only in the judge rules; other
+    rules may read single keys that do not hold the prompt (report: the dimension names)."""
+    assert tiny_config["judge"]["prompt"].strip()
     for smk in (ROOT / "rules").glob("*.smk"):
         text = smk.read_text()
-        if 'spec("judge")' in text or "config[\"judge\"]" in text:
-            assert smk.name in {"evaluate.smk", "common.smk"}, smk.name
-    assert prompt  # the prompt itself lives only in config.yaml
+        if 'spec("judge")' in text or re.search(r'config\["judge"\](?!\[)', text):
+            assert smk.name == "evaluate.smk", smk.name
+        for key in re.findall(r'config\["judge"\]\["(\w+)"\]', text):
+            assert key != "prompt" or smk.name == "evaluate.smk", (smk.name, key)

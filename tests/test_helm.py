@@ -256,4 +256,5 @@ def test_fixtures_complete():
     assert (FIXTURES / "perturbations/person_name/data/person_names.txt").exists()
     stub = FIXTURES / "nltk_data/tokenizers/punkt_tab/english"
     assert sorted(p.name for p in stub.iterdir()) == sorted(
-        ["abbrev_types.txt", "collocations.tab", "ortho_context.tab", "sentence_starters.txt"])
+        ["abbrev_types.txt", "collocations.tab", "ortho_context.tab", "sent_starters.txt",
+         "sentence_starters.txt"])

@@ -43,7 +43,9 @@ def workflow_rules(root: Path) -> dict[str, list[str]]:
         starts = [(m.start(), m.group(1)) for m in RULE_RE.finditer(text)] + [(len(text), "")]
         for (start, name), (end, _) in zip(starts, starts[1:], strict=False):
             m = CONTAINER_RE.search(text[start:end])
-            out[name] = NAME_RE.findall(m.group("expr")) if m else []
+            # names are the quoted strings outside subscripts (config["styles"]["backend"])
+            expr = re.sub(r"\[[^\]]*\]", "", m.group("expr")) if m else ""
+            out[name] = NAME_RE.findall(expr)
     return out
 
 

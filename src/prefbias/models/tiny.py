@@ -8,6 +8,7 @@ split regex, ``ByteLevel(use_regex=False)`` and NFC, so that it loads identicall
 
 from __future__ import annotations
 
+import gzip
 import json
 import logging
 from collections.abc import Iterable, Iterator
@@ -49,12 +50,20 @@ def corpus_from_files(paths: Iterable[str | Path]) -> Iterator[str]:
 
     for p in paths:
         p = Path(p)
-        text = p.read_text(encoding="utf-8")
-        if p.suffix in {".jsonl", ".json"}:
-            lines = text.splitlines() if p.suffix == ".jsonl" else [text]
-            for line in lines:
-                if line.strip():
-                    yield from strings(json.loads(line))
+        if p.suffix == ".gz":
+            text = gzip.decompress(p.read_bytes()).decode("utf-8")
+            kind = Path(p.stem).suffix
+        else:
+            text, kind = p.read_text(encoding="utf-8"), p.suffix
+        if kind == ".json":
+            yield from strings(json.loads(text))
+        elif kind == ".jsonl":
+            try:
+                docs = [json.loads(line) for line in text.splitlines() if line.strip()]
+            except json.JSONDecodeError:  # one pretty-printed document (HELM's boolq contrast set)
+                docs = [json.loads(text)]
+            for doc in docs:
+                yield from strings(doc)
         else:
             yield from text.splitlines()
 
