@@ -30,7 +30,7 @@ include: "rules/helm.smk"
 include: "rules/report.smk"
 
 
-from prefbias.hpc.hook import on_workflow_load
+from prefbias.hpc.hook import on_workflow_load, on_workflow_start
 
 on_workflow_load(
     workflow, config
@@ -57,3 +57,5 @@ onstart:
     from prefbias.report.freeze import make_writable
 
     make_writable(Path(R))
+    # with --profile slurm: job environment + preflight (partitions, account, GPUs, images)
+    on_workflow_start(workflow, config)

@@ -1,9 +1,13 @@
-"""Called from the Snakefile after the rule files are included::
+"""Called from the Snakefile after the rule files are included, and from its ``onstart``::
 
-    from prefbias.hpc.hook import on_workflow_load
+    from prefbias.hpc.hook import on_workflow_load, on_workflow_start
     on_workflow_load(workflow, config)
+    onstart:
+        on_workflow_start(workflow, config)
 
-In the main Snakemake process only (jobs re-read the Snakefile and skip it):
+Snakemake picks its executor plugin only after the Snakefile is parsed, so the Slurm part runs in
+``onstart`` (main process, real runs only: after the DAG is built, before the first submission).
+In the main Snakemake process only (jobs run with --no-hooks and skip it):
 
 * with the Slurm executor or apptainer: puts the ``cluster:`` job environment (HF_HOME,
   PREFBIAS_SCRATCH, APPTAINER_BIND) into ``os.environ`` — sbatch exports it, apptainer passes it in;
@@ -32,24 +36,40 @@ def _uses_apptainer(workflow) -> bool:
 
 
 def on_workflow_load(workflow, config: dict[str, Any]) -> None:
+    """At parse time: the job environment for apptainer runs (deployment is known already)."""
+    if getattr(workflow, "is_main_process", False) and _uses_apptainer(workflow):
+        apply_job_environment(config)
+
+
+def _planned_rules(workflow) -> set[str] | None:
+    """Names of the rules with jobs to run, or None when the DAG cannot be read."""
+    dag = getattr(workflow, "dag", None)
+    try:
+        return {job.rule.name for job in dag.needrun_jobs()}
+    except Exception:  # noqa: BLE001 - an older/newer DAG API: fall back to every rule
+        return None
+
+
+def on_workflow_start(workflow, config: dict[str, Any]) -> None:
+    """From ``onstart``: with the Slurm executor, the job environment and the preflight checks of
+    every non-local rule that has a job to run; raises WorkflowError with every problem."""
     if not getattr(workflow, "is_main_process", False):
         return
     executor = _executor_name(workflow) or ""
-    slurm = executor.endswith("slurm")
-    apptainer = _uses_apptainer(workflow)
-    if slurm or apptainer:
-        apply_job_environment(config)
-    if not slurm:
+    if not executor.endswith("slurm"):
         return
+    apply_job_environment(config)
     settings = cluster_settings(config)
     if os.environ.get("PREFBIAS_SKIP_PREFLIGHT") == "1" or settings.get("preflight") is False:
         return
     local = set(getattr(workflow, "_localrules", set()) or set())
-    rules = [r.name for r in workflow.rules if r.name not in local and not r.norun]
+    planned = _planned_rules(workflow)
+    rules = [r.name for r in workflow.rules if r.name not in local and not r.norun
+             and (planned is None or r.name in planned)]
     images = None
-    if apptainer:
+    if _uses_apptainer(workflow):
         images = {r.name: _image(r) for r in workflow.rules
-                  if r.name not in local and not r.norun and _needs_image(r)}
+                  if r.name in rules and _needs_image(r)}
     from snakemake.exceptions import WorkflowError
 
     try:
