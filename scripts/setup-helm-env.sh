@@ -26,9 +26,9 @@ BASE="${HELM_BASE_VENV:-}"
 if [[ "${HELM_LOCK:-0}" == 1 || ! -f envs/helm-constraints.txt ]]; then BASE=""; fi
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 
-hashof() { cat "$@" 2>/dev/null | sha256sum | cut -c1-16; }
-want="$HELM torch==2.13.0 base=$BASE $(hashof "$REQS" "$LOCK")"
-if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$want" && "${HELM_LOCK:-0}" != 1 ]]; then
+# what the environment was built from: HELM, torch, the layering and the hash of reqs + lock
+stamp() { echo "$HELM torch==2.13.0 base=$BASE $(cat "$REQS" "$LOCK" 2>/dev/null | sha256sum | cut -c1-16)"; }
+if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$(stamp)" && "${HELM_LOCK:-0}" != 1 ]]; then
     exit 0
 fi
 rm -f "$STAMP"
@@ -65,5 +65,5 @@ fi
 "$PIP" install -q --no-deps -e .
 "$VENV/bin/python" -c "import helm.benchmark.run, transformers, torch, prefbias.evaluation" \
     >/dev/null
-echo "$HELM torch==2.13.0 base=$BASE $(hashof "$REQS" "$LOCK")" >"$STAMP"
+stamp >"$STAMP"
 echo "HELM environment ready: $VENV"

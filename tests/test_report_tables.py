@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from prefbias.report import compare, figures, paper, tables
+from prefbias.report import rows as rows_
 
 sys.path.insert(0, str(Path(__file__).parent / "fixtures" / "report"))
 from build import build  # noqa: E402
@@ -41,7 +42,7 @@ def test_paper_numbers_complete():
 
 
 def test_table3_aggregates_seeds(results, cfg):
-    df = tables.table3(results, tables.stylized_rows(cfg))
+    df = tables.table3(results, rows_.stylized_rows(cfg))
     assert list(df["label"])[0] == "SFT"
     assert "Qwen 2.5 0.5B" not in set(df["label"])
     sft = df[df["label"] == "SFT"].iloc[0]
@@ -55,12 +56,12 @@ def test_table3_aggregates_seeds(results, cfg):
 
 def test_single_seed_has_no_std(tmp_path, tiny_config):
     R = build(tmp_path, tiny_config)
-    df = tables.table3(R, tables.stylized_rows(tiny_config))
+    df = tables.table3(R, rows_.stylized_rows(tiny_config))
     assert df["n_seeds"].eq(1).all() and df["validation_loss_std"].isna().all()
 
 
 def test_helm_tables_and_paper_order(results, cfg):
-    rows = tables.stylized_rows(cfg)
+    rows = rows_.stylized_rows(cfg)
     t7 = tables.paper_order(tables.helm_table(results, rows, "robustness"),
                             paper.row_order("table7"))
     assert list(t7["label"]) == paper.row_order("table7")
@@ -69,7 +70,7 @@ def test_helm_tables_and_paper_order(results, cfg):
 
 
 def test_vs_paper(results, cfg, tmp_path):
-    df = tables.table3(results, tables.stylized_rows(cfg))
+    df = tables.table3(results, rows_.stylized_rows(cfg))
     cmp = compare.numeric_vs_paper("table3", df)
     row = cmp[(cmp["label"] == "SFT") & (cmp["column"] == "validation_loss")].iloc[0]
     assert row["reported"] == 1.04
@@ -80,7 +81,7 @@ def test_vs_paper(results, cfg, tmp_path):
 
 
 def test_sycophancy_tables_and_claims(results, cfg, tmp_path):
-    rows = tables.sycophancy_rows(cfg)
+    rows = rows_.sycophancy_rows(cfg)
     templates = cfg["sycophancy"]["answer_templates"]
     ans = tables.answer_table(results, rows, list(templates))
     assert set(ans["label"]) == {"non-aligned", "aligned", "aligned-SAA"}
@@ -103,7 +104,7 @@ def test_sycophancy_tables_and_claims(results, cfg, tmp_path):
 
 def test_write_table_formats(results, cfg, tmp_path):
     dims = cfg["judge"]["dimensions"]
-    df = tables.judge_table(results, tables.stylized_rows(cfg), dims)
+    df = tables.judge_table(results, rows_.stylized_rows(cfg), dims)
     paths = tables.write_table(tmp_path / "judge_scores", df, ["label"], dims, "Judge")
     csv, md, tex = (p.read_text() for p in paths)
     assert "helpfulness_ci_low" in csv.splitlines()[0]
@@ -112,12 +113,12 @@ def test_write_table_formats(results, cfg, tmp_path):
 
 
 def test_figures_render(results, cfg, tmp_path):
-    rows = tables.stylized_rows(cfg)
+    rows = rows_.stylized_rows(cfg)
     styles = [r for r in rows if r["kind"] == "dpo" and r["label"] != "Ultrafeedback"]
     made = figures.figure2(results, styles, tmp_path / "f2")
     dims = cfg["judge"]["dimensions"]
     made += figures.figure3(tables.judge_table(results, rows, dims), dims, tmp_path / "f3")
-    yrows = tables.sycophancy_rows(cfg)
+    yrows = rows_.sycophancy_rows(cfg)
     templates = cfg["sycophancy"]["answer_templates"]
     ans = tables.answer_table(results, yrows, list(templates))
     made += figures.answer_figure(ans, templates, ("aligned", "aligned-SAA"), tmp_path / "s4",

@@ -9,7 +9,7 @@
   prefbias unfreeze R
 
 ``--rows`` is the JSON list of ``{id, label, seed, kind, instruct?}`` made by
-``prefbias.report.tables.stylized_rows`` / ``sycophancy_rows`` (every seed); a table writes
+``prefbias.report.rows.stylized_rows`` / ``sycophancy_rows`` (every seed); a table writes
 ``<prefix>.{csv,md,tex}`` and ``<prefix>_vs_paper.{csv,md}``; a figure ``<prefix>.{png,pdf}``.
 """
 

@@ -23,7 +23,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from prefbias.io import atomic_path, read_jsonl  # noqa: E402
-from prefbias.report.tables import dedupe, instruct_name  # noqa: E402
+from prefbias.report.rows import dedupe  # noqa: E402
+from prefbias.report.tables import instruct_name  # noqa: E402
 
 plt.rcParams.update({"font.size": 9, "axes.titlesize": 9, "axes.labelsize": 9,
                      "legend.fontsize": 8, "xtick.labelsize": 8, "ytick.labelsize": 8,

@@ -1,11 +1,12 @@
 """Paper tables from evaluation outputs: CSV (machine), Markdown and LaTeX (reader).
 
 Every table is built from a list of *rows* (``{"id", "label", "seed", "instruct"?}``, see
-:func:`stylized_rows` / :func:`sycophancy_rows`) covering all seeds. Values are aggregated by
-``label`` (by ``(instruct, label)`` for saa-orpo) across seeds: the CSV carries ``<col>`` (mean over
-seeds), ``<col>_std`` (sample std over seeds, empty with one seed) and, for per-prompt metrics,
-``<col>_ci_low``/``<col>_ci_high`` (the upstream bootstrap CI; with several seeds the mean of the
-per-seed bounds). ``n_seeds`` counts the models aggregated into a row; ``models`` lists their ids.
+:func:`prefbias.report.rows.stylized_rows` / ``sycophancy_rows``) covering all seeds. Values
+are aggregated by ``label`` (by ``(instruct, label)`` for saa-orpo) across seeds: the CSV carries
+``<col>`` (mean over seeds), ``<col>_std`` (sample std over seeds, empty with one seed) and, for
+per-prompt metrics, ``<col>_ci_low``/``<col>_ci_high`` (the upstream bootstrap CI; with several
+seeds the mean of the per-seed bounds). ``n_seeds`` counts the models aggregated into a row;
+``models`` lists their ids.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 import pandas as pd
 
 from prefbias.io import DataError, atomic_path, read_json
-from prefbias.report.rows import dedupe, json_rows, stylized_rows, sycophancy_rows  # noqa: F401
+from prefbias.report.rows import dedupe
 
 HELM_GROUPS = ("accuracy", "calibration", "robustness", "fairness")
 HELM_SCENARIOS = ("mmlu", "boolq", "natural_qa", "quac", "hellaswag")
