@@ -13,6 +13,7 @@ import logging
 import pkgutil
 import sys
 
+from prefbias import forkserver
 from prefbias.io import DataError
 
 log = logging.getLogger("prefbias")
@@ -42,6 +43,16 @@ def spec_arg(text: str) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if argv is None and forkserver.enabled() and not forkserver.in_child():
+        # under `prefbias warm`: a warm server forks this job (prefbias.forkserver)
+        from prefbias import warmup
+
+        rc = forkserver.run_via_server(
+            "main", python=sys.executable, target="prefbias.cli:main", argv=sys.argv,
+            preload=warmup.main_preload(), on_fallback=lambda m: sys.stderr.write(
+                f"prefbias: {m}; running in this process\n"))
+        if rc is not None:
+            return rc
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(

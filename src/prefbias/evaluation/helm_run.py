@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from prefbias import forkserver
 from prefbias.evaluation.helm_env import helm_model_name, weights_hash, write_prod_env
 from prefbias.evaluation.helm_summary import SCENARIOS, mean_over_runs, read_run
 from prefbias.io import write_json
@@ -105,6 +106,24 @@ def helm_environment(spec: dict[str, Any], fixtures: str | Path | None) -> dict[
     return env
 
 
+def _run_helm(cmd: list[str], *, env: dict[str, str], cwd: Path, out) -> int:
+    """``helm-run``: forked from the warm HELM server under ``prefbias warm``
+    (:mod:`prefbias.forkserver`), else a subprocess. Same arguments, environment and log."""
+    if forkserver.enabled():
+        from prefbias import warmup
+
+        with open(os.devnull, "rb") as null:
+            rc = forkserver.run_via_server(
+                "helm", python=str(Path(cmd[0]).with_name("python")),
+                target="helm.benchmark.run:main", argv=cmd, preload=warmup.HELM, env=env,
+                cwd=str(cwd), stdio=(null.fileno(), out.fileno(), out.fileno()),
+                on_fallback=lambda m: log.info("%s; running helm-run as a subprocess", m))
+        if rc is not None:
+            return rc
+    return subprocess.run(cmd, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT,
+                          check=False).returncode
+
+
 def find_runs(output_path: Path) -> list[Path]:
     runs = output_path / "runs" / SUITE
     return sorted(p.parent for p in runs.glob("*/stats.json"))
@@ -143,14 +162,14 @@ def helm_run(*, model_dir: str | Path, model_name: str, scenario: str, spec: dic
     log.debug("command: %s", " ".join(cmd))
     t0 = time.monotonic()
     logfile = outdir / "helm-run.log"
+    env = helm_environment(spec, fixtures)
     with open(logfile, "w", encoding="utf-8") as fh:
-        proc = subprocess.run(cmd, cwd=outdir, env=helm_environment(spec, fixtures),
-                              stdout=fh, stderr=subprocess.STDOUT, check=False)
+        returncode = _run_helm(cmd, env=env, cwd=outdir, out=fh)
     wall = time.monotonic() - t0
-    if proc.returncode != 0:
+    if returncode != 0:
         tail = logfile.read_text(encoding="utf-8", errors="replace").splitlines()[-40:]
         sys.stderr.write("\n".join(tail) + "\n")
-        raise HelmError(f"helm-run failed (exit {proc.returncode}); log: {logfile}")
+        raise HelmError(f"helm-run failed (exit {returncode}); log: {logfile}")
 
     runs = find_runs(output_path)
     if len(runs) != len(entries):

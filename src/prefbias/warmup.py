@@ -1,0 +1,87 @@
+"""What the fork servers of ``prefbias warm`` import before serving (:mod:`prefbias.forkserver`).
+
+Only imports: nothing here may start a thread or touch a device, since the server forks after it.
+Lists are ``module`` or ``module:function`` items; a failing item costs speed, never results.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import pkgutil
+
+# The training/evaluation environment: every `prefbias` subcommand.
+MAIN = ["prefbias.warmup:training_stack", "prefbias.warmup:all_prefbias_modules",
+        "prefbias.cli:build_parser"]
+# HELM's environment: `helm-run` (crfm-helm 0.5.16) with our local-checkpoint client.
+HELM = ["prefbias.warmup:helm_stack"]
+
+_TRAINING = [
+    "numpy", "pandas", "torch", "torch.nn.functional", "torch.optim", "safetensors.torch",
+    "tokenizers", "transformers", "transformers.modeling_utils", "transformers.generation.utils",
+    "transformers.models.auto.modeling_auto", "transformers.models.auto.tokenization_auto",
+    "transformers.models.qwen2.modeling_qwen2", "transformers.models.qwen2.configuration_qwen2",
+    "transformers.tokenization_utils_fast", "accelerate", "peft", "datasets", "tqdm",
+    "matplotlib", "matplotlib.pyplot", "jsonschema", "yaml",
+]
+
+_HELM = [
+    "torch", "transformers", "transformers.modeling_utils", "transformers.generation.utils",
+    "transformers.models.auto.modeling_auto", "transformers.models.auto.tokenization_auto",
+    "transformers.models.qwen2.modeling_qwen2", "transformers.tokenization_utils_fast",
+    "helm.benchmark.run", "helm.benchmark.runner", "helm.benchmark.executor",
+    "helm.benchmark.run_specs.classic_run_specs", "helm.benchmark.run_specs.lite_run_specs",
+    "helm.benchmark.adaptation.adapters.adapter_factory",
+    "helm.benchmark.adaptation.adapters.generation_adapter",
+    "helm.benchmark.adaptation.adapters.multiple_choice_joint_adapter",
+    "helm.benchmark.adaptation.adapters.multiple_choice_separate_adapter",
+    "helm.benchmark.scenarios.boolq_scenario", "helm.benchmark.scenarios.mmlu_scenario",
+    "helm.benchmark.scenarios.natural_qa_scenario", "helm.benchmark.scenarios.quac_scenario",
+    "helm.benchmark.scenarios.commonsense_scenario",
+    "helm.benchmark.augmentations.data_augmenter",
+    "helm.benchmark.augmentations.mild_mix_perturbation",
+    "helm.benchmark.augmentations.dialect_perturbation",
+    "helm.benchmark.augmentations.gender_perturbation",
+    "helm.benchmark.augmentations.person_name_perturbation",
+    "helm.benchmark.metrics.basic_metrics", "helm.benchmark.metrics.classification_metrics",
+    "helm.benchmark.metrics.evaluate_reference_metrics",
+    "helm.clients.huggingface_client", "helm.tokenizers.huggingface_tokenizer",
+    "helm.clients.auto_client", "helm.tokenizers.auto_tokenizer",
+    "prefbias.evaluation.helm_client", "nltk",
+]
+
+
+def main_preload() -> list[str]:
+    """:data:`MAIN`, or the comma-separated items of ``$PREFBIAS_FORKSERVER_PRELOAD`` (tests use
+    a short list to start a server in a second instead of a minute)."""
+    override = os.environ.get("PREFBIAS_FORKSERVER_PRELOAD")
+    if override is not None:
+        return [x for x in override.split(",") if x]
+    return list(MAIN)
+
+
+def _import_all(names: list[str]) -> None:
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except Exception:  # noqa: BLE001 - an optional module missing only costs speed
+            pass
+
+
+def training_stack() -> None:
+    _import_all(_TRAINING)
+
+
+def helm_stack() -> None:
+    _import_all(_HELM)
+    from helm.benchmark.run_spec import discover_run_spec_functions
+
+    discover_run_spec_functions()  # imports every run-spec module (a registry, idempotent)
+
+
+def all_prefbias_modules() -> None:
+    """Every module of the package (optional backends such as vllm are skipped if missing)."""
+    import prefbias
+
+    _import_all([m.name for m in pkgutil.walk_packages(prefbias.__path__, "prefbias.")
+                 if not m.name.startswith("prefbias.__main__")])
