@@ -538,18 +538,26 @@ def warm_run(cmd: list[str], directory: str | os.PathLike | None = None) -> int:
             shutil.rmtree(path, ignore_errors=True)
 
 
-def stop_servers(directory: str | os.PathLike) -> None:
-    """SIGTERM every server whose socket is in ``directory`` (found by its listening socket)."""
+def stop_servers(directory: str | os.PathLike, timeout: float = 30.0) -> None:
+    """SIGTERM every server listening in ``directory`` (found by its socket's peer pid) and
+    wait until each has exited."""
+    pids = []
     for sock in Path(directory).glob("*.sock"):
         conn = _connect(sock)
         if conn is None:
             continue
         try:
-            os.kill(_peer_pid(conn), signal.SIGTERM)
+            pid = _peer_pid(conn)
+            os.kill(pid, signal.SIGTERM)
+            pids.append(pid)
         except OSError:
             pass
         finally:
             conn.close()
+    t0 = time.monotonic()
+    while pids and time.monotonic() - t0 < timeout:
+        pids = [p for p in pids if _alive(p)]
+        time.sleep(0.1)
 
 
 # ------------------------------------------------------------------------------------- cli
