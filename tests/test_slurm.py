@@ -250,3 +250,40 @@ def test_preflight_times_out_clearly(slurm_env, tmp_path):
 def test_cluster_has_the_config_partitions(slurm_env):
     out = _timed(["sinfo", "-h", "-o", "%R"], timeout=30, env=slurm_env)
     assert out.returncode == 0 and {"cpu", "h100"} <= set(out.stdout.split()), out
+
+
+def test_tiny_dag_data_stage_through_the_profile(slurm_env, tmp_path):
+    """The project's own Snakefile and tiny config (not a test workflow): the data stage of both
+    papers, every non-local rule as its own Slurm job, COMPLETED in sacct."""
+    run = f"slurm-ci-{os.getpid()}"
+    targets = [f"work/{run}/data/prefs/ultrafeedback/train.jsonl",
+               f"work/{run}/data/prefs/dpo_mix_en/train.jsonl",
+               f"work/{run}/data/prefs/saa/train.jsonl",
+               f"work/{run}/data/sycophancy/answer.jsonl"]
+    since = datetime.now().strftime("%Y-%m-%dT%H:%M:%S")
+    time.sleep(1)
+    env = dict(slurm_env, PREFBIAS_SLURM_ACCOUNT="prefbias",
+               PATH=f"{Path(sys.executable).parent}:{slurm_env['PATH']}")
+    t0 = time.monotonic()
+    try:
+        proc = _timed([SNAKEMAKE, "--profile", "slurm", "--configfile", "configs/tiny.yaml",
+                       "--config", f"run={run}", "--sdm", "env-modules", *FAST_POLL, *targets],
+                      timeout=1800, env=env)
+        elapsed = time.monotonic() - t0
+        log = proc.stdout + proc.stderr
+        assert proc.returncode == 0, log[-6000:]
+        for t in targets:
+            assert (ROOT / t).stat().st_size > 0, t
+    finally:
+        shutil.rmtree(ROOT / "work" / run, ignore_errors=True)
+        shutil.rmtree(ROOT / "results" / run, ignore_errors=True)
+    sys.stderr.write(f"\n[test_slurm] tiny DAG data stage through --profile slurm: "
+                     f"{elapsed:.1f} s\n")
+    remote = {"uf_prefs", "dpo_mix_prefs", "saa", "sycophancy_data"}
+    jobs = _jobs_by_rule(env, since, remote, expect_final=4)
+    assert sorted(jobs) == sorted(remote), jobs
+    for rule, rows in jobs.items():
+        assert [r["State"] for r in rows] == ["COMPLETED"], (rule, rows)
+        assert rows[0]["Partition"] == "cpu" and rows[0]["Account"] == "prefbias", rows
+    # fetch_dataset is a localrule: it ran on the submit host, never as a Slurm job
+    assert not [r for r in _sacct(env, since) if "fetch_dataset" in r["Comment"]]

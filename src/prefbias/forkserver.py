@@ -445,7 +445,7 @@ def run_via_server(kind: str, *, python: str, target: str, argv: list[str],
     status, or ``None`` when no server can take the job (the caller then runs it itself)."""
     env = dict(os.environ if env is None else env)
     # one server per (kind, interpreter): a second HELM environment gets its own
-    kind = f"{kind}-{hashlib.sha1(os.path.realpath(python).encode()).hexdigest()[:10]}"
+    kind = f"{kind}-{hashlib.sha1(os.path.abspath(python).encode()).hexdigest()[:10]}"
     sock_path = ensure_server(kind, python, target, preload, env=env)
     if sock_path is None:
         _note(on_fallback, f"no {kind} fork server (see {os.environ.get(ENV_DIR)}/{kind}.log)")
@@ -579,8 +579,12 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:
         server.log(f"cannot serve: {type(e).__name__}: {e}")
         return 1
-    server.serve()
-    return 0
+    with contextlib.suppress(SystemExit):  # SIGTERM ends serve() with SystemExit
+        server.serve()
+    # skip interpreter finalisation: tearing down thousands of modules (torch, HELM) takes
+    # minutes on a loaded machine, and the server has nothing left to flush but its log
+    sys.stderr.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -74,9 +74,21 @@ def training_stack() -> None:
 
 def helm_stack() -> None:
     _import_all(_HELM)
+    import helm.benchmark.run as helm_run
+    from helm.benchmark.config_registry import register_builtin_configs_from_helm_package
     from helm.benchmark.run_spec import discover_run_spec_functions
 
     discover_run_spec_functions()  # imports every run-spec module (a registry, idempotent)
+    # helm-run's first step parses HELM's packaged model/tokenizer YAML (~20 s here) into module
+    # registries. Do it once in the server; each child then starts with exactly the registry a
+    # fresh helm-run has after that step, and helm_run() must not append the same entries again.
+    register_builtin_configs_from_helm_package()
+    helm_run.register_builtin_configs_from_helm_package = _builtin_configs_already_registered
+
+
+def _builtin_configs_already_registered() -> None:
+    """Stands in for HELM's ``register_builtin_configs_from_helm_package`` in forked children:
+    the server registered the packaged configs before forking (see :func:`helm_stack`)."""
 
 
 def all_prefbias_modules() -> None:
