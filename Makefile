@@ -32,7 +32,8 @@ helm-env: $(STAMP)
 # `prefbias warm` forks every job from a server that imported torch/transformers/HELM once
 # (prefbias.forkserver): same results, minutes instead of an hour on a 2-core machine.
 demo: $(STAMP) helm-env
-	$(BIN)/prefbias warm -- $(BIN)/snakemake --cores $(CORES) --configfile=configs/tiny.yaml \
+	$(BIN)/prefbias warm --configfile configs/tiny.yaml -- \
+		$(BIN)/snakemake --cores $(CORES) --configfile=configs/tiny.yaml \
 		--rerun-incomplete --scheduler greedy --printshellcmds --show-failed-logs
 
 # Unit, DAG and HELM tests, then the real single-node Slurm tests (installs + starts Slurm).

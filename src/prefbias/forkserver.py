@@ -26,6 +26,9 @@ Safety rules, each with a fall-back to an ordinary in-process run (same results,
   thread exists after preloading (native BLAS/OpenMP pools are fork-safe, as in any forked
   worker).
 
+Servers import the package once, when the first job needs them: a code change made while a
+run is in progress takes effect at the next run (or set ``PREFBIAS_NO_FORKSERVER=1``).
+
 Not used on Slurm or by a bare ``snakemake`` call: each job then imports normally. Snakemake's
 ``benchmark:`` files stay right for wall time; their CPU and memory columns see only the
 client, since the child is not its descendant.
@@ -153,6 +156,7 @@ class Server:
             except Exception as e:  # a missing optional module only costs speed
                 self.log(f"preload {item} failed: {type(e).__name__}: {e}")
         _resolve(self.target)
+        self.lock_memory()
         native, python = _native_threads(), threading.active_count()
         self.log(f"preloaded {len(sys.modules)} modules in {time.monotonic() - t0:.1f} s; "
                  f"threads: {python} Python, {native} native")
@@ -162,6 +166,23 @@ class Server:
             # Native pools (OpenBLAS, OpenMP) register pthread_atfork handlers and are the
             # same as in any forked worker (multiprocessing, DataLoader).
             raise RuntimeError(f"{python} Python threads after preloading; not fork-safe")
+
+    def lock_memory(self) -> None:
+        """Keep the preloaded libraries resident (``mlockall``): where the kernel reclaims page
+        cache aggressively (this project's 2-core VM keeps < 1 GB), every forked job otherwise
+        re-reads torch's 430 MB ``libtorch_cpu.so`` from disk page by page. Best effort: without
+        the privilege (``RLIMIT_MEMLOCK``) the server runs unlocked;
+        ``$PREFBIAS_FORKSERVER_MLOCK=0`` turns it off."""
+        if os.environ.get("PREFBIAS_FORKSERVER_MLOCK", "1") == "0" or sys.platform != "linux":
+            return
+        import ctypes
+
+        t0 = time.monotonic()
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.mlockall(1) != 0:  # MCL_CURRENT: what is mapped now (not later allocations)
+            self.log(f"mlockall failed ({os.strerror(ctypes.get_errno())}); running unlocked")
+            return
+        self.log(f"locked {_rss_mb():.0f} MB resident in {time.monotonic() - t0:.1f} s")
 
     def serve(self) -> None:
         self.sock_path.parent.mkdir(parents=True, exist_ok=True)
@@ -342,6 +363,17 @@ def _fresh_process_state() -> None:
         torch.set_num_threads(int(n))
 
 
+def _rss_mb() -> float:
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
 def _native_threads() -> int:
     try:
         return len(os.listdir("/proc/self/task"))
@@ -379,6 +411,24 @@ def _call_or_import(item: str) -> None:
 
 
 # ---------------------------------------------------------------------------------- client
+def server_name(kind: str, python: str, env: dict[str, str]) -> str:
+    """One server per (kind, interpreter, import-time environment): a job whose import-time
+    variables differ finds, or starts, its own server instead of being refused by another."""
+    key = json.dumps([os.path.abspath(python), sorted(import_time_env(env).items())])
+    return f"{kind}-{hashlib.sha1(key.encode()).hexdigest()[:10]}"
+
+
+def prestart(kind: str, *, python: str, target: str, preload: list[str],
+             env: dict[str, str]) -> threading.Thread:
+    """Start the ``kind`` server in the background (``prefbias warm`` does this before the
+    first job needs it, so preloading overlaps Snakemake's start-up and other jobs)."""
+    name = server_name(kind, python, env)
+    t = threading.Thread(target=ensure_server, args=(name, python, target, preload),
+                         kwargs={"env": env}, daemon=True, name=f"prestart-{kind}")
+    t.start()
+    return t
+
+
 def socket_path(kind: str, directory: str | os.PathLike | None = None) -> Path:
     return Path(directory or os.environ[ENV_DIR]) / f"{kind}.sock"
 
@@ -398,7 +448,8 @@ def ensure_server(kind: str, python: str, target: str, preload: list[str],
                   start_timeout: float = START_TIMEOUT_S) -> Path | None:
     """Socket of a ready server for ``kind``, starting it (under a lock) if none runs; ``None``
     if it cannot be started (then the caller runs the job itself)."""
-    directory = Path(os.environ[ENV_DIR])
+    env = dict(os.environ if env is None else env)
+    directory = Path(env[ENV_DIR])
     directory.mkdir(parents=True, exist_ok=True)
     sock = socket_path(kind, directory)
     failed = directory / f"{kind}.failed"
@@ -416,8 +467,8 @@ def ensure_server(kind: str, python: str, target: str, preload: list[str],
                "--target", target]
         for item in preload:
             cmd += ["--preload", item]
-        if os.environ.get(ENV_OWNER):
-            cmd += ["--owner-pid", os.environ[ENV_OWNER]]
+        if env.get(ENV_OWNER):
+            cmd += ["--owner-pid", env[ENV_OWNER]]
         with open(directory / f"{kind}.log", "ab") as logf:
             proc = subprocess.Popen(cmd, env=env, cwd=directory, stdin=subprocess.DEVNULL,
                                     stdout=logf, stderr=subprocess.STDOUT,
@@ -444,8 +495,7 @@ def run_via_server(kind: str, *, python: str, target: str, argv: list[str],
     """Run ``target`` with ``argv`` in a child of the ``kind`` server and return its exit
     status, or ``None`` when no server can take the job (the caller then runs it itself)."""
     env = dict(os.environ if env is None else env)
-    # one server per (kind, interpreter): a second HELM environment gets its own
-    kind = f"{kind}-{hashlib.sha1(os.path.abspath(python).encode()).hexdigest()[:10]}"
+    kind = server_name(kind, python, env)
     sock_path = ensure_server(kind, python, target, preload, env=env)
     if sock_path is None:
         _note(on_fallback, f"no {kind} fork server (see {os.environ.get(ENV_DIR)}/{kind}.log)")
@@ -515,9 +565,14 @@ def _note(callback, message: str) -> None:
 
 
 # ------------------------------------------------------------------------------- warm wrap
-def warm_run(cmd: list[str], directory: str | os.PathLike | None = None) -> int:
+def warm_run(cmd: list[str], directory: str | os.PathLike | None = None,
+             prestarts: list[dict[str, Any]] | None = None) -> int:
     """Run ``cmd`` (e.g. ``snakemake ...``) with fork servers enabled for its jobs; stop every
-    server it started when ``cmd`` ends. Exit status is ``cmd``'s."""
+    server it started when ``cmd`` ends. Exit status is ``cmd``'s.
+
+    ``prestarts``: servers to start at once, each ``{kind, python, target, preload, env}``
+    (``env`` is laid over the job environment); a job finds its server by name, so a prestart
+    whose environment does not match the jobs' is simply unused."""
     import shutil
     import tempfile
 
@@ -525,6 +580,9 @@ def warm_run(cmd: list[str], directory: str | os.PathLike | None = None) -> int:
     path = Path(directory or tempfile.mkdtemp(prefix="prefbias-fs-"))
     path.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, **{ENV_DIR: str(path), ENV_OWNER: str(os.getpid())})
+    for spec in prestarts or []:
+        prestart(spec["kind"], python=spec["python"], target=spec["target"],
+                 preload=spec["preload"], env={**env, **spec.get("env", {})})
     proc = subprocess.Popen(cmd, env=env)
     try:
         while True:

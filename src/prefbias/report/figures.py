@@ -127,9 +127,13 @@ def _bar_pair(ax, xs, table: pd.DataFrame, variants: Sequence[str], col: str, in
                                                                                  strict=True)],
                         [max(b - m, 0) if not math.isnan(b) else 0 for m, b in zip(vals, hi,
                                                                                  strict=True)]])
-        ax.bar(np.asarray(xs) + (j - (len(variants) - 1) / 2) * width, vals, width, yerr=err,
-               capsize=2, color=COLORS.get(v, PALETTE[j]), label=v,
+        pos = np.asarray(xs) + (j - (len(variants) - 1) / 2) * width
+        ax.bar(pos, vals, width, yerr=err, capsize=2, color=COLORS.get(v, PALETTE[j]), label=v,
                error_kw={"elinewidth": 0.8})
+        for x, val in zip(pos, vals, strict=True):  # undefined (e.g. no correct first answer)
+            if val is None or (isinstance(val, float) and math.isnan(val)):
+                ax.text(x, 0, "n/a", ha="center", va="bottom", fontsize=7, rotation=90,
+                        color=COLORS.get(v, PALETTE[j]))
 
 
 def answer_figure(answer: pd.DataFrame, templates: dict[str, str], variants: Sequence[str],
@@ -174,6 +178,7 @@ def ays_figure(ays: pd.DataFrame, variants: Sequence[str], out_prefix: str | Pat
     uniq = dict(zip(labels, handles, strict=True))
     ax.legend(uniq.values(), uniq.keys(), frameon=False)
     ax.set_xticks(range(len(insts)), [instruct_name(m) for m in insts])
+    ax.set_xlim(-0.6, len(insts) - 0.4)
     ax.set_ylabel("Revision rate (correct → changed)")
     ax.set_ylim(0, 1.05)
     ax.grid(axis="y", alpha=0.3)
