@@ -92,14 +92,29 @@ def test_exit_status_and_exceptions(fs, tmp_path):
     assert "ValueError: boom in the child" in err
 
 
-def test_import_time_env_difference_falls_back(fs, tmp_path):
+def test_import_time_env_difference_gets_its_own_server(fs, tmp_path):
     sock_dir, env = fs
     assert run(env, ["exit", "0"], tmp_path)[0] == 0  # server started with env
-    # thread counts are per job (Snakemake sets them): accepted
+    # thread counts are per job (Snakemake sets them): the same server
     assert run(env, ["exit", "0"], tmp_path, req_env=dict(env, OMP_NUM_THREADS="7"))[0] == 0
-    rc, _, _, notes = run(env, ["exit", "0"], tmp_path, req_env=dict(env, HF_HOME="/elsewhere"))
-    assert rc is None
-    assert "HF_HOME" in notes[0] and "refused" in notes[0]
+    assert len(list(sock_dir.glob("*.sock"))) == 1
+    # a different import-time variable: its own server, never the first one
+    assert run(env, ["exit", "0"], tmp_path, req_env=dict(env, HF_HOME="/elsewhere"))[0] == 0
+    assert len(list(sock_dir.glob("*.sock"))) == 2
+
+
+def test_server_refuses_a_request_with_another_import_time_env(fs, tmp_path):
+    sock_dir, env = fs
+    assert run(env, ["exit", "0"], tmp_path)[0] == 0
+    (sock,) = sock_dir.glob("*.sock")
+    conn = forkserver._connect(sock)
+    with open(os.devnull, "rb") as null:
+        forkserver._send_json(conn, {"target": "fs_target:main", "argv": ["fs_target", "exit"],
+                                     "env": dict(env, HF_HOME="/elsewhere"), "cwd": "/",
+                                     "umask": 0o022}, fds=[null.fileno()] * 3)
+    reply, _ = forkserver._recv_json(conn)
+    conn.close()
+    assert reply["ok"] is False and "HF_HOME" in reply["reason"]
 
 
 def test_unstartable_server_falls_back(fs, tmp_path):
@@ -175,3 +190,15 @@ def test_warm_cli_runs_prefbias_jobs_through_the_server(tmp_path):
     log = next(sock_dir.glob("main-*.log")).read_text()
     assert log.count("child ") == 2, log
     assert not list(sock_dir.glob("*.sock")), "server still listening after the command ended"
+
+
+def test_server_name_keys_interpreter_and_import_time_env():
+    env = {"HF_HOME": "/a", "PATH": "/bin", "OMP_NUM_THREADS": "1"}
+    name = forkserver.server_name("main", "/venv/bin/python", env)
+    # per-job values (thread counts, PATH, TMPDIR) share the server
+    assert forkserver.server_name("main", "/venv/bin/python",
+                                  dict(env, OMP_NUM_THREADS="4", PATH="/x", TMPDIR="/t")) == name
+    # a different import-time variable or interpreter gets its own server
+    assert forkserver.server_name("main", "/venv/bin/python", dict(env, HF_HOME="/b")) != name
+    assert forkserver.server_name("main", "/other/bin/python", env) != name
+    assert name.startswith("main-")

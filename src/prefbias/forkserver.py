@@ -418,15 +418,13 @@ def server_name(kind: str, python: str, env: dict[str, str]) -> str:
     return f"{kind}-{hashlib.sha1(key.encode()).hexdigest()[:10]}"
 
 
-def prestart(kind: str, *, python: str, target: str, preload: list[str],
-             env: dict[str, str]) -> threading.Thread:
-    """Start the ``kind`` server in the background (``prefbias warm`` does this before the
-    first job needs it, so preloading overlaps Snakemake's start-up and other jobs)."""
-    name = server_name(kind, python, env)
-    t = threading.Thread(target=ensure_server, args=(name, python, target, preload),
-                         kwargs={"env": env}, daemon=True, name=f"prestart-{kind}")
-    t.start()
-    return t
+def _prestart_in_order(specs: list[dict[str, Any]], env: dict[str, str]) -> None:
+    """Start servers before the first job needs them (``prefbias warm``), so preloading overlaps
+    Snakemake's start-up and other jobs; each ``{kind, python, target, preload, env}``."""
+    for spec in specs:
+        full = {**env, **spec.get("env", {})}
+        ensure_server(server_name(spec["kind"], spec["python"], full), spec["python"],
+                      spec["target"], spec["preload"], env=full)
 
 
 def socket_path(kind: str, directory: str | os.PathLike | None = None) -> Path:
@@ -580,9 +578,10 @@ def warm_run(cmd: list[str], directory: str | os.PathLike | None = None,
     path = Path(directory or tempfile.mkdtemp(prefix="prefbias-fs-"))
     path.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, **{ENV_DIR: str(path), ENV_OWNER: str(os.getpid())})
-    for spec in prestarts or []:
-        prestart(spec["kind"], python=spec["python"], target=spec["target"],
-                 preload=spec["preload"], env={**env, **spec.get("env", {})})
+    if prestarts:  # one after the other: the first (training) is needed first, and parallel
+        # preloads only compete for the same disk and cores
+        threading.Thread(target=_prestart_in_order, args=(prestarts, env), daemon=True,
+                         name="prestart").start()
     proc = subprocess.Popen(cmd, env=env)
     try:
         while True:
