@@ -202,3 +202,18 @@ def test_server_name_keys_interpreter_and_import_time_env():
     assert forkserver.server_name("main", "/venv/bin/python", dict(env, HF_HOME="/b")) != name
     assert forkserver.server_name("main", "/other/bin/python", env) != name
     assert name.startswith("main-")
+
+
+def test_disabled_in_slurm_jobs_and_without_a_live_owner(monkeypatch, tmp_path):
+    monkeypatch.setenv(forkserver.ENV_DIR, str(tmp_path))
+    monkeypatch.setenv(forkserver.ENV_OWNER, str(os.getpid()))
+    monkeypatch.delenv("SLURM_JOB_ID", raising=False)
+    monkeypatch.delenv(forkserver.ENV_DISABLE, raising=False)
+    assert forkserver.enabled()
+    monkeypatch.setenv("SLURM_JOB_ID", "42")  # an exported warm env reaching a cluster job
+    assert not forkserver.enabled()
+    monkeypatch.delenv("SLURM_JOB_ID")
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    monkeypatch.setenv(forkserver.ENV_OWNER, str(dead.pid))
+    assert not forkserver.enabled()

@@ -82,7 +82,15 @@ def in_child() -> bool:
 
 
 def enabled() -> bool:
-    return bool(os.environ.get(ENV_DIR)) and not os.environ.get(ENV_DISABLE)
+    """Under ``prefbias warm`` on the machine that runs it. Never in a Slurm job (an exported
+    ``PREFBIAS_FORKSERVER_DIR`` names a directory on the submit host), nor once the owning
+    ``prefbias warm`` is gone."""
+    if not os.environ.get(ENV_DIR) or os.environ.get(ENV_DISABLE):
+        return False
+    if os.environ.get("SLURM_JOB_ID"):
+        return False
+    owner = os.environ.get(ENV_OWNER, "")
+    return not owner.isdigit() or _alive(int(owner))
 
 
 def import_time_env(env: dict[str, str]) -> dict[str, str]:
