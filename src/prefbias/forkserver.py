@@ -621,8 +621,18 @@ def stop_servers(directory: str | os.PathLike, timeout: float = 30.0) -> None:
             conn.close()
     t0 = time.monotonic()
     while pids and time.monotonic() - t0 < timeout:
-        pids = [p for p in pids if _alive(p)]
+        pids = [p for p in pids if not _exited(p)]
         time.sleep(0.1)
+
+
+def _exited(pid: int) -> bool:
+    """Gone, or a zombie of ours (servers ``prefbias warm`` started ahead are its children)."""
+    try:
+        if os.waitpid(pid, os.WNOHANG)[0]:
+            return True
+    except ChildProcessError:
+        pass
+    return not _alive(pid)
 
 
 # ------------------------------------------------------------------------------------- cli
