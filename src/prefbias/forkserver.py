@@ -317,7 +317,7 @@ def _child_main(req: dict, fds: list[int], conn: socket.socket, listener: socket
     try:
         _in_child = True
         os.setpgid(0, 0)  # own process group: a forwarded signal reaches its subprocesses too
-        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD):
+        for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD):
             signal.signal(sig, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.default_int_handler)
         sel.close()
