@@ -14,6 +14,10 @@
 # there instead of being installed a second time, and every other one is installed into
 # .venv-helm, where it takes precedence. This halves the set-up time and disk (no second torch) on
 # CI's slow disk. The lock is always written from an unlayered environment.
+#
+# UV=PATH (the Makefile passes its pinned uv) installs the lock with `uv pip install --no-deps
+# --compile-bytecode` instead of pip: the same versions, minutes faster. uv does not look through
+# .pth files, so with a base venv the lock is first filtered to what the base lacks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV="${1:-.venv-helm}"
@@ -33,7 +37,13 @@ if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$(stamp)" && "${HELM_LOCK:-0}" != 1 ]
 fi
 rm -f "$STAMP"
 
-test -x "$VENV/bin/python" || "$PYTHON" -m venv "$VENV"
+UV="${UV:-}"
+if [[ -n "$UV" && "${HELM_LOCK:-0}" != 1 && -f "$LOCK" ]]; then
+    test -x "$VENV/bin/python" || "$UV" venv -q --seed --python "$PYTHON" "$VENV"
+else
+    UV=""
+    test -x "$VENV/bin/python" || "$PYTHON" -m venv "$VENV"
+fi
 PIP="$VENV/bin/pip"
 purelib() { "$1/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])'; }
 layer="$(purelib "$VENV")/zz-prefbias-base-venv.pth"
@@ -42,6 +52,33 @@ if [[ -n "$BASE" ]]; then
     purelib "$BASE" >"$layer"
 else
     rm -f "$layer"
+fi
+if [[ -n "$UV" ]]; then
+    # the lock minus every package the base venv already has at that version (torch, numpy, ...)
+    todo="$VENV/.prefbias-helm-todo.txt"
+    "${BASE:-$VENV}/bin/python" - "$LOCK" ${BASE:+--skip-installed} >"$todo" <<'PY'
+import importlib.metadata as md
+import re
+import sys
+
+norm = lambda n: re.sub(r"[-_.]+", "-", n).lower()  # noqa: E731
+have = {}
+if "--skip-installed" in sys.argv:
+    have = {norm(d.metadata["Name"]): d.version.split("+")[0] for d in md.distributions()}
+for line in open(sys.argv[1], encoding="utf-8"):
+    req = line.split("#")[0].strip()
+    if req and have.get(norm(req.partition("==")[0])) != req.partition("==")[2]:
+        print(req)
+PY
+    wheels="${PIP_FIND_LINKS:-/opt/wheels}"
+    "$UV" pip install -q --python "$VENV/bin/python" --no-deps --compile-bytecode \
+        $([[ -d "$wheels" ]] && echo --find-links "$wheels") -r "$todo"
+    "$UV" pip install -q --python "$VENV/bin/python" --no-deps -e .
+    "$VENV/bin/python" -c "import helm.benchmark.run, transformers, torch, prefbias.evaluation" \
+        >/dev/null
+    stamp >"$STAMP"
+    echo "HELM environment ready: $VENV (uv, $(wc -l <"$todo") packages beside $BASE)"
+    exit 0
 fi
 # torch first: the CPU wheel on disk; anything unconstrained would pull a CUDA torch.
 "$PIP" install -q torch==2.13.0

@@ -138,14 +138,19 @@ def test_ece_em_matches_uncertainty_calibration():
     import random
 
     rng = random.Random(0)
+    cases = []
     for n in (3, 10, 37, 200):
         probs = [round(rng.random(), 3) for _ in range(n)]
-        correct = [int(rng.random() < p) for p in probs]
-        code = ("import calibration as cal, json, sys; p, c = json.load(sys.stdin); "
-                "print(cal.get_ece_em(p, c, num_bins=10))")
-        out = subprocess.run([str(py), "-c", code], input=json.dumps([probs, correct]),
-                             capture_output=True, text=True, check=True).stdout
-        assert helm_summary.get_ece_em(probs, correct) == pytest.approx(float(out), abs=1e-12)
+        cases.append((probs, [int(rng.random() < p) for p in probs]))
+    # one interpreter for every case: importing the library is most of the cost
+    code = ("import calibration as cal, json, sys\n"
+            "for p, c in json.load(sys.stdin):\n"
+            "    print(repr(float(cal.get_ece_em(p, c, num_bins=10))))")
+    out = subprocess.run([str(py), "-c", code], input=json.dumps(cases),
+                         capture_output=True, text=True, check=True).stdout.split()
+    assert len(out) == len(cases), out
+    for (probs, correct), theirs in zip(cases, out, strict=True):
+        assert helm_summary.get_ece_em(probs, correct) == pytest.approx(float(theirs), abs=1e-12)
 
 
 # ----------------------------------------------------------------------------- summary tables
@@ -208,10 +213,28 @@ def tiny_model(tmp_path_factory):
     return out
 
 
+@pytest.fixture
+def helm_fork_server(tmp_path, monkeypatch):
+    """helm-run forked from a warm HELM server, as under ``prefbias warm`` (make demo): the
+    real HELM preload and registry replacement, and one HELM import for both runs below."""
+    from prefbias import forkserver
+
+    directory = tmp_path / "forkserver"
+    monkeypatch.setenv(forkserver.ENV_DIR, str(directory))
+    monkeypatch.setenv(forkserver.ENV_OWNER, str(os.getpid()))
+    monkeypatch.delenv(forkserver.ENV_DISABLE, raising=False)
+    monkeypatch.delenv("SLURM_JOB_ID", raising=False)
+    try:
+        yield directory
+    finally:
+        forkserver.stop_servers(directory, timeout=60)
+
+
 @pytest.mark.helm
-def test_helm_smoke_run(tmp_path, tiny_model, tiny_config):
+def test_helm_smoke_run(tmp_path, tiny_model, tiny_config, helm_fork_server):
     """crfm-helm end to end on the fixtures: stats for the four groups, ece_10_bin from HELM for
-    a generation scenario and from per_instance_stats for HellaSwag, and the cache key."""
+    a generation scenario and from per_instance_stats for HellaSwag, and the cache key; both
+    runs are children of one warm HELM fork server."""
     if not (HELM_BIN / "helm-run").exists():
         pytest.skip(f"HELM environment absent ({HELM_BIN}); create it with "
                     "scripts/setup-helm-env.sh (make test does)")
@@ -224,6 +247,10 @@ def test_helm_smoke_run(tmp_path, tiny_model, tiny_config):
                                           scenario=scen, spec=spec, outdir=out,
                                           stats_path=tmp_path / f"{scen}.json",
                                           fixtures=FIXTURES)
+        # the run went through the HELM fork server (its log names each served job)
+        logs = "".join(f.read_text() for f in helm_fork_server.glob("helm*.log"))
+        assert "serving helm.benchmark.run:main" in logs and "helm-run" in logs, logs[-3000:]
+        assert not list(helm_fork_server.glob("*.failed")), logs[-3000:]
         saved = json.loads((tmp_path / f"{scen}.json").read_text())
         for g in ("accuracy", "calibration", "robustness", "fairness"):
             assert saved[g] is not None, (scen, g)
