@@ -18,6 +18,7 @@ import torch
 from prefbias.io import DataError, atomic_path, sha256_file
 from prefbias.train.batching import encode_pairs
 from prefbias.train.losses import sequence_logps
+from prefbias.train.tasks import completion_forward
 
 log = logging.getLogger(__name__)
 FORMAT = 1
@@ -64,9 +65,9 @@ def compute(model_dir: str | Path, prefs_path: str | Path, out_path: str | Path,
             idx = order[s:s + batch_size]
             b = {k: v.to(device) for k, v in collate([examples[i] for i in idx],
                                                      tok.pad_token_id, pairs=True).items()}
-            logits = model(input_ids=b["input_ids"], attention_mask=b["attention_mask"],
-                           use_cache=False).logits
-            c, r = sequence_logps(logits, b["labels"]).double().cpu().chunk(2)
+            logits, labels = completion_forward(model, b["input_ids"], b["attention_mask"],
+                                                b["labels"])
+            c, r = sequence_logps(logits, labels).double().cpu().chunk(2)
             chosen[idx], rejected[idx] = c, r
     table = {"format": FORMAT, "ids": [e.id for e in examples], "chosen": chosen,
              "rejected": rejected, "data_sha256": sha256_file(prefs_path),

@@ -7,15 +7,60 @@ and computes ``(loss, per_example)``; ``per_example`` holds detached tensors tha
 
 from __future__ import annotations
 
+import inspect
+
 import torch
 
 from prefbias.train.batching import Encoded, collate
-from prefbias.train.losses import dpo_loss, orpo_loss, sequence_logps, sft_loss, token_logps
+from prefbias.train.losses import (
+    IGNORE,
+    dpo_loss,
+    orpo_loss,
+    sequence_logps,
+    sft_loss,
+    token_logps,
+)
 
 
 def _forward(model, batch):
     return model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
                  use_cache=False).logits
+
+
+def _takes_logits_to_keep(model) -> bool:
+    try:
+        return "logits_to_keep" in inspect.signature(model.forward).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def completion_forward(model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                       labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(logits, labels)`` for the positions from which a trained token is predicted onwards.
+
+    Positions before the earliest trained label of the batch (the prompt region) never reach the
+    LM head: transformers' ``logits_to_keep`` slices the hidden states before the head, so the
+    (tokens x vocabulary) matmul and the fp32 logits tensor are not computed for prompts (at
+    Qwen2.5's 151,936-token vocabulary the head is about a quarter of the model's FLOPs). The
+    returned labels are sliced to match, so :func:`token_logps` / :func:`sft_loss` give exactly
+    what they give on full logits. Models without ``logits_to_keep`` get full logits, sliced."""
+    seq = labels.size(1)
+    trained = (labels[:, 1:] != IGNORE).any(0).nonzero()
+    first = int(trained[0]) if trained.numel() else 0  # logits[first] predicts labels[first + 1]
+    keep = seq - first
+    if keep < seq and _takes_logits_to_keep(model):
+        logits = model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False,
+                       logits_to_keep=keep).logits
+    else:
+        logits = model(input_ids=input_ids, attention_mask=attention_mask,
+                       use_cache=False).logits
+    logits = logits[:, -keep:]
+    return logits, labels[:, seq - keep:]
+
+
+def _completion(model, batch):
+    return completion_forward(model, batch["input_ids"], batch["attention_mask"],
+                              batch["labels"])
 
 
 class SFTTask:
@@ -30,13 +75,13 @@ class SFTTask:
         return {k: v.to(device) for k, v in collate(examples, self.pad_id, pairs=False).items()}
 
     def loss(self, model, batch):
-        logits = _forward(model, batch)
-        loss = sft_loss(logits, batch["labels"])
+        logits, labels = _completion(model, batch)
+        loss = sft_loss(logits, labels)
         return loss, {}
 
     def eval_stats(self, model, batch) -> dict[str, float]:
-        logits = _forward(model, batch)
-        logps, mask = token_logps(logits, batch["labels"])
+        logits, labels = _completion(model, batch)
+        logps, mask = token_logps(logits, labels)
         return {"loss_sum": float(-logps.sum()), "n": float(mask.sum())}
 
     @staticmethod
@@ -60,7 +105,7 @@ class DPOTask:
         return {k: v.to(device) for k, v in batch.items()}
 
     def _compute(self, model, batch):
-        logps = sequence_logps(_forward(model, batch), batch["labels"])
+        logps = sequence_logps(*_completion(model, batch))
         pc, pr = logps.chunk(2)
         return dpo_loss(pc, pr, batch["ref_chosen"], batch["ref_rejected"], self.beta)
 
@@ -96,15 +141,18 @@ class ORPOTask(DPOTask):
         return {k: v.to(device) for k, v in collate(examples, self.pad_id, pairs=True).items()}
 
     def _compute(self, model, batch):
-        logits = _forward(model, batch)
-        mean_logps = sequence_logps(logits, batch["labels"], average=True)
+        if self.nll_on_prompt:  # the NLL needs the prompt's logits too
+            logits, labels = _forward(model, batch), batch["labels"]
+        else:
+            logits, labels = _completion(model, batch)
+        mean_logps = sequence_logps(logits, labels, average=True)
         c, r = mean_logps.chunk(2)
         half = logits.size(0) // 2
         if self.nll_on_prompt:
             nll_labels = batch["input_ids"][:half].masked_fill(
                 batch["attention_mask"][:half] == 0, -100)
         else:
-            nll_labels = batch["labels"][:half]
+            nll_labels = labels[:half]
         nll = sft_loss(logits[:half], nll_labels)
         loss, _ = orpo_loss(c, r, nll, self.lam)
         return loss, (self.lam * c).detach(), (self.lam * r).detach()
