@@ -24,10 +24,13 @@ setup: $(STAMP)
 # Bytecode is compiled at install time so no job recompiles torch on import.
 UV_VERSION := 0.9.30
 UV := .uv/bin/uv
-# the CPU torch wheel on disk (pip's find-links here); elsewhere torch comes from the index
+# the CPU torch wheel on disk (pip's find-links here), for every uv call (.venv and .venv-helm);
+# elsewhere torch comes from the index
 TORCH_WHEELS ?= $(or $(PIP_FIND_LINKS),/opt/wheels)
-UV_INSTALL := $(UV) pip install --python $(BIN)/python --compile-bytecode \
-	$(if $(wildcard $(TORCH_WHEELS)),--find-links $(TORCH_WHEELS))
+ifneq ($(wildcard $(TORCH_WHEELS)),)
+export UV_FIND_LINKS := $(TORCH_WHEELS)
+endif
+UV_INSTALL := $(UV) pip install --python $(BIN)/python --compile-bytecode
 
 $(UV):
 	$(PYTHON) -m pip install -q --target .uv uv==$(UV_VERSION)

@@ -70,9 +70,8 @@ for line in open(sys.argv[1], encoding="utf-8"):
     if req and have.get(norm(req.partition("==")[0])) != req.partition("==")[2]:
         print(req)
 PY
-    wheels="${PIP_FIND_LINKS:-/opt/wheels}"
-    "$UV" pip install -q --python "$VENV/bin/python" --no-deps --compile-bytecode \
-        $([[ -d "$wheels" ]] && echo --find-links "$wheels") -r "$todo"
+    # torch (when not layered) from $UV_FIND_LINKS, which the Makefile sets to the CPU wheel's dir
+    "$UV" pip install -q --python "$VENV/bin/python" --no-deps --compile-bytecode -r "$todo"
     "$UV" pip install -q --python "$VENV/bin/python" --no-deps -e .
     "$VENV/bin/python" -c "import helm.benchmark.run, transformers, torch, prefbias.evaluation" \
         >/dev/null

@@ -7,6 +7,7 @@ and computes ``(loss, per_example)``; ``per_example`` holds detached tensors tha
 
 from __future__ import annotations
 
+import functools
 import inspect
 
 import torch
@@ -28,8 +29,21 @@ def _forward(model, batch):
 
 
 def _takes_logits_to_keep(model) -> bool:
+    """Whether the causal LM under any wrappers (DDP's ``module``, peft's base model, which pass
+    keyword arguments through) accepts ``logits_to_keep``; decided once per model class."""
+    while True:
+        inner = getattr(model, "module", None)
+        if inner is None and hasattr(model, "get_base_model"):
+            inner = model.get_base_model()
+        if inner is None or inner is model:
+            return _forward_has_logits_to_keep(type(model))
+        model = inner
+
+
+@functools.cache
+def _forward_has_logits_to_keep(cls: type) -> bool:
     try:
-        return "logits_to_keep" in inspect.signature(model.forward).parameters
+        return "logits_to_keep" in inspect.signature(cls.forward).parameters
     except (TypeError, ValueError):
         return False
 
