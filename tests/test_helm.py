@@ -153,6 +153,28 @@ def test_ece_em_matches_uncertainty_calibration():
         assert helm_summary.get_ece_em(probs, correct) == pytest.approx(float(theirs), abs=1e-12)
 
 
+@pytest.mark.helm
+def test_helm_server_caches_per_run_work():
+    """The HELM fork server builds once what every run would rebuild: a later misspelling
+    perturbation (the forked run's) reuses the compiled pattern, and punkt is loaded."""
+    py = HELM_BIN / "python"
+    if not py.exists():
+        pytest.skip(f"HELM environment absent ({py}); create it with scripts/setup-helm-env.sh")
+    code = ("from prefbias.warmup import helm_per_run_caches\n"
+            "import re\n"
+            "helm_per_run_caches()\n"
+            "warm = {id(v) for v in re._cache.values()}\n"
+            "from helm.benchmark.augmentations.misspelling_perturbation import "
+            "MisspellingPerturbation as M\n"
+            "print(id(M(prob=0.1).mispelling_pattern) in warm)\n"
+            "import nltk.tokenize as t\n"
+            "print(t._get_punkt_tokenizer.cache_info().currsize)\n")
+    env = helm_run.helm_environment({}, FIXTURES)
+    out = subprocess.run([str(py), "-c", code], env=env, capture_output=True, text=True,
+                         check=True).stdout.split()
+    assert out == ["True", "1"], out
+
+
 # ----------------------------------------------------------------------------- summary tables
 def test_helm_summarize_cli(tmp_path, tiny_config):
     from prefbias import plan

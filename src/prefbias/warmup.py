@@ -84,6 +84,37 @@ def helm_stack() -> None:
     # fresh helm-run has after that step, and helm_run() must not append the same entries again.
     register_builtin_configs_from_helm_package()
     helm_run.register_builtin_configs_from_helm_package = _builtin_configs_already_registered
+    helm_per_run_caches()
+
+
+def helm_per_run_caches() -> None:
+    """Fill, once in the server, the caches that every helm-run would otherwise fill again:
+
+    - ``MisspellingPerturbation`` (robustness, in every ``data_augmentation=canonical`` run)
+      compiles one regex alternation of its whole misspelling list on construction: 7-18 s of
+      an 18-38 s tiny run here. :mod:`re` caches compiled patterns by source, so building one
+      perturbation here leaves the compiled pattern in the cache each forked run inherits.
+    - nltk's punkt sentence tokenizer (``word_tokenize`` in HELM's bias metrics) is loaded
+      from ``$NLTK_DATA`` once and kept by nltk's own cache.
+
+    Pure caches: a run computes exactly what it would compute cold."""
+    for warm in (_warm_misspellings, _warm_punkt):
+        try:
+            warm()
+        except Exception:  # noqa: BLE001 - a cold cache only costs speed
+            pass
+
+
+def _warm_misspellings() -> None:
+    from helm.benchmark.augmentations.misspelling_perturbation import MisspellingPerturbation
+
+    MisspellingPerturbation(prob=0.0)
+
+
+def _warm_punkt() -> None:
+    from nltk.tokenize import word_tokenize
+
+    word_tokenize("Warm the tokenizer. Nothing else.")
 
 
 def _builtin_configs_already_registered() -> None:
