@@ -64,3 +64,12 @@ def models_from(source):
     """Regex matching the ids of config models with this source (for wildcard_constraints)."""
     names = [m for m, s in config["models"].items() if s["source"] == source]
     return "|".join(re.escape(m) for m in names) or "(?!x)x"
+
+
+# Scheduling (Snakemake runs the highest-priority ready jobs first): the stylized-dpo chain (base
+# models, SFT data -> SFT -> style rewrites -> reference log-probs -> DPO) feeds the 30 HELM jobs,
+# the largest stage, so it goes first; HELM next, so that it overlaps the ORPO, sycophancy and
+# judge work instead of trailing behind it. Equal priorities would let HELM on the base and SFT
+# models hold both cores while the style rewrites wait.
+CRITICAL_PATH = 10
+HELM_STAGE = 5

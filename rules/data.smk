@@ -67,6 +67,7 @@ rule sft_data:
         log_path("sft_data", "split"),
     benchmark:
         bench_path("sft_data", "split")
+    priority: CRITICAL_PATH
     container:
         image("train")
     threads: nthreads("sft_data")

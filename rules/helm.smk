@@ -23,6 +23,7 @@ rule helm_run:
         bench_path("helm_run", "model", "scenario")
     wildcard_constraints:
         scenario="|".join(HELM_SCENARIOS),
+    priority: HELM_STAGE
     container:
         image("helm")
     threads: nthreads("helm_run")

@@ -43,6 +43,7 @@ rule build_tiny_model:
         model=models_from("tiny"),
     container:
         image("train")
+    priority: CRITICAL_PATH
     threads: nthreads("build_tiny_model")
     resources:
         **res("build_tiny_model"),

@@ -28,6 +28,7 @@ rule style_shard:
     wildcard_constraints:
         i=r"\d+",
         n=r"\d+",
+    priority: CRITICAL_PATH
     container:
         image("vllm" if config["styles"]["backend"] == "vllm" else "train")
     threads: nthreads("style_shard")
@@ -61,6 +62,7 @@ rule style_gather:
         log_path("style_gather", "style"),
     benchmark:
         bench_path("style_gather", "style")
+    priority: CRITICAL_PATH
     container:
         image("train")
     threads: nthreads("style_gather")

@@ -37,6 +37,7 @@ rule train_sft:
         bench_path("train_sft", "model")
     wildcard_constraints:
         model=r"sft-s\d+",
+    priority: CRITICAL_PATH
     container:
         image("train")
     threads: nthreads("train_sft")
@@ -64,6 +65,7 @@ rule ref_logps:
         bench_path("ref_logps", "refmodel", "prefset", "split")
     wildcard_constraints:
         refmodel=r"[A-Za-z0-9][A-Za-z0-9._-]*",
+    priority: CRITICAL_PATH
     container:
         image("train")
     threads: nthreads("ref_logps")
@@ -95,6 +97,7 @@ rule train_dpo:
         bench_path("train_dpo", "model")
     wildcard_constraints:
         model=r"dpo-[a-z0-9_]+-s\d+",
+    priority: CRITICAL_PATH
     container:
         image("train")
     threads: nthreads("train_dpo")

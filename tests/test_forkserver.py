@@ -217,3 +217,43 @@ def test_disabled_in_slurm_jobs_and_without_a_live_owner(monkeypatch, tmp_path):
     dead.wait()
     monkeypatch.setenv(forkserver.ENV_OWNER, str(dead.pid))
     assert not forkserver.enabled()
+
+
+def test_light_subcommands_run_in_process_without_torch(tmp_path):
+    """Under ``prefbias warm``, the data subcommands at the start of the DAG run in the calling
+    process (no server is started or waited for) and never import torch."""
+    import json as _json
+    import subprocess as sp
+
+    src = tmp_path / "in.jsonl"
+    src.write_text('{"messages": []}\n')
+    sha = __import__("hashlib").sha256(src.read_bytes()).hexdigest()
+    spec = {"source": "local", "files": {"train": {"path": str(src), "sha256": sha}}}
+    sock_dir = tmp_path / "fs"
+    code = ("import sys\n"
+            "from prefbias.cli import main\n"
+            "sys.argv = ['prefbias'] + sys.argv[1:]\n"
+            "rc = main()\n"
+            "print('RC', rc, 'torch' in sys.modules)\n")
+    env = dict(os.environ, **{forkserver.ENV_DIR: str(sock_dir),
+                              forkserver.ENV_OWNER: str(os.getpid())})
+    env.pop(forkserver.ENV_DISABLE, None)
+    env.pop("SLURM_JOB_ID", None)
+    out = sp.run([sys.executable, "-c", code, "fetch-dataset", "--spec", _json.dumps(spec),
+                  "--name", "x", "--outdir", str(tmp_path / "raw")], env=env,
+                 capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "RC 0 False" in out.stdout, (out.stdout, out.stderr[-2000:])
+    assert (tmp_path / "raw" / "train.jsonl").read_text() == src.read_text()
+    assert not sock_dir.exists() or not list(sock_dir.iterdir()), list(sock_dir.iterdir())
+
+
+def test_heavy_subcommands_are_not_in_process():
+    from prefbias.cli import build_parser
+
+    parser = build_parser()
+    light = {"fetch-dataset", "prefs", "saa", "sycophancy-sets", "eval-prompts", "style-gather",
+             "verify", "unfreeze"}
+    sub = next(a for a in parser._actions if a.dest == "command")
+    for name, p in sub.choices.items():
+        assert bool(p.get_default("in_process")) == (name in light), name

@@ -86,11 +86,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("verify", help="check a frozen results directory against its manifest")
     p.add_argument("results")
-    p.set_defaults(func=run_verify)
+    p.set_defaults(func=run_verify, in_process=True)
 
     p = sub.add_parser("unfreeze", help="make a frozen results directory writable again")
     p.add_argument("results")
-    p.set_defaults(func=run_unfreeze)
+    p.set_defaults(func=run_unfreeze, in_process=True)
 
 
 def _need(value, flag: str, name: str):
