@@ -160,9 +160,12 @@ def test_helm_server_caches_per_run_work():
     py = HELM_BIN / "python"
     if not py.exists():
         pytest.skip(f"HELM environment absent ({py}); create it with scripts/setup-helm-env.sh")
-    code = ("from prefbias.warmup import helm_per_run_caches\n"
+    code = ("from prefbias.warmup import HELM, warm_misspellings, warm_punkt\n"
             "import re\n"
-            "helm_per_run_caches()\n"
+            "assert 'prefbias.warmup:warm_misspellings' in HELM\n"
+            "assert 'prefbias.warmup:warm_punkt' in HELM\n"
+            "warm_misspellings()\n"
+            "warm_punkt()\n"
             "warm = {id(v) for v in re._cache.values()}\n"
             "from helm.benchmark.augmentations.misspelling_perturbation import "
             "MisspellingPerturbation as M\n"

@@ -14,7 +14,8 @@ import pkgutil
 MAIN = ["prefbias.warmup:training_stack", "prefbias.warmup:all_prefbias_modules",
         "prefbias.cli:build_parser"]
 # HELM's environment: `helm-run` (crfm-helm 0.5.16) with our local-checkpoint client.
-HELM = ["prefbias.warmup:helm_stack"]
+HELM = ["prefbias.warmup:helm_stack", "prefbias.warmup:warm_misspellings",
+        "prefbias.warmup:warm_punkt"]
 
 _TRAINING = [
     "numpy", "pandas", "torch", "torch.nn.functional", "torch.optim", "safetensors.torch",
@@ -84,34 +85,24 @@ def helm_stack() -> None:
     # fresh helm-run has after that step, and helm_run() must not append the same entries again.
     register_builtin_configs_from_helm_package()
     helm_run.register_builtin_configs_from_helm_package = _builtin_configs_already_registered
-    helm_per_run_caches()
 
 
-def helm_per_run_caches() -> None:
-    """Fill, once in the server, the caches that every helm-run would otherwise fill again:
-
-    - ``MisspellingPerturbation`` (robustness, in every ``data_augmentation=canonical`` run)
-      compiles one regex alternation of its whole misspelling list on construction: 7-18 s of
-      an 18-38 s tiny run here. :mod:`re` caches compiled patterns by source, so building one
-      perturbation here leaves the compiled pattern in the cache each forked run inherits.
-    - nltk's punkt sentence tokenizer (``word_tokenize`` in HELM's bias metrics) is loaded
-      from ``$NLTK_DATA`` once and kept by nltk's own cache.
-
-    Pure caches: a run computes exactly what it would compute cold."""
-    for warm in (_warm_misspellings, _warm_punkt):
-        try:
-            warm()
-        except Exception:  # noqa: BLE001 - a cold cache only costs speed
-            pass
-
-
-def _warm_misspellings() -> None:
+# Caches every helm-run would otherwise fill again, filled once in the HELM server before it
+# forks (pure caches: a run computes exactly what it would compute cold). A failing item is
+# logged by the server and only costs speed.
+def warm_misspellings() -> None:
+    """``MisspellingPerturbation`` (robustness, in every ``data_augmentation=canonical`` run)
+    compiles one regex alternation of its whole misspelling list on construction: 7-18 s of an
+    18-38 s tiny run here. :mod:`re` caches compiled patterns by source, so building one here
+    leaves the compiled pattern in the cache each forked run inherits."""
     from helm.benchmark.augmentations.misspelling_perturbation import MisspellingPerturbation
 
     MisspellingPerturbation(prob=0.0)
 
 
-def _warm_punkt() -> None:
+def warm_punkt() -> None:
+    """nltk's punkt sentence tokenizer (``word_tokenize`` in HELM's bias metrics), loaded from
+    ``$NLTK_DATA`` once and kept by nltk's own cache."""
     from nltk.tokenize import word_tokenize
 
     word_tokenize("Warm the tokenizer. Nothing else.")
