@@ -52,7 +52,9 @@ def handler(body: dict) -> str:
 @pytest.fixture()
 def spec(paper_config) -> dict:
     s = {k: v for k, v in paper_config["judge"].items() if k != "second_judge"}
-    s.update(api_key_env=KEY_ENV, max_retries=4, retry_backoff_s=0.01, timeout_s=0.5,
+    # timeout generous enough that only an injected Fault("timeout") ever times out, even on a
+    # loaded CI machine (a 0.5 s timeout once turned a slow normal answer into an extra request)
+    s.update(api_key_env=KEY_ENV, max_retries=4, retry_backoff_s=0.01, timeout_s=5.0,
              max_concurrency=2, requests_per_minute=None, max_parse_retries=2,
              bootstrap={"n": 200, "seed": 0, "ci": 0.95})
     return s
@@ -89,7 +91,7 @@ def test_parse_fences_and_schema():
 def test_retries_then_cache_hit_on_rerun(tmp_path, spec, monkeypatch):
     monkeypatch.setenv(KEY_ENV, SECRET)
     gens = make_generations(tmp_path / "g.jsonl", ["a", "b", "c"])
-    faults = ["429", "500", Fault("timeout", sleep_s=1.5), "malformed", "503"]
+    faults = ["429", "500", Fault("timeout", sleep_s=10.0), "malformed", "503"]
     with OpenAIStubServer(handler=handler, faults=faults, api_key=SECRET) as srv:
         spec["base_url"] = srv.base_url
         summ = run_judge(spec, gens, tmp_path / "o.jsonl", tmp_path / "s.json",
