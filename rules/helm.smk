@@ -1,6 +1,7 @@
 # HELM (stylized-dpo §5.1.2, Tables 4-8): crfm-helm 0.5.16 in its own environment (.venv-helm,
 # scripts/setup-helm-env.sh; containers: image("helm")). One job per (model, scenario) for the six
-# stylized models of every seed, then one summary over all seeds. Logic: prefbias.evaluation.helm_*.
+# stylized models of every seed (config helm.jobs: per_scenario; per_model: one job per model),
+# then one summary over all seeds. Logic: prefbias.evaluation.helm_*.
 HELM_SCENARIOS = list(config["helm"]["scenarios"])
 HELM_MODELS = list(
     dict.fromkeys(m.id for s in SEEDS for m in plan.stylized_models(config, s))
@@ -12,30 +13,60 @@ HELM_TARGETS = [f"{R}/eval/helm/{g}.csv" for g in HELM_GROUPS] + [
 ]
 
 
-rule helm_run:
-    input:
-        model=lambda w: model_dir(w.model),
-    output:
-        stats=f"{R}/eval/helm/{{model}}/{{scenario}}.json",
-    log:
-        log_path("helm_run", "model", "scenario"),
-    benchmark:
-        bench_path("helm_run", "model", "scenario")
-    wildcard_constraints:
-        scenario="|".join(HELM_SCENARIOS),
-    priority: HELM_STAGE
-    container:
-        image("helm")
-    threads: nthreads("helm_run")
-    resources:
-        **res("helm_run"),
-    params:
-        spec=lambda w: spec("helm"),
-        outdir=lambda w: f"{W}/helm/{w.model}/{w.scenario}",
-    shell:
-        "prefbias helm-run --model-dir {input.model} --model-name {wildcards.model}"
-        " --scenario {wildcards.scenario} --spec {params.spec:q}"
-        " --outdir {params.outdir} --stats {output.stats} 2> {log}"
+if config["helm"]["jobs"] == "per_model":
+
+    # one helm-run per model with every scenario's run entries (tiny/local runs: HELM's
+    # start-up, the model load and a Snakemake job paid 6 times instead of 30)
+    rule helm_run:
+        input:
+            model=lambda w: model_dir(w.model),
+        output:
+            stats=[f"{R}/eval/helm/{{model}}/{s}.json" for s in HELM_SCENARIOS],
+        log:
+            log_path("helm_run", "model"),
+        benchmark:
+            bench_path("helm_run", "model")
+        priority: HELM_STAGE
+        container:
+            image("helm")
+        threads: nthreads("helm_run")
+        resources:
+            **res("helm_run"),
+        params:
+            spec=lambda w: spec("helm"),
+            scenarios=HELM_SCENARIOS,
+            outdir=lambda w: f"{W}/helm/{w.model}/all",
+        shell:
+            "prefbias helm-run --model-dir {input.model} --model-name {wildcards.model}"
+            " --scenario {params.scenarios} --spec {params.spec:q}"
+            " --outdir {params.outdir} --stats {output.stats} 2> {log}"
+
+else:
+
+    rule helm_run:
+        input:
+            model=lambda w: model_dir(w.model),
+        output:
+            stats=f"{R}/eval/helm/{{model}}/{{scenario}}.json",
+        log:
+            log_path("helm_run", "model", "scenario"),
+        benchmark:
+            bench_path("helm_run", "model", "scenario")
+        wildcard_constraints:
+            scenario="|".join(HELM_SCENARIOS),
+        priority: HELM_STAGE
+        container:
+            image("helm")
+        threads: nthreads("helm_run")
+        resources:
+            **res("helm_run"),
+        params:
+            spec=lambda w: spec("helm"),
+            outdir=lambda w: f"{W}/helm/{w.model}/{w.scenario}",
+        shell:
+            "prefbias helm-run --model-dir {input.model} --model-name {wildcards.model}"
+            " --scenario {wildcards.scenario} --spec {params.spec:q}"
+            " --outdir {params.outdir} --stats {output.stats} 2> {log}"
 
 
 rule helm_summarize:

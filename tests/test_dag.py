@@ -44,11 +44,13 @@ def test_whole_dag_covers_every_stage(full_plan):
         assert full_plan.get(rule, 0) >= 1, f"rule {rule} is not in the demo DAG: {full_plan}"
     assert full_plan["train_dpo"] == 4  # UltraFeedback + three styles
     assert full_plan["train_orpo"] == 4  # two tiny instruct models x (aligned, aligned_saa)
+    assert full_plan["helm_run"] == 6  # tiny helm.jobs: per_model, one helm-run per DPO/SFT/base
 
 
-def _rulegraph() -> dict[str, set[str]]:
+def _rulegraph(*extra: str) -> dict[str, set[str]]:
     """rule -> rules that consume its outputs, from `snakemake --rulegraph`."""
-    cmd = [sys.executable, "-m", "snakemake", "--rulegraph", "--configfile=configs/tiny.yaml"]
+    cmd = [sys.executable, "-m", "snakemake", "--rulegraph", "--configfile=configs/tiny.yaml",
+           *extra]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900,
                           env=ENV)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -71,8 +73,10 @@ def _descendants(graph: dict[str, set[str]], start: str) -> set[str]:
 
 def test_judge_change_never_reruns_training_or_helm():
     """A judge-prompt edit re-runs the judge jobs (params trigger: their params hold the judge
-    section, see test below) and only what consumes their outputs: tables, figures, freeze."""
-    down = _descendants(_rulegraph(), "judge")
+    section, see test below) and only what consumes their outputs: tables, figures, freeze.
+    Built with the paper's one HELM job per (model, scenario) (the tiny plan above has one per
+    model), so both helm_run variants are parsed and wired."""
+    down = _descendants(_rulegraph("--config", "helm={jobs: per_scenario}"), "judge")
     assert "judge_table" in down or "figure3" in down
     for rule in down:
         assert not rule.startswith(("train_", "ref_logps", "helm_", "style_", "generate")), down

@@ -257,3 +257,18 @@ def test_heavy_subcommands_are_not_in_process():
     sub = next(a for a in parser._actions if a.dest == "command")
     for name, p in sub.choices.items():
         assert bool(p.get_default("in_process")) == (name in light), name
+
+
+def test_matplotlib_warmup_is_fork_safe_and_in_the_main_preload():
+    """The figure warm-up renders a PNG and a PDF (loads both backends and the fonts) and starts
+    no thread, so the server may fork after it."""
+    import threading
+
+    from prefbias import warmup
+
+    assert "prefbias.warmup:warm_matplotlib" in warmup.MAIN
+    before = threading.active_count()
+    warmup.warm_matplotlib()
+    assert threading.active_count() == before
+    assert "matplotlib.backends.backend_pdf" in sys.modules
+    assert "fontTools.subset" in sys.modules  # type-42 PDF embedding

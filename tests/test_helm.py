@@ -82,6 +82,36 @@ def test_run_entries_from_config(tiny_config, paper_config):
         helm_run.run_entries(tiny, "gsm", "local/m")
 
 
+def test_joint_runs_are_split_by_scenario(paper_config, tmp_path):
+    """helm.jobs: per_model puts every scenario in one helm-run; its run directories (HELM's
+    own names, as made by 0.5.16) go back to their scenarios by run-spec function."""
+    spec = dict(paper_config["helm"])
+    m = "model=local_m-57662e4ec5e9"
+    names = {
+        "boolq": [f"boolq,data_augmentation=canonical:{m}"],
+        "mmlu": [f"mmlu:subject={s},method=multiple_choice_joint,data_augmentation=canonical,{m}"
+                 for s in ("abstract_algebra", "econometrics")],
+        "natural_qa": [f"natural_qa:mode=closedbook,data_augmentation=canonical,{m},"
+                       "num_output_tokens=8"],
+        "quac": [f"quac,data_augmentation=canonical:{m}"],
+        "hellaswag": ["commonsense:dataset=hellaswag,method=multiple_choice_separate_original,"
+                      f"data_augmentation=canonical,{m}"],
+    }
+    runs = [tmp_path / n for ns in names.values() for n in ns]
+    split = helm_run.runs_by_scenario(spec, list(names), sorted(runs))
+    assert {k: sorted(p.name for p in v) for k, v in split.items()} == \
+        {k: sorted(v) for k, v in names.items()}
+    # a run of a scenario not asked for is an error, never silently dropped or misfiled
+    with pytest.raises(helm_run.HelmError, match="belongs to none"):
+        helm_run.runs_by_scenario(spec, ["boolq"], [tmp_path / names["quac"][0]])
+    # two scenarios on one run-spec function cannot share a helm-run
+    clash = {**spec, "scenarios": {**spec["scenarios"],
+                                   "boolq": "commonsense:dataset=openbookqa"}}
+    with pytest.raises(helm_run.HelmError, match="per_scenario"):
+        helm_run.check_separable(clash, ["boolq", "hellaswag"])
+    helm_run.check_separable(spec, list(spec["scenarios"]))
+
+
 # ----------------------------------------------------------------------------- stats extraction
 def _stat(name, split, mean, pert=None):
     mn = {"name": name, "split": split}
@@ -258,38 +288,48 @@ def helm_fork_server(tmp_path, monkeypatch):
 @pytest.mark.helm
 def test_helm_smoke_run(tmp_path, tiny_model, tiny_config, helm_fork_server):
     """crfm-helm end to end on the fixtures: stats for the four groups, ece_10_bin from HELM for
-    a generation scenario and from per_instance_stats for HellaSwag, and the cache key; both
-    runs are children of one warm HELM fork server."""
+    a generation scenario and from per_instance_stats for HellaSwag, and the cache key. Both
+    scenarios run in one helm-run (helm.jobs: per_model, as in make demo), forked from a warm
+    HELM server, and each gets its own stats file."""
     if not (HELM_BIN / "helm-run").exists():
         pytest.skip(f"HELM environment absent ({HELM_BIN}); create it with "
                     "scripts/setup-helm-env.sh (make test does)")
     spec = {**tiny_config["helm"], "max_eval_instances": 3, "num_output_tokens": 4,
             "python": str(HELM_BIN)}
-    results = {}
-    for scen in ("boolq", "hellaswag"):
-        out = tmp_path / scen
-        results[scen] = helm_run.helm_run(model_dir=tiny_model, model_name="tiny-s0",
-                                          scenario=scen, spec=spec, outdir=out,
-                                          stats_path=tmp_path / f"{scen}.json",
-                                          fixtures=FIXTURES)
-        # the run went through the HELM fork server (its log names each served job)
-        logs = "".join(f.read_text() for f in helm_fork_server.glob("helm*.log"))
-        assert "serving helm.benchmark.run:main" in logs and "helm-run" in logs, logs[-3000:]
-        assert not list(helm_fork_server.glob("*.failed")), logs[-3000:]
+    scenarios = ["boolq", "hellaswag"]
+    out = tmp_path / "all"
+    results = helm_run.helm_run(model_dir=tiny_model, model_name="tiny-s0", scenario=scenarios,
+                                spec=spec, outdir=out,
+                                stats_path=[tmp_path / f"{s}.json" for s in scenarios],
+                                fixtures=FIXTURES)
+    # the run went through the HELM fork server (its log names each served job)
+    logs = "".join(f.read_text() for f in helm_fork_server.glob("helm*.log"))
+    assert "serving helm.benchmark.run:main" in logs and "helm-run" in logs, logs[-3000:]
+    assert not list(helm_fork_server.glob("*.failed")), logs[-3000:]
+    run_dirs = [p.parent.name for p in
+                (out / "benchmark_output" / "runs" / "prefbias").glob("*/stats.json")]
+    assert len(run_dirs) == 2
+    for scen in scenarios:
         saved = json.loads((tmp_path / f"{scen}.json").read_text())
+        assert saved == json.loads(json.dumps(results[scen]))
+        assert saved["scenario"] == scen and saved["helm_invocation"] == scenarios
         for g in ("accuracy", "calibration", "robustness", "fairness"):
             assert saved[g] is not None, (scen, g)
             assert 0.0 <= saved[g] <= 1.0
         assert saved["helm_model"].endswith(helm_env.weights_hash(tiny_model))
-        run_dir = next((out / "benchmark_output" / "runs" / "prefbias").glob("*/stats.json"))
-        assert saved["helm_model"].replace("/", "_") in run_dir.parent.name
+        (run_name,) = saved["runs"]
+        assert run_name in run_dirs
+        assert saved["helm_model"].replace("/", "_") in run_name
+    # each scenario got its own run (BoolQ's name starts "boolq", HellaSwag's "commonsense")
+    assert next(iter(results["boolq"]["runs"])).startswith("boolq")
+    assert next(iter(results["hellaswag"]["runs"])).startswith("commonsense:dataset=hellaswag")
     # fix 3: real log-probs -> HELM itself reports ece_10_bin for BoolQ
     run = next(iter(results["boolq"]["runs"].values()))
     assert run["calibration_source"] == "helm"
     run = next(iter(results["hellaswag"]["runs"].values()))
     assert run["calibration_source"] in ("helm", "per_instance_stats")
     # prod_env as written for the run, cache under it
-    env = tmp_path / "boolq" / "prod_env"
+    env = out / "prod_env"
     assert (env / "model_deployments.yaml").exists()
     assert list(env.glob("cache/*.sqlite")), "HELM answer cache missing"
 

@@ -12,7 +12,7 @@ import pkgutil
 
 # The training/evaluation environment: every `prefbias` subcommand.
 MAIN = ["prefbias.warmup:training_stack", "prefbias.warmup:all_prefbias_modules",
-        "prefbias.cli:build_parser"]
+        "prefbias.cli:build_parser", "prefbias.warmup:warm_matplotlib"]
 # HELM's environment: `helm-run` (crfm-helm 0.5.16) with our local-checkpoint client.
 HELM = ["prefbias.warmup:helm_stack", "prefbias.warmup:warm_misspellings",
         "prefbias.warmup:warm_punkt"]
@@ -106,6 +106,27 @@ def warm_punkt() -> None:
     from nltk.tokenize import word_tokenize
 
     word_tokenize("Warm the tokenizer. Nothing else.")
+
+
+def warm_matplotlib() -> None:
+    """A process's first saved figure imports the Agg and PDF backends and fontTools' subsetter
+    (type-42 PDF fonts) and parses DejaVu Sans: a large part of each figure job here. One small
+    PNG and PDF rendered into memory, with the paper figures' rcParams, leaves those imports and
+    matplotlib's font cache in the server for every forked report job."""
+    import io
+
+    import matplotlib.pyplot as plt
+
+    import prefbias.report.figures  # noqa: F401 - its rcParams (fonts, sizes) and Agg backend
+
+    fig, ax = plt.subplots(figsize=(2.0, 1.2))
+    ax.plot([0, 1], [0.2, 0.8], marker="o", label="warm-up")
+    ax.errorbar([0.5], [0.5], yerr=[0.1], fmt="none")
+    ax.set(title="Warm 0.5", xlabel="Step", ylabel="Score")
+    ax.legend()
+    for fmt in ("png", "pdf"):
+        fig.savefig(io.BytesIO(), format=fmt, bbox_inches="tight")
+    plt.close(fig)
 
 
 def _builtin_configs_already_registered() -> None:

@@ -15,18 +15,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     from prefbias.evaluation.helm_summary import SCENARIOS
 
     p = sub.add_parser(
-        "helm-run", help="run crfm-helm on one local checkpoint and one scenario",
+        "helm-run", help="run crfm-helm on one local checkpoint and one or more scenarios",
         description="Run crfm-helm 0.5.16 (its own environment, .venv-helm) on one checkpoint "
-                    "and scenario; write {accuracy, calibration, robustness, fairness}.")
+                    "and one or more scenarios (one helm-run); write {accuracy, calibration, "
+                    "robustness, fairness} per scenario.")
     p.add_argument("--model-dir", required=True, help="from_pretrained directory")
     p.add_argument("--model-name", required=True, help="model id (HELM name: local/<id>-<hash>)")
-    p.add_argument("--scenario", required=True, choices=SCENARIOS)
+    p.add_argument("--scenario", required=True, nargs="+", choices=SCENARIOS,
+                   help="one or more scenarios, run together in one helm-run")
     p.add_argument("--spec", required=True, type=spec_arg, help="config 'helm' section as JSON")
     p.add_argument("--fixtures", default=None,
                    help="pre-placed scenario data (default: spec 'fixtures'; none = HELM "
                         "downloads)")
     p.add_argument("--outdir", required=True, help="HELM working directory (work/.../helm/...)")
-    p.add_argument("--stats", required=True, help="output JSON (results/.../eval/helm/...)")
+    p.add_argument("--stats", required=True, nargs="+",
+                   help="output JSON per scenario, in --scenario order "
+                        "(results/.../eval/helm/<model>/<scenario>.json)")
     p.add_argument("--disable-cache", action="store_true",
                    help="pass --disable-cache to helm-run (the model name already carries the "
                         "weights hash, so the cache never serves another checkpoint)")
@@ -52,6 +56,10 @@ def run_cmd(args: argparse.Namespace) -> int:
     from prefbias.evaluation.helm_run import HelmError, helm_run
 
     fixtures = args.fixtures or args.spec.get("fixtures")
+    if len(args.stats) != len(args.scenario):
+        log.error("helm-run: %d --scenario but %d --stats paths (one per scenario, same order)",
+                  len(args.scenario), len(args.stats))
+        return 2
     try:
         helm_run(model_dir=args.model_dir, model_name=args.model_name, scenario=args.scenario,
                  spec=args.spec, outdir=args.outdir, stats_path=args.stats, fixtures=fixtures,

@@ -1,7 +1,12 @@
-"""Run crfm-helm 0.5.16 on one local checkpoint and one paper scenario (stylized-dpo §5.1.2).
+"""Run crfm-helm 0.5.16 on one local checkpoint and one or more paper scenarios
+(stylized-dpo §5.1.2).
 
 HELM lives in its own environment (``.venv-helm``; HELM pins datasets/spacy/nltk) and is called
-as a subprocess. Layout of ``outdir`` (``work/<run>/helm/<model>/<scenario>/``)::
+as a subprocess. Config ``helm.jobs`` picks the grain: ``per_scenario`` (one helm-run, and one
+cluster job, per model and scenario) or ``per_model`` (one helm-run with every scenario's run
+entries: one model load and one start-up per model, for small local runs). Both write the same
+per-scenario stats files. Layout of ``outdir`` (``work/<run>/helm/<model>/<scenario or
+all>/``)::
 
     prod_env/                 model_deployments.yaml, model_metadata.yaml, tokenizer_configs.yaml
                               (+ HELM's answer cache, keyed by the hash-bearing model name)
@@ -17,6 +22,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -83,6 +89,38 @@ def run_entries(spec: dict[str, Any], scenario: str, model: str) -> list[str]:
     return [f"{e}{',' if ':' in e else ':'}{extra}" for e in entries]
 
 
+def run_function(spec: dict[str, Any], scenario: str) -> str:
+    """The HELM run-spec function a scenario's template calls (``commonsense`` for hellaswag):
+    the first token of every run directory name HELM makes for it."""
+    return spec["scenarios"][scenario].split(":", 1)[0]
+
+
+def check_separable(spec: dict[str, Any], scenarios: list[str]) -> None:
+    """Scenarios run together must be told apart by their run directories' names."""
+    seen: dict[str, str] = {}
+    for scen in scenarios:
+        fn = run_function(spec, scen)
+        if fn in seen:
+            raise HelmError(f"HELM scenarios {seen[fn]!r} and {scen!r} both call run spec "
+                            f"{fn!r}, so one helm-run cannot tell their runs apart: run them "
+                            "as separate jobs (config helm.jobs: per_scenario)")
+        seen[fn] = scen
+
+
+def runs_by_scenario(spec: dict[str, Any], scenarios: list[str],
+                     runs: list[Path]) -> dict[str, list[Path]]:
+    """Assign each HELM run directory (``boolq,data_augmentation=...:model=...``,
+    ``mmlu:subject=...``) to the scenario whose run-spec function names it."""
+    by_fn = {run_function(spec, s): s for s in scenarios}
+    out: dict[str, list[Path]] = {s: [] for s in scenarios}
+    for run in runs:
+        fn = re.split(r"[:,]", run.name, maxsplit=1)[0]
+        if fn not in by_fn:
+            raise HelmError(f"HELM run {run} belongs to none of {', '.join(scenarios)}")
+        out[by_fn[fn]].append(run)
+    return out
+
+
 def place_fixtures(fixtures: str | Path, output_path: Path, scenario: str) -> None:
     """Copy the scenario's data and the perturbation files into HELM's output directory (HELM
     skips downloads whose target exists and writes ``.lock`` files beside them)."""
@@ -129,12 +167,22 @@ def find_runs(output_path: Path) -> list[Path]:
     return sorted(p.parent for p in runs.glob("*/stats.json"))
 
 
-def helm_run(*, model_dir: str | Path, model_name: str, scenario: str, spec: dict[str, Any],
-             outdir: str | Path, stats_path: str | Path | None = None,
+def helm_run(*, model_dir: str | Path, model_name: str, scenario: str | list[str],
+             spec: dict[str, Any], outdir: str | Path,
+             stats_path: str | Path | list[str | Path] | None = None,
              fixtures: str | Path | None = None, disable_cache: bool = False,
              threads: int = 1) -> dict[str, Any]:
-    """Run HELM for one model and scenario; write and return the stats dict
-    ``{accuracy, calibration, robustness, fairness, ...provenance}``."""
+    """Run HELM for one model on one scenario, or on several in a single helm-run (a list, with
+    a parallel list of ``stats_path``); write and return the stats dict ``{accuracy,
+    calibration, robustness, fairness, ...provenance}`` (for a list: ``{scenario: stats}``)."""
+    scenarios = [scenario] if isinstance(scenario, str) else list(scenario)
+    if stats_path is None:
+        paths: list[str | Path | None] = [None] * len(scenarios)
+    else:
+        paths = [stats_path] if isinstance(stats_path, (str, Path)) else list(stats_path)
+    if not scenarios or len(paths) != len(scenarios):
+        raise ValueError(f"{len(scenarios)} scenario(s) but {len(paths)} stats path(s)")
+    check_separable(spec, scenarios)
     model_dir = Path(model_dir).resolve()
     outdir = Path(outdir).resolve()
     outdir.mkdir(parents=True, exist_ok=True)
@@ -148,17 +196,19 @@ def helm_run(*, model_dir: str | Path, model_name: str, scenario: str, spec: dic
     shutil.rmtree(output_path / "runs" / SUITE, ignore_errors=True)
     output_path.mkdir(parents=True, exist_ok=True)
     if fixtures:
-        place_fixtures(fixtures, output_path, scenario)
+        for scen in scenarios:
+            place_fixtures(fixtures, output_path, scen)
 
-    entries = run_entries(spec, scenario, helm_name)
-    cmd = [str(helm_bin_dir(spec) / "helm-run"), "--run-entries", *entries,
+    entries = {scen: run_entries(spec, scen, helm_name) for scen in scenarios}
+    all_entries = [e for scen in scenarios for e in entries[scen]]
+    cmd = [str(helm_bin_dir(spec) / "helm-run"), "--run-entries", *all_entries,
            "--suite", SUITE, "-o", "benchmark_output", "--local-path", str(prod_env),
            "--max-eval-instances", str(int(spec["max_eval_instances"])),
            "--num-threads", str(threads), "--plugins", PLUGIN, "--exit-on-error"]
     if disable_cache:
         cmd.append("--disable-cache")
-    log.info("helm-run %s on %s (%s): %d run entries", scenario, model_name, helm_name,
-             len(entries))
+    log.info("helm-run %s on %s (%s): %d run entries", ", ".join(scenarios), model_name,
+             helm_name, len(all_entries))
     log.debug("command: %s", " ".join(cmd))
     t0 = time.monotonic()
     logfile = outdir / "helm-run.log"
@@ -171,30 +221,46 @@ def helm_run(*, model_dir: str | Path, model_name: str, scenario: str, spec: dic
         sys.stderr.write("\n".join(tail) + "\n")
         raise HelmError(f"helm-run failed (exit {returncode}); log: {logfile}")
 
-    runs = find_runs(output_path)
-    if len(runs) != len(entries):
-        raise HelmError(f"expected {len(entries)} HELM run(s) under {output_path}/runs/{SUITE}, "
-                        f"found {len(runs)}; log: {logfile}")
-    per_run = {p.name: read_run(p, scenario) for p in runs}
+    runs = runs_by_scenario(spec, scenarios, find_runs(output_path))
+    whash = weights_hash(model_dir)
+    results = {}
+    for scen, path in zip(scenarios, paths, strict=True):
+        if len(runs[scen]) != len(entries[scen]):
+            raise HelmError(f"expected {len(entries[scen])} HELM run(s) of {scen} under "
+                            f"{output_path}/runs/{SUITE}, found {len(runs[scen])}; "
+                            f"log: {logfile}")
+        results[scen] = scenario_stats(
+            {p.name: read_run(p, scen) for p in runs[scen]}, model_name=model_name,
+            scenario=scen, helm_name=helm_name, weights=whash, spec=spec,
+            entries=entries[scen], wall=wall, together=scenarios)
+        if path:
+            write_json(path, results[scen])
+    return results[scenario] if isinstance(scenario, str) else results
+
+
+def scenario_stats(per_run: dict[str, dict], *, model_name: str, scenario: str, helm_name: str,
+                   weights: str, spec: dict[str, Any], entries: list[str], wall: float,
+                   together: list[str]) -> dict[str, Any]:
+    """One scenario's stats file: the group means over its runs plus provenance. ``wall_s`` is
+    the helm-run's wall time, shared by ``helm_invocation`` (the scenarios run with it)."""
     result: dict[str, Any] = mean_over_runs(list(per_run.values()))
     result.update({
         "model": model_name,
         "scenario": scenario,
         "helm_model": helm_name,
-        "weights_hash": weights_hash(model_dir),
+        "weights_hash": weights,
         "helm_version": spec.get("version"),
         "run_entries": entries,
         "max_eval_instances": int(spec["max_eval_instances"]),
         "apply_chat_template": bool(spec.get("apply_chat_template", False)),
         "runs": per_run,
         "wall_s": round(wall, 2),
+        "helm_invocation": together,
     })
     missing = [g for g in ("accuracy", "calibration", "robustness", "fairness")
                if result[g] is None]
     if missing:
         log.warning("%s/%s: no value for %s", model_name, scenario, ", ".join(missing))
-    if stats_path:
-        write_json(stats_path, result)
     log.info("%s/%s: accuracy=%s calibration=%s robustness=%s fairness=%s (%.1f s)", model_name,
              scenario, *(json.dumps(result[g]) for g in ("accuracy", "calibration",
                                                          "robustness", "fairness")), wall)
