@@ -13,6 +13,9 @@ from prefbias.config import ConfigError, validate_config
 configfile: "config.yaml"
 
 
+report: "report/workflow.rst"
+
+
 try:
     validate_config(config)
 except ConfigError as err:

@@ -1,10 +1,12 @@
-# Path helpers and per-rule settings shared by every rule file. No pipeline logic here:
-# model ids, preference sets and paper model lists come from prefbias.plan.
+# Path helpers and per-rule settings shared by every stage file; no pipeline logic here.
+# Model ids, preference sets and paper model lists come from prefbias.plan.
 import json
+import os
 import re
 
 from prefbias import plan
 from prefbias.hpc.resources import rule_resources, rule_threads
+from prefbias.train import layout as _recipes
 
 W = plan.workdir(config)
 R = plan.resultdir(config)
@@ -51,12 +53,12 @@ def model_dir(model):
 
 
 def log_path(rule_name, *wildcard_names):
-    parts = "_".join("{" + w + "}" for w in wildcard_names) or "all"
+    parts = "_".join(f"{{{w}}}" for w in wildcard_names) or "all"
     return f"{R}/logs/{rule_name}/{parts}.log"
 
 
 def bench_path(rule_name, *wildcard_names):
-    parts = "_".join("{" + w + "}" for w in wildcard_names) or "all"
+    parts = "_".join(f"{{{w}}}" for w in wildcard_names) or "all"
     return f"{R}/benchmarks/{rule_name}/{parts}.tsv"
 
 
@@ -73,3 +75,132 @@ def models_from(source):
 # models hold both cores while the style rewrites wait.
 CRITICAL_PATH = 10
 HELM_STAGE = 5
+
+
+# ------------------------------------------------------------------------------------------------
+# Input functions and path helpers of the stage files (rules/*.smk hold rules only).
+
+
+# data.smk
+def dataset_splits(name):
+    """Our split names of config['datasets'][name] (hf: `splits` keys, url/local: `files` keys)."""
+    ds = config["datasets"][name]
+    return list(ds["splits"] if ds["source"] == "hf" else ds["files"])
+
+
+def raw_files(name):
+    return [f"{W}/raw/{name}/{split}.jsonl" for split in dataset_splits(name)]
+
+
+# models.smk
+def tokenizer_corpus(wildcards):
+    """Raw files the tiny tokenizer is trained on (the demo's own fixture text)."""
+    return [
+        f"{W}/raw/smol_smoltalk/train.jsonl",
+        f"{W}/raw/ultrafeedback/train.jsonl",
+        f"{W}/raw/bct/train.jsonl",
+    ]
+
+
+# train.smk
+def _train_inputs(wildcards):
+    return _recipes.rule_inputs(config, wildcards.model)
+
+
+def _refs_inputs(wildcards):
+    return {
+        "model": model_dir(wildcards.refmodel),
+        "prefs": _recipes.prefs_path(config, wildcards.prefset, wildcards.split),
+    }
+
+
+def _dpo_eval_args(wildcards, input):
+    if "eval" in input.keys():
+        return f"--eval {input.eval} --eval-refs {input.eval_refs}"
+    return ""
+
+
+# evaluate.smk
+def _local_model(block):
+    """Model directory of a local (hf) judge or reward model, else no input."""
+    return [model_dir(block["model"])] if block.get("backend") == "hf" else []
+
+
+def _judge_dir_arg(block):
+    dirs = _local_model(block)
+    return f"--judge-model-dir {dirs[0]}" if dirs else ""
+
+
+# report.smk: paper and display name of every table and figure. Their main files are flagged
+# report() (caption: report/<name>.rst), so the HTML report shows them grouped by paper.
+REPORT_ITEMS = {
+    "table3": ("stylized-dpo", "Table 3"),
+    "table4": ("stylized-dpo", "Table 4"),
+    "table5": ("stylized-dpo", "Table 5"),
+    "table6": ("stylized-dpo", "Table 6"),
+    "table7": ("stylized-dpo", "Table 7"),
+    "table8": ("stylized-dpo", "Table 8"),
+    "judge_scores": ("stylized-dpo", "Judge scores (Figure 3 data)"),
+    "stylized_figure2": ("stylized-dpo", "Figure 2"),
+    "stylized_figure3": ("stylized-dpo", "Figure 3"),
+    "sycophancy_answer": ("saa-orpo", "Answer Suggestion (Figures 2, 4 data)"),
+    "sycophancy_are_you_sure": ("saa-orpo", "Are You Sure (Figures 3, 5 data)"),
+    "saa_figure2": ("saa-orpo", "Figure 2"),
+    "saa_figure3": ("saa-orpo", "Figure 3"),
+    "saa_figure4": ("saa-orpo", "Figure 4"),
+    "saa_figure5": ("saa-orpo", "Figure 5"),
+}
+
+
+def _ids(rows):
+    return list(dict.fromkeys(r["id"] for r in rows))
+
+
+def caption(name):
+    return f"{workflow.basedir}/report/{name}.rst"
+
+
+def _in_report(path, name, subcategory, what, caption_file):
+    paper, item = REPORT_ITEMS[name]
+    return report(
+        path,
+        caption=caption_file,
+        category=paper,
+        subcategory=subcategory,
+        labels={"item": item, "content": what},
+    )
+
+
+def results_of(wildcards, output):
+    """results/<run>/ of a table or figure (R/tables/table3.csv -> R)."""
+    return os.path.dirname(os.path.dirname(output[0]))
+
+
+def prefix_of(wildcards, output):
+    """The --out-prefix of a table or figure (R/tables/table3.csv -> R/tables/table3)."""
+    return os.path.splitext(output[0])[0]
+
+
+def table_out(name):
+    p = f"{R}/tables/{name}"
+    return [
+        _in_report(f"{p}.csv", name, "Tables", "reproduced", caption(name)),
+        f"{p}.md",
+        f"{p}.tex",
+        _in_report(
+            f"{p}_vs_paper.csv",
+            name,
+            "Reported vs reproduced",
+            "reported vs reproduced",
+            caption("vs_paper"),
+        ),
+        f"{p}_vs_paper.md",
+    ]
+
+
+def figure_out(name):
+    p = f"{R}/figures/{name}"
+    return [
+        _in_report(f"{p}.png", name, "Figures", "reproduced", caption(name)),
+        f"{p}.pdf",
+    ]

@@ -2,16 +2,6 @@
 # docs/ARCHITECTURE.md for the paths and record schemas.
 
 
-def dataset_splits(name):
-    """Our split names of config['datasets'][name] (hf: `splits` keys, url/local: `files` keys)."""
-    ds = config["datasets"][name]
-    return list(ds["splits"] if ds["source"] == "hf" else ds["files"])
-
-
-def raw_files(name):
-    return [f"{W}/raw/{name}/{split}.jsonl" for split in dataset_splits(name)]
-
-
 SFT_DATASET = config["sft"]["dataset"]
 SFT_SPLITS = dataset_splits(SFT_DATASET)
 UF_SPLITS = dataset_splits("ultrafeedback")
@@ -29,6 +19,7 @@ DATA_TARGETS = (
 )
 
 
+# Downloads run on the submit host (compute nodes may have no internet), in the train image.
 localrules:
     fetch_dataset,
 
@@ -45,6 +36,8 @@ rule fetch_dataset:
         split="|".join(
             sorted({s for d in config["datasets"] for s in dataset_splits(d)})
         ),
+    container:
+        image("train")
     threads: nthreads("fetch_dataset")
     resources:
         **res("fetch_dataset"),

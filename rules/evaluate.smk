@@ -20,16 +20,6 @@ EVALUATE_TARGETS = (
 )
 
 
-def _local_model(block):
-    """Model directory of a local (hf) judge or reward model, else no input."""
-    return [model_dir(block["model"])] if block.get("backend") == "hf" else []
-
-
-def _judge_dir_arg(block):
-    dirs = _local_model(block)
-    return f"--judge-model-dir {dirs[0]}" if dirs else ""
-
-
 rule judge:
     input:
         gens=f"{R}/generations/{{model}}/judge.jsonl",

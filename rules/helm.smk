@@ -86,7 +86,7 @@ rule helm_summarize:
         **res("helm_summarize"),
     params:
         spec=lambda w: spec("seeds", "sft", "dpo", "styles", "orpo"),
-        stats_dir=f"{R}/eval/helm",
+        stats_dir=lambda w, output: os.path.dirname(output.summary),
     shell:
         "prefbias helm-summarize --stats-dir {params.stats_dir} --spec {params.spec:q}"
         " --outdir {params.stats_dir} 2> {log}"

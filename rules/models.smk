@@ -6,15 +6,6 @@ localrules:
     fetch_model,
 
 
-def tokenizer_corpus(wildcards):
-    """Raw files the tiny tokenizer is trained on (the demo's own fixture text)."""
-    return [
-        f"{W}/raw/smol_smoltalk/train.jsonl",
-        f"{W}/raw/ultrafeedback/train.jsonl",
-        f"{W}/raw/bct/train.jsonl",
-    ]
-
-
 rule fetch_model:
     output:
         directory(f"{W}/models/base/{{model}}"),
@@ -24,6 +15,8 @@ rule fetch_model:
         bench_path("fetch_model", "model")
     wildcard_constraints:
         model=models_from("hf"),
+    container:
+        image("train")
     params:
         spec=lambda w: json.dumps(config["models"][w.model]),
     shell:
@@ -41,9 +34,9 @@ rule build_tiny_model:
         bench_path("build_tiny_model", "model")
     wildcard_constraints:
         model=models_from("tiny"),
+    priority: CRITICAL_PATH
     container:
         image("train")
-    priority: CRITICAL_PATH
     threads: nthreads("build_tiny_model")
     resources:
         **res("build_tiny_model"),

@@ -4,8 +4,9 @@
 # templates), so e.g. a judge-prompt change re-runs the judge jobs and then only the judge table
 # and Figure 3 (their inputs changed), never HELM tables.
 # Tables: R/tables/<name>.{csv,md,tex} + R/tables/<name>_vs_paper.{csv,md};
-# figures: R/figures/<name>.{png,pdf}. `freeze` writes R/MANIFEST.json + R/CITATION.cff (and
-# records R/report.html if present) and makes R/ read-only: run `prefbias unfreeze R` (Snakefile
+# figures: R/figures/<name>.{png,pdf}. `snakemake_report` writes Snakemake's HTML report
+# R/report.html (tables and figures flagged report(), captions in report/); `freeze` then writes
+# R/MANIFEST.json + R/CITATION.cff and makes R/ read-only: run `prefbias unfreeze R` (Snakefile
 # onstart) before a rerun. Its log lives in W: nothing may be written into R after the manifest.
 from prefbias.report import rows as _rt
 
@@ -23,20 +24,6 @@ HELM_TABLE_GROUPS = {
     "table7": "robustness",
     "table8": "fairness",
 }
-
-
-def _ids(rows):
-    return list(dict.fromkeys(r["id"] for r in rows))
-
-
-def table_out(name):
-    return multiext(f"{R}/tables/{name}", ".csv", ".md", ".tex") + multiext(
-        f"{R}/tables/{name}_vs_paper", ".csv", ".md"
-    )
-
-
-def figure_out(name):
-    return multiext(f"{R}/figures/{name}", ".png", ".pdf")
 
 
 REPORT_TABLES = [
@@ -79,10 +66,12 @@ rule table3:
     resources:
         **res("table3"),
     params:
+        results=results_of,
+        prefix=prefix_of,
         rows=lambda w: SROWS_JSON,
     shell:
-        "prefbias report-table table3 --results {R} --rows {params.rows:q}"
-        " --out-prefix {R}/tables/table3 2> {log}"
+        "prefbias report-table table3 --results {params.results} --rows {params.rows:q}"
+        " --out-prefix {params.prefix} 2> {log}"
 
 
 rule table4:
@@ -100,10 +89,12 @@ rule table4:
     resources:
         **res("table4"),
     params:
+        results=results_of,
+        prefix=prefix_of,
         rows=lambda w: SROWS_JSON,
     shell:
-        "prefbias report-table table4 --results {R} --rows {params.rows:q}"
-        " --out-prefix {R}/tables/table4 2> {log}"
+        "prefbias report-table table4 --results {params.results} --rows {params.rows:q}"
+        " --out-prefix {params.prefix} 2> {log}"
 
 
 rule table5:
@@ -121,11 +112,13 @@ rule table5:
     resources:
         **res("table5"),
     params:
+        results=results_of,
+        prefix=prefix_of,
         rows=lambda w: SROWS_JSON,
         name="table5",
     shell:
-        "prefbias report-table {params.name} --results {R} --rows {params.rows:q}"
-        " --out-prefix {R}/tables/{params.name} 2> {log}"
+        "prefbias report-table {params.name} --results {params.results} --rows {params.rows:q}"
+        " --out-prefix {params.prefix} 2> {log}"
 
 
 use rule table5 as table6 with:
@@ -138,6 +131,8 @@ use rule table5 as table6 with:
     benchmark:
         bench_path("table6")
     params:
+        results=results_of,
+        prefix=prefix_of,
         rows=lambda w: SROWS_JSON,
         name="table6",
 
@@ -152,6 +147,8 @@ use rule table5 as table7 with:
     benchmark:
         bench_path("table7")
     params:
+        results=results_of,
+        prefix=prefix_of,
         rows=lambda w: SROWS_JSON,
         name="table7",
 
@@ -166,6 +163,8 @@ use rule table5 as table8 with:
     benchmark:
         bench_path("table8")
     params:
+        results=results_of,
+        prefix=prefix_of,
         rows=lambda w: SROWS_JSON,
         name="table8",
 
@@ -185,11 +184,13 @@ rule judge_table:
     resources:
         **res("judge_table"),
     params:
+        results=results_of,
+        prefix=prefix_of,
         rows=lambda w: SROWS_JSON,
         dims=lambda w: JUDGE_DIMS,
     shell:
-        "prefbias report-table judge_scores --results {R} --rows {params.rows:q}"
-        " --dimensions {params.dims:q} --out-prefix {R}/tables/judge_scores 2> {log}"
+        "prefbias report-table judge_scores --results {params.results} --rows {params.rows:q}"
+        " --dimensions {params.dims:q} --out-prefix {params.prefix} 2> {log}"
 
 
 rule answer_table:
@@ -207,11 +208,13 @@ rule answer_table:
     resources:
         **res("answer_table"),
     params:
+        results=results_of,
+        prefix=prefix_of,
         rows=lambda w: YROWS_JSON,
         templates=lambda w: ANSWER_TEMPLATES,
     shell:
-        "prefbias report-table sycophancy_answer --results {R} --rows {params.rows:q}"
-        " --templates {params.templates:q} --out-prefix {R}/tables/sycophancy_answer 2> {log}"
+        "prefbias report-table sycophancy_answer --results {params.results} --rows {params.rows:q}"
+        " --templates {params.templates:q} --out-prefix {params.prefix} 2> {log}"
 
 
 rule ays_table:
@@ -229,10 +232,12 @@ rule ays_table:
     resources:
         **res("ays_table"),
     params:
+        results=results_of,
+        prefix=prefix_of,
         rows=lambda w: YROWS_JSON,
     shell:
-        "prefbias report-table sycophancy_are_you_sure --results {R} --rows {params.rows:q}"
-        " --out-prefix {R}/tables/sycophancy_are_you_sure 2> {log}"
+        "prefbias report-table sycophancy_are_you_sure --results {params.results} --rows {params.rows:q}"
+        " --out-prefix {params.prefix} 2> {log}"
 
 
 rule figure2:
@@ -250,10 +255,12 @@ rule figure2:
     resources:
         **res("figure2"),
     params:
+        results=results_of,
+        prefix=prefix_of,
         rows=lambda w: json.dumps(SSTYLES, sort_keys=True),
     shell:
-        "prefbias report-figure stylized_figure2 --results {R} --rows {params.rows:q}"
-        " --out-prefix {R}/figures/stylized_figure2 2> {log}"
+        "prefbias report-figure stylized_figure2 --results {params.results} --rows {params.rows:q}"
+        " --out-prefix {params.prefix} 2> {log}"
 
 
 rule figure3:
@@ -271,11 +278,13 @@ rule figure3:
     resources:
         **res("figure3"),
     params:
+        results=results_of,
+        prefix=prefix_of,
         rows=lambda w: SROWS_JSON,
         dims=lambda w: JUDGE_DIMS,
     shell:
-        "prefbias report-figure stylized_figure3 --results {R} --rows {params.rows:q}"
-        " --dimensions {params.dims:q} --out-prefix {R}/figures/stylized_figure3 2> {log}"
+        "prefbias report-figure stylized_figure3 --results {params.results} --rows {params.rows:q}"
+        " --dimensions {params.dims:q} --out-prefix {params.prefix} 2> {log}"
 
 
 rule saa_figure2:
@@ -293,12 +302,14 @@ rule saa_figure2:
     resources:
         **res("saa_figure2"),
     params:
+        results=results_of,
+        prefix=prefix_of,
         rows=lambda w: YROWS_JSON,
         name="saa_figure2",
         templates=lambda w: ANSWER_TEMPLATES,
     shell:
-        "prefbias report-figure {params.name} --results {R} --rows {params.rows:q} --templates {params.templates:q}"
-        " --out-prefix {R}/figures/{params.name} 2> {log}"
+        "prefbias report-figure {params.name} --results {params.results} --rows {params.rows:q} --templates {params.templates:q}"
+        " --out-prefix {params.prefix} 2> {log}"
 
 
 rule saa_figure3:
@@ -316,11 +327,13 @@ rule saa_figure3:
     resources:
         **res("saa_figure3"),
     params:
+        results=results_of,
+        prefix=prefix_of,
         rows=lambda w: YROWS_JSON,
         name="saa_figure3",
     shell:
-        "prefbias report-figure {params.name} --results {R} --rows {params.rows:q}"
-        " --out-prefix {R}/figures/{params.name} 2> {log}"
+        "prefbias report-figure {params.name} --results {params.results} --rows {params.rows:q}"
+        " --out-prefix {params.prefix} 2> {log}"
 
 
 use rule saa_figure2 as saa_figure4 with:
@@ -331,6 +344,8 @@ use rule saa_figure2 as saa_figure4 with:
     benchmark:
         bench_path("saa_figure4")
     params:
+        results=results_of,
+        prefix=prefix_of,
         rows=lambda w: YROWS_JSON,
         name="saa_figure4",
         templates=lambda w: ANSWER_TEMPLATES,
@@ -344,13 +359,46 @@ use rule saa_figure3 as saa_figure5 with:
     benchmark:
         bench_path("saa_figure5")
     params:
+        results=results_of,
+        prefix=prefix_of,
         rows=lambda w: YROWS_JSON,
         name="saa_figure5",
+
+
+# `snakemake --report` only reads .snakemake/ metadata: it runs where Snakemake runs, in the train
+# image (which carries Snakemake) with --sdm apptainer.
+localrules:
+    snakemake_report,
+
+
+rule snakemake_report:
+    input:
+        targets=REPORT_TARGETS,
+        captions=[caption(n) for n in REPORT_ITEMS] + [caption("vs_paper")],
+        workflow_caption=f"{workflow.basedir}/report/workflow.rst",
+    output:
+        f"{R}/report.html",
+    log:
+        log_path("snakemake_report"),
+    benchmark:
+        bench_path("snakemake_report")
+    container:
+        image("train")
+    threads: nthreads("snakemake_report")
+    resources:
+        **res("snakemake_report"),
+    params:
+        config=lambda w: json.dumps(config, sort_keys=True),
+        snakefile=workflow.main_snakefile,
+    shell:
+        "prefbias snakemake-report --out {output} --snakefile {params.snakefile:q}"
+        " --config-json {params.config:q} {input.targets:q} 2> {log}"
 
 
 rule freeze:
     input:
         REPORT_TARGETS,
+        f"{R}/report.html",
     output:
         f"{R}/MANIFEST.json",
     log:
@@ -361,6 +409,7 @@ rule freeze:
     resources:
         **res("freeze"),
     params:
+        results=lambda w, output: os.path.dirname(output[0]),
         config=lambda w: json.dumps(config, sort_keys=True),
     shell:
-        "prefbias freeze {R} --config-json {params.config:q} 2> {log}"
+        "prefbias freeze {params.results} --config-json {params.config:q} 2> {log}"

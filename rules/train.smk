@@ -7,21 +7,9 @@
 # `accelerate launch --use_fsdp --fsdp_sharding_strategy FULL_SHARD
 #  --fsdp_auto_wrap_policy TRANSFORMER_BASED_WRAP` (LoRA params only are trained; checkpoints
 # then need accelerate's FSDP state-dict gathering, not yet wired).
-from prefbias.train import layout as _recipes
 
 TRAINED = plan.trained_models(config)
 TRAIN_TARGETS = [f"{R}/train/{m}/summary.json" for m in TRAINED]
-
-
-def _train_inputs(wildcards):
-    return _recipes.rule_inputs(config, wildcards.model)
-
-
-def _refs_inputs(wildcards):
-    return {
-        "model": model_dir(wildcards.refmodel),
-        "prefs": _recipes.prefs_path(config, wildcards.prefset, wildcards.split),
-    }
 
 
 rule train_sft:
@@ -76,12 +64,6 @@ rule ref_logps:
     shell:
         "prefbias ref-logps --model {input.model} --prefs {input.prefs}"
         " --spec {params.spec:q} --out {output} 2> {log}"
-
-
-def _dpo_eval_args(wildcards, input):
-    if "eval" in input.keys():
-        return f"--eval {input.eval} --eval-refs {input.eval_refs}"
-    return ""
 
 
 rule train_dpo:

@@ -4,6 +4,8 @@
                          --out-prefix R/tables/NAME
   prefbias report-figure NAME --results R --rows JSON [--dimensions JSON] [--templates JSON]
                          --out-prefix R/figures/NAME
+  prefbias snakemake-report --out R/report.html --snakefile Snakefile --config-json JSON|FILE
+                         TARGET...
   prefbias freeze   R --config-json JSON|FILE [--repo DIR] [--no-readonly]
   prefbias verify   R
   prefbias unfreeze R
@@ -75,6 +77,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("name", choices=FIGURES)
     _common(p)
     p.set_defaults(func=run_figure)
+
+    p = sub.add_parser("snakemake-report",
+                       help="Snakemake's HTML report of the run's targets (before the freeze)")
+    p.add_argument("--out", required=True, help="results/<run>/report.html")
+    p.add_argument("--snakefile", required=True, help="the workflow's main Snakefile")
+    p.add_argument("--config-json", required=True,
+                   help="the resolved config as JSON text, or a path to a JSON/YAML file")
+    p.add_argument("targets", nargs="+", help="the files whose provenance the report shows")
+    p.set_defaults(func=run_snakemake_report, in_process=True)
 
     p = sub.add_parser("freeze", help="write MANIFEST.json + CITATION.cff, make read-only")
     p.add_argument("results", help="results/<run>")
@@ -182,6 +193,15 @@ def _load_config(text: str) -> dict:
     import yaml
 
     return yaml.safe_load(Path(s).read_text(encoding="utf-8"))
+
+
+def run_snakemake_report(args: argparse.Namespace) -> int:
+    from prefbias.report.html import snakemake_report
+
+    out = snakemake_report(args.out, snakefile=args.snakefile,
+                           config=_load_config(args.config_json), targets=args.targets)
+    log.info("wrote %s", out)
+    return 0
 
 
 def run_freeze(args: argparse.Namespace) -> int:

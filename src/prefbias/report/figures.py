@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,6 +19,8 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
+# PDF font subsetting logs every glyph table at INFO into the rule's log
+logging.getLogger("fontTools").setLevel(logging.WARNING)
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
@@ -76,7 +79,10 @@ def figure2(results: str | Path, rows: Sequence[dict[str, Any]], out_prefix: str
                     label=label.replace("Ultrafeedback ", ""))
             if data.shape[1] > 1:
                 sd = data.std(axis=1)
-                ax.fill_between(mean.index, mean - sd, mean + sd, color=color, alpha=0.2)
+                # loss >= 0 and accuracy in [0, 1]: the band never leaves the metric's range
+                hi = (mean + sd).clip(upper=1.0) if col == "reward_accuracy" else mean + sd
+                ax.fill_between(mean.index, (mean - sd).clip(lower=0.0), hi, color=color,
+                                alpha=0.2)
             ax.set_xlabel("Step")
             ax.set_ylabel(name)
             ax.grid(alpha=0.3)

@@ -1,0 +1,70 @@
+"""Snakemake's HTML report of a run, written into ``results/<run>/report.html`` before the freeze.
+
+Snakemake builds its report (rule graph, per-job runtimes, code, parameters, and every output
+flagged ``report(...)``: the paper tables and figures, with their captions in ``report/``) from a
+separate ``snakemake --report`` invocation. The ``snakemake_report`` rule runs that invocation as
+a job of the DAG, so the report exists before ``freeze`` checksums the directory, and a frozen
+``results/<run>/`` carries its own report whatever command produced it (``make demo``,
+``snakemake --profile slurm``, one target).
+
+The nested run sees exactly the configuration of the outer run: the resolved config is written to
+a temporary YAML file that overlays ``config.yaml``. It reads only ``.snakemake/`` metadata, so it
+runs with ``--nolock`` beside the outer Snakemake. The report appears atomically: Snakemake
+writes a temporary ``.html`` next to the target, renamed into place only after a successful run.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import IO, Any
+
+import yaml
+
+from prefbias.io import atomic_path
+
+
+class ReportError(RuntimeError):
+    """``snakemake --report`` failed."""
+
+
+def report_command(*, snakefile: str | Path, configfile: str | Path, out: str | Path,
+                   targets: Sequence[str], python: str = sys.executable) -> list[str]:
+    """The ``snakemake --report`` command line (no profile: the report runs no jobs)."""
+    return [python, "-m", "snakemake", "--snakefile", str(snakefile),
+            "--configfile", str(configfile), "--report", str(out), "--nolock",
+            "--workflow-profile", "none", "--", *targets]
+
+
+def snakemake_report(out: str | Path, *, snakefile: str | Path, config: dict[str, Any],
+                     targets: Sequence[str], cwd: str | Path = ".",
+                     log: IO[str] | None = None, python: str = sys.executable) -> Path:
+    """Write Snakemake's self-contained HTML report for ``targets`` to ``out`` (``.html``)."""
+    out = Path(out)
+    if out.suffix != ".html":
+        raise ValueError(f"{out}: the report must be an .html file")
+    if not targets:
+        raise ValueError("no report targets given")
+    env = {k: v for k, v in os.environ.items() if k != "SNAKEMAKE_PROFILE"}
+    with tempfile.TemporaryDirectory(prefix="prefbias-report-") as td:
+        configfile = Path(td) / "resolved-config.yaml"
+        configfile.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+        with atomic_path(out) as tmp:
+            html = tmp.with_name(tmp.name + ".html")  # Snakemake picks the format by suffix
+            cmd = report_command(snakefile=Path(snakefile).resolve(), configfile=configfile,
+                                 out=html.resolve(), targets=targets, python=python)
+            try:
+                proc = subprocess.run(cmd, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+                                      stdout=log or sys.stderr, stderr=subprocess.STDOUT,
+                                      check=False)
+                if proc.returncode != 0 or not html.is_file():
+                    raise ReportError(f"snakemake --report exited with {proc.returncode}; "
+                                      f"no report written to {out}")
+                os.replace(html, tmp)
+            finally:
+                html.unlink(missing_ok=True)
+    return out
