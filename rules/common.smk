@@ -26,10 +26,19 @@ wildcard_constraints:
 
 
 def spec(*keys):
-    """JSON of config sections, for `--spec {params.spec:q}` (drives params rerun-triggers)."""
-    if len(keys) == 1:
+    """JSON of config sections, for `--spec {params.spec:q}` (drives params rerun-triggers).
+    A dotted key ("report.bootstrap") passes only that subsection, nested as in the config.
+    """
+    if len(keys) == 1 and "." not in keys[0]:
         return json.dumps(config[keys[0]], sort_keys=True)
-    return json.dumps({k: config[k] for k in keys}, sort_keys=True)
+    out = {}
+    for key in keys:
+        *parents, leaf = key.split(".")
+        node, target = config, out
+        for p in parents:
+            node, target = node[p], target.setdefault(p, {})
+        target[leaf] = node[leaf]
+    return json.dumps(out, sort_keys=True)
 
 
 def res(rule_name):

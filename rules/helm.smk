@@ -85,7 +85,7 @@ rule helm_summarize:
     resources:
         **res("helm_summarize"),
     params:
-        spec=lambda w: spec("seeds", "sft", "dpo", "styles", "orpo"),
+        spec=lambda w: spec("seeds", "sft", "dpo", "styles", "orpo", "report.bootstrap"),
         stats_dir=lambda w, output: os.path.dirname(output.summary),
     shell:
         "prefbias helm-summarize --stats-dir {params.stats_dir} --spec {params.spec:q}"

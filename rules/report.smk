@@ -54,6 +54,7 @@ rule table3:
     input:
         summaries=[f"{R}/train/{m}/summary.json" for m in _ids(STRAINED)],
         reward=[f"{R}/eval/reward/{m}.json" for m in _ids(STRAINED)],
+        eval_examples=[f"{R}/train/{m}/eval_examples.jsonl" for m in _ids(STRAINED)],
     output:
         table_out("table3"),
     log:
@@ -69,9 +70,10 @@ rule table3:
         results=results_of,
         prefix=prefix_of,
         rows=lambda w: SROWS_JSON,
+        bootstrap=lambda w: json.dumps(config["report"]["bootstrap"], sort_keys=True),
     shell:
         "prefbias report-table table3 --results {params.results} --rows {params.rows:q}"
-        " --out-prefix {params.prefix} 2> {log}"
+        " --bootstrap {params.bootstrap:q} --out-prefix {params.prefix} 2> {log}"
 
 
 rule table4:

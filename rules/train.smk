@@ -19,6 +19,7 @@ rule train_sft:
         model=directory(f"{W}/models/trained/{{model}}"),
         metrics=f"{R}/train/{{model}}/metrics.jsonl",
         summary=f"{R}/train/{{model}}/summary.json",
+        eval_examples=f"{R}/train/{{model}}/eval_examples.jsonl",
     log:
         log_path("train_sft", "model"),
     benchmark:
@@ -39,7 +40,8 @@ rule train_sft:
         "prefbias train-sft --model-id {wildcards.model} --init {input.init}"
         " --train {input.train} --eval {input.eval} --spec {params.spec:q}"
         " --seed {params.seed} --out {output.model} --metrics {output.metrics}"
-        " --summary {output.summary} --ckpt {params.ckpt} 2> {log}"
+        " --summary {output.summary} --eval-examples {output.eval_examples}"
+        " --ckpt {params.ckpt} 2> {log}"
 
 
 rule ref_logps:
@@ -73,6 +75,7 @@ rule train_dpo:
         model=directory(f"{W}/models/trained/{{model}}"),
         metrics=f"{R}/train/{{model}}/metrics.jsonl",
         summary=f"{R}/train/{{model}}/summary.json",
+        eval_examples=f"{R}/train/{{model}}/eval_examples.jsonl",
     log:
         log_path("train_dpo", "model"),
     benchmark:
@@ -95,7 +98,8 @@ rule train_dpo:
         "prefbias train-dpo --model-id {wildcards.model} --init {input.init}"
         " --group {params.group} --train {input.train} --train-refs {input.train_refs}"
         " {params.eval} --spec {params.spec:q} --seed {params.seed} --out {output.model}"
-        " --metrics {output.metrics} --summary {output.summary} --ckpt {params.ckpt} 2> {log}"
+        " --metrics {output.metrics} --summary {output.summary}"
+        " --eval-examples {output.eval_examples} --ckpt {params.ckpt} 2> {log}"
 
 
 rule train_orpo:
@@ -105,6 +109,7 @@ rule train_orpo:
         model=directory(f"{W}/models/trained/{{model}}"),
         metrics=f"{R}/train/{{model}}/metrics.jsonl",
         summary=f"{R}/train/{{model}}/summary.json",
+        eval_examples=f"{R}/train/{{model}}/eval_examples.jsonl",
     log:
         log_path("train_orpo", "model"),
     benchmark:
@@ -124,4 +129,4 @@ rule train_orpo:
         "prefbias train-orpo --model-id {wildcards.model} --init {input.init}"
         " --train {input.train} --spec {params.spec:q} --seed {params.seed}"
         " --out {output.model} --metrics {output.metrics} --summary {output.summary}"
-        " --ckpt {params.ckpt} 2> {log}"
+        " --eval-examples {output.eval_examples} --ckpt {params.ckpt} 2> {log}"

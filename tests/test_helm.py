@@ -148,6 +148,53 @@ def test_read_run_and_hellaswag_ece(tmp_path):
     assert got["calibration"] == pytest.approx(helm_summary.get_ece_em(probs, correct))
 
 
+def _inst(iid, value, pert=None, trial=0, prob=None):
+    stats = [_stat("quasi_exact_match", "valid", value)]
+    if prob is not None:
+        stats += [_stat("max_prob", "valid", prob), _stat("exact_match", "valid", value)]
+    row = {"instance_id": iid, "train_trial_index": trial, "stats": stats}
+    if pert:
+        row["perturbation"] = {"name": pert, "robustness": pert == "mild_mix",
+                               "fairness": pert in ("dialect", "gender"),
+                               "computed_on": "perturbed"}
+    return row
+
+
+def test_instance_values_worst_case_and_trials():
+    per = [_inst("a", 1.0, prob=0.9), _inst("a", 0.0, "mild_mix"), _inst("a", 1.0, "dialect"),
+           _inst("b", 1.0, prob=0.6), _inst("b", 1.0, "mild_mix"), _inst("b", 0.0, "gender"),
+           _inst("b", 1.0, "dialect"),
+           _inst("c", 0.0, prob=0.2),                          # no perturbation touched it
+           _inst("c", 1.0, prob=0.7, trial=1), _inst("c", 1.0, "mild_mix", trial=1)]
+    got = helm_summary.instance_values(per, "boolq")
+    assert got["accuracy"] == {"a": 1.0, "b": 1.0, "c": 0.5}       # trials averaged
+    assert got["robustness"] == {"a": 0.0, "b": 1.0, "c": 0.5}     # min(original, mild_mix)
+    assert got["fairness"] == {"a": 1.0, "b": 0.0, "c": 0.5}       # min over dialect, gender
+    assert got["calibration"] == {"a": [[0.9, 1.0]], "b": [[0.6, 1.0]],
+                                  "c": [[0.2, 0.0], [0.7, 1.0]]}
+
+
+def test_group_ci_brackets_the_value_and_stratifies_runs():
+    rng = __import__("random").Random(0)
+    runs = [{"accuracy": {f"i{k}": float(rng.random() < p) for k in range(60)}}
+            for p in (0.2, 0.8)]                                  # two MMLU subjects
+    value = sum(sum(r["accuracy"].values()) / 60 for r in runs) / 2
+    lo, hi = helm_summary.group_ci(runs, "accuracy", n=500, seed=1)
+    assert lo < value < hi and hi - lo < 0.3
+    assert helm_summary.group_ci(runs, "accuracy", n=500, seed=1) == (lo, hi)   # seeded
+    same = [{"accuracy": {"x": 1.0, "y": 1.0}}]
+    assert helm_summary.group_ci(same, "accuracy") == (1.0, 1.0)
+    assert helm_summary.group_ci([None, {"accuracy": {}}], "accuracy") == (None, None)
+    # calibration: the ECE of resampled (max_prob, exact_match) pairs; a perfectly calibrated
+    # constant model (p = 1, always right) has ECE 0 in every replicate
+    calib = [{"calibration": {f"i{k}": [[1.0, 1.0]] for k in range(10)}}]
+    assert helm_summary.group_ci(calib, "calibration", n=50) == (0.0, 0.0)
+    noisy = [{"calibration": {f"i{k}": [[0.9, float(k % 2)]] for k in range(40)}}]
+    lo, hi = helm_summary.group_ci(noisy, "calibration", n=200)
+    ece = helm_summary.get_ece_em([0.9] * 40, [k % 2 for k in range(40)])
+    assert lo <= ece <= hi
+
+
 def test_ece_em_hand_values():
     # n=4 -> 4 equal-mass bins of one: mean |p - y|
     assert helm_summary.get_ece_em([0.9, 0.8, 0.3, 0.6], [1, 0, 0, 1]) == pytest.approx(
@@ -229,14 +276,28 @@ def test_helm_summarize_cli(tmp_path, tiny_config):
             p.parent.mkdir(parents=True, exist_ok=True)
             p.write_text(json.dumps({"accuracy": v, "calibration": 1 - v, "robustness": v,
                                      "fairness": None}))
+    # one cell with per-instance values (as helm-run writes them): it gets a bootstrap CI
+    first = tmp_path / "stats" / rows[0].id / "boolq.json"
+    cell = json.loads(first.read_text())
+    cell["runs"] = {"boolq,x": {"instances": {"accuracy": {f"i{k}": float(k % 2) for k in
+                                                           range(30)}}}}
+    first.write_text(json.dumps(cell))
     spec = {k: tiny_config[k] for k in ("seeds", "sft", "dpo", "styles", "orpo")}
+    spec["report"] = {"bootstrap": {"n": 300, "seed": 0, "ci": 0.9}}
     assert main(["helm-summarize", "--stats-dir", str(tmp_path / "stats"), "--spec",
                  json.dumps(spec), "--outdir", str(tmp_path / "out")]) == 0
     import pandas as pd
 
     accuracy = pd.read_csv(tmp_path / "out" / "accuracy.csv")
     assert list(accuracy.columns) == ["model", "label", "mean_win_rate", "mmlu", "boolq",
-                                      "natural_qa", "quac", "hellaswag"]
+                                      "natural_qa", "quac", "hellaswag"] + [
+        f"{s}_ci_{b}" for s in helm_summary.SCENARIOS for b in ("low", "high")]
+    lo, hi = accuracy.loc[0, "boolq_ci_low"], accuracy.loc[0, "boolq_ci_high"]
+    assert 0.2 < lo < 0.5 < hi < 0.8  # 15 of 30 right
+    assert (lo, hi) == pytest.approx(helm_summary.group_ci(
+        [cell["runs"]["boolq,x"]["instances"]], "accuracy", n=300, seed=0, ci=0.9))
+    ci_cols = [c for c in accuracy.columns if c.endswith(("_ci_low", "_ci_high"))]
+    assert accuracy[ci_cols].notna().sum().sum() == 2  # no instances elsewhere -> no CI
     assert accuracy["label"].tolist() == labels
     assert accuracy["model"].tolist() == [m.id for m in rows]
     want = {"Qwen 2.5 0.5B": .28, "SFT": .78, "Ultrafeedback": .56,
@@ -319,6 +380,13 @@ def test_helm_smoke_run(tmp_path, tiny_model, tiny_config, helm_fork_server):
         assert saved["helm_model"].endswith(helm_env.weights_hash(tiny_model))
         (run_name,) = saved["runs"]
         assert run_name in run_dirs
+        # the per-instance values behind the bootstrap CIs reproduce HELM's own numbers
+        inst = saved["runs"][run_name]["instances"]
+        for g in ("accuracy", "robustness", "fairness"):
+            vals = list(inst[g].values())
+            assert len(vals) == 3 and sum(vals) / 3 == pytest.approx(saved[g]), (scen, g)
+        assert helm_summary._ece_of(list(inst["calibration"].values())) == pytest.approx(
+            saved["calibration"])
         assert saved["helm_model"].replace("/", "_") in run_name
     # each scenario got its own run (BoolQ's name starts "boolq", HellaSwag's "commonsense")
     assert next(iter(results["boolq"]["runs"])).startswith("boolq")

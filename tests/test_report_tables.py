@@ -52,6 +52,14 @@ def test_table3_aggregates_seeds(results, cfg):
     assert sft["validation_loss"] == pytest.approx((s0 + s1) / 2)
     assert sft["validation_loss_std"] > 0
     assert {"win_rate_ci_low", "win_rate_ci_high"} <= set(df.columns)
+    # validation loss / accuracy: bootstrap CIs over the eval examples, around the values
+    for _, row in df.iterrows():
+        assert row["validation_loss_ci_low"] <= row["validation_loss"] <= \
+            row["validation_loss_ci_high"], row["label"]
+        if row["label"] != "SFT":
+            assert row["validation_accuracy_ci_low"] <= row["validation_accuracy"] <= \
+                row["validation_accuracy_ci_high"], row["label"]
+    assert pd.isna(sft["validation_accuracy_ci_low"])
 
 
 def test_single_seed_has_no_std(tmp_path, tiny_config):

@@ -46,8 +46,10 @@ def test_same_logps_and_losses_as_full_logits(setup, wrap):
     first = int((labels[:, 1:] != -100).any(0).nonzero()[0])
     assert first > 0, "the fixture must have a prompt region to skip"
     assert logits.shape[:2] == kept.shape == (ids.size(0), ids.size(1) - first)
+    # summed log-probs reach ~150 here: float32 resolution there is ~1.5e-5, and slicing the
+    # hidden states before the head changes the matmul's blocking (last-bit differences)
     torch.testing.assert_close(sequence_logps(logits, kept), sequence_logps(full, labels),
-                               rtol=0, atol=1e-5)
+                               rtol=1e-6, atol=1e-5)
     torch.testing.assert_close(sequence_logps(logits, kept, average=True),
                                sequence_logps(full, labels, average=True), rtol=0, atol=1e-6)
     torch.testing.assert_close(sft_loss(logits, kept), sft_loss(full, labels), rtol=0, atol=1e-6)

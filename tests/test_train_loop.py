@@ -36,7 +36,12 @@ def env(tmp_path_factory):
 
 def _out(tmp: Path, name: str) -> dict[str, str]:
     return {"out": str(tmp / "models" / name), "metrics": str(tmp / "r" / name / "metrics.jsonl"),
-            "summary": str(tmp / "r" / name / "summary.json"), "ckpt": str(tmp / "ckpt" / name)}
+            "summary": str(tmp / "r" / name / "summary.json"), "ckpt": str(tmp / "ckpt" / name),
+            "eval_examples": str(tmp / "r" / name / "eval_examples.jsonl")}
+
+
+def _examples(o: dict[str, str]) -> list[dict]:
+    return [json.loads(x) for x in Path(o["eval_examples"]).read_text().splitlines()]
 
 
 def _sft(env, tmp, name="sft-s0", spec=SFT, train=None):
@@ -70,6 +75,11 @@ def test_sft_end_to_end(env, tmp_path):
     assert s["final_eval_reward_accuracy"] is None
     assert 0 <= s["padding_waste"] < 1 and s["tokens_per_s"] > 0
     assert not Path(o["ckpt"]).exists()  # checkpoints dropped once outputs exist
+    # the final eval per example: token-weighted, it gives back the logged validation loss
+    ex = _examples(o)
+    assert len(ex) == s["n_eval"] and len({e["id"] for e in ex}) == len(ex)
+    assert sum(e["nll_sum"] for e in ex) / sum(e["n_tokens"] for e in ex) == pytest.approx(
+        s["final_eval_loss"], rel=1e-5)
 
 
 def test_resume_after_crash_gives_identical_weights(env, tmp_path, monkeypatch):
@@ -163,6 +173,12 @@ def test_refs_and_dpo(env, tmp_path):
                       <= set(r) for r in ev)
     first = next(r for r in rows if r["split"] == "train")
     assert first["loss"] == pytest.approx(0.6931, abs=1e-3)  # policy == reference at step 1
+    ex = _examples(_out(tmp_path, "dpo"))  # per pair: mean loss / accuracy = the final eval
+    assert len(ex) == summ["n_eval"]
+    assert sum(e["loss"] for e in ex) / len(ex) == pytest.approx(summ["final_eval_loss"],
+                                                                 rel=1e-5)
+    assert sum(e["correct"] for e in ex) / len(ex) == pytest.approx(
+        summ["final_eval_reward_accuracy"])
 
     # hold-out variant (no test split), max_steps caps the run
     summ = recipes.train_dpo(model_id="dpo-styled-s0", init=str(init),
@@ -194,6 +210,10 @@ def test_orpo_lora(env, tmp_path):
     # 16 + 10 pairs minus one held-out each = 24 / effective 4 = 6 steps
     assert summ["steps"] == 6 and summ["config"]["grad_accum"] == 2
     assert summ["final_eval_reward_accuracy"] is not None
+    ex = _examples(_out(tmp_path, "orpo"))
+    assert len(ex) == summ["n_eval"] and all(set(e) == {"id", "correct", "margin"} for e in ex)
+    assert sum(e["correct"] for e in ex) / len(ex) == pytest.approx(
+        summ["final_eval_reward_accuracy"])
 
 
 def test_orpo_grad_accum_must_divide():

@@ -83,10 +83,12 @@ def summary_rows(spec: dict, seeds: list[int]) -> list[tuple[str, str, list[str]
 
 
 def summarize_cmd(args: argparse.Namespace) -> int:
-    from prefbias.evaluation.helm_summary import GROUPS, SCENARIOS, group_tables
+    from prefbias.evaluation.helm_summary import GROUPS, SCENARIOS, group_ci, group_tables
     from prefbias.io import DataError, atomic_open, read_json
 
     seeds = args.seeds or args.spec["seeds"]
+    boot = {k: v for k, v in ((args.spec.get("report") or {}).get("bootstrap") or {}).items()
+            if k in ("n", "seed", "ci")}
     rows = summary_rows(args.spec, seeds)
     stats_dir = Path(args.stats_dir)
     cells: dict[str, dict[str, dict[str, float | None]]] = {}
@@ -104,6 +106,12 @@ def summarize_cmd(args: argparse.Namespace) -> int:
             for g in GROUPS:
                 xs = [v[g] for v in vals if v.get(g) is not None]
                 cell[g] = sum(xs) / len(xs) if xs else None
+                # bootstrap CI over instances per seed; several seeds: mean of the bounds
+                bounds = [group_ci([r.get("instances") for r in v.get("runs", {}).values()], g,
+                                   **boot) for v in vals]
+                for i, b in enumerate(("low", "high")):
+                    ys = [bd[i] for bd in bounds if bd[i] is not None]
+                    cell[f"{g}_ci_{b}"] = sum(ys) / len(ys) if ys else None
             cells.setdefault(key, {})[scen] = cell
     tables, summary = group_tables(cells, [(key, label) for label, key, _ in rows])
     out = Path(args.outdir)

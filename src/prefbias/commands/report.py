@@ -1,7 +1,7 @@
 """Report subcommands: tables, figures, reported-vs-reproduced, freeze / verify / unfreeze.
 
   prefbias report-table  NAME --results R --rows JSON [--dimensions JSON] [--templates JSON]
-                         --out-prefix R/tables/NAME
+                         [--bootstrap JSON] --out-prefix R/tables/NAME
   prefbias report-figure NAME --results R --rows JSON [--dimensions JSON] [--templates JSON]
                          --out-prefix R/figures/NAME
   prefbias snakemake-report --out R/report.html --snakefile Snakefile --config-json JSON|FILE
@@ -64,6 +64,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dimensions", type=_json_list, default=None, help="judge dimensions (JSON)")
     p.add_argument("--templates", type=_json_obj, default=None,
                    help="sycophancy answer templates {key: template} (JSON)")
+    p.add_argument("--bootstrap", type=_json_obj, default=None,
+                   help="config report.bootstrap {n, seed, ci} (JSON) for CIs computed here")
     p.add_argument("--out-prefix", required=True, help="output path without extension")
 
 
@@ -117,7 +119,7 @@ def run_table(args: argparse.Namespace) -> int:
     vs = prefix.with_name(prefix.name + "_vs_paper")
     if name in ("table3", "table4", *tables.HELM_TABLES):
         if name == "table3":
-            df = tables.table3(R, rows)
+            df = tables.table3(R, rows, args.bootstrap)
         elif name == "table4":
             df = tables.table4(R, rows)
         else:
@@ -125,9 +127,16 @@ def run_table(args: argparse.Namespace) -> int:
         rep = paper.reported_table(name)
         df = tables.paper_order(df, paper.row_order(name))
         cols = [c for c in rep["columns"]]
-        note = ("Win rate: vs the base model, 95% bootstrap CI in brackets."
-                if name == "table3" else "")
-        tables.write_table(prefix, df, ["label"], cols, rep["caption"], note=note)
+        caption, note = rep["caption"], ""
+        if name == "table3":
+            counts = tables.reward_prompt_counts(R, rows)
+            if len(counts) == 1:  # the paper's caption, with this run's number of prompts
+                caption = caption.replace("50 examples", f"{counts[0]} examples")
+            note = ("Win rate: vs the base model; validation loss and accuracy: on the held-out "
+                    "preference pairs (SFT: loss per token); 95% bootstrap CI in brackets.")
+        elif name in tables.HELM_TABLES:
+            note = "95% bootstrap CI over the scenario's instances in brackets."
+        tables.write_table(prefix, df, ["label"], cols, caption, note=note)
         compare.write_numeric(vs, name, df)
     elif name == "judge_scores":
         dims = _need(args.dimensions, "--dimensions", name)

@@ -16,13 +16,16 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--metrics", required=True, help="metrics.jsonl output")
     p.add_argument("--summary", required=True, help="summary.json output")
     p.add_argument("--ckpt", required=True, help="checkpoint directory (resumed if present)")
+    p.add_argument("--eval-examples", default=None,
+                   help="eval_examples.jsonl output: per example of the final eval")
 
 
 def _sft(a):
     from prefbias.train.recipes import train_sft
 
     train_sft(model_id=a.model_id, init=a.init, train=a.train, eval=a.eval, spec=a.spec,
-              seed=a.seed, out=a.out, metrics=a.metrics, summary=a.summary, ckpt=a.ckpt)
+              seed=a.seed, out=a.out, metrics=a.metrics, summary=a.summary, ckpt=a.ckpt,
+              eval_examples=a.eval_examples)
 
 
 def _dpo(a):
@@ -34,14 +37,15 @@ def _dpo(a):
                 **spec[a.group]}
     train_dpo(model_id=a.model_id, init=a.init, train=a.train, train_refs=a.train_refs,
               eval=a.eval, eval_refs=a.eval_refs, spec=spec, seed=a.seed, out=a.out,
-              metrics=a.metrics, summary=a.summary, ckpt=a.ckpt)
+              metrics=a.metrics, summary=a.summary, ckpt=a.ckpt, eval_examples=a.eval_examples)
 
 
 def _orpo(a):
     from prefbias.train.recipes import train_orpo
 
     train_orpo(model_id=a.model_id, init=a.init, train=a.train, spec=a.spec, seed=a.seed,
-               out=a.out, metrics=a.metrics, summary=a.summary, ckpt=a.ckpt)
+               out=a.out, metrics=a.metrics, summary=a.summary, ckpt=a.ckpt,
+               eval_examples=a.eval_examples)
 
 
 def _refs(a):

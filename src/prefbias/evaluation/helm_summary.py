@@ -9,6 +9,13 @@ Per run (``runs/<suite>/<run>/stats.json``) the four numbers of a (model, scenar
 * robustness / fairness: the main metric with ``perturbation.name`` robustness / fairness and
   ``computed_on: worst``.
 
+Per instance (:func:`read_instances`, kept in each stats file): the values behind those four
+numbers, from which :func:`group_ci` draws a bootstrap CI over instances (stratified by run, as
+MMLU averages one run per subject): accuracy = the main metric, unperturbed; robustness /
+fairness = its minimum over the original and every robustness / fairness perturbation of the
+instance (HELM's ``computed_on: worst``); calibration = the ECE of resampled ``(max_prob,
+exact_match)`` pairs. Train trials are averaged per instance, as HELM averages per-trial stats.
+
 Group tables: one row per model (paper order), a mean win rate over the five scenarios
 (:mod:`prefbias.evaluation.winrate`; calibration lower-is-better).
 """
@@ -137,6 +144,81 @@ def read_run(run_dir: str | Path, scenario: str) -> dict[str, float | None]:
     return out
 
 
+def _instance_stat(row: dict[str, Any], name: str, split: str) -> float | None:
+    for s in row["stats"]:
+        mn = s["name"]
+        if mn.get("name") == name and mn.get("split") == split and not mn.get("sub_split"):
+            return _stat_mean(s)
+    return None
+
+
+def instance_values(per_instance: list[dict[str, Any]], scenario: str) -> dict[str, Any]:
+    """``{"accuracy"|"robustness"|"fairness": {instance_id: value}, "calibration": {instance_id:
+    [[max_prob, exact_match], ... one per train trial]}}`` from ``per_instance_stats.json``."""
+    metric, split = MAIN_METRIC[scenario], MAIN_SPLIT[scenario]
+    orig: dict[tuple[str, int], float] = {}
+    worst: dict[str, dict[tuple[str, int], float]] = {"robustness": {}, "fairness": {}}
+    calib: dict[str, list[list[float]]] = {}
+    for row in per_instance:
+        key = (str(row["instance_id"]), int(row.get("train_trial_index", 0)))
+        value = _instance_stat(row, metric, split)
+        pert = row.get("perturbation")
+        if value is None:
+            continue
+        if not pert:
+            orig[key] = value
+            prob = _instance_stat(row, "max_prob", split)
+            em = _instance_stat(row, "exact_match", split)
+            if prob is not None and em is not None:
+                calib.setdefault(key[0], []).append([prob, em])
+            continue
+        for kind, table in worst.items():
+            if pert.get(kind):
+                table[key] = min(table.get(key, value), value)
+
+    def per_instance_mean(values: dict[tuple[str, int], float]) -> dict[str, float]:
+        trials: dict[str, list[float]] = {}
+        for (iid, _), v in values.items():
+            trials.setdefault(iid, []).append(v)
+        return {iid: sum(vs) / len(vs) for iid, vs in sorted(trials.items())}
+
+    out: dict[str, Any] = {"accuracy": per_instance_mean(orig)}
+    for kind, table in worst.items():
+        # the worst case includes the original: an instance no perturbation touched keeps it
+        out[kind] = per_instance_mean({k: min(v, table.get(k, v)) for k, v in orig.items()})
+    out["calibration"] = dict(sorted(calib.items()))
+    return out
+
+
+def read_instances(run_dir: str | Path, scenario: str) -> dict[str, Any] | None:
+    """:func:`instance_values` of a HELM run directory (None without per_instance_stats.json)."""
+    path = Path(run_dir) / "per_instance_stats.json"
+    if not path.exists():
+        return None
+    return instance_values(json.loads(path.read_text()), scenario)
+
+
+def _ece_of(pairs_by_instance: Sequence[list[list[float]]], num_bins: int = 10) -> float:
+    """ECE per train trial over the given instances (resampled ones repeat), mean over trials."""
+    n_trials = max(len(p) for p in pairs_by_instance)
+    eces = []
+    for t in range(n_trials):
+        pairs = [p[t] for p in pairs_by_instance if len(p) > t]
+        eces.append(get_ece_em([a for a, _ in pairs], [int(b) for _, b in pairs], num_bins))
+    return sum(eces) / len(eces)
+
+
+def group_ci(instances: Sequence[dict[str, Any]], group: str, *, n: int = 1000, seed: int = 0,
+             ci: float = 0.95) -> tuple[float | None, float | None]:
+    """Bootstrap CI of one group's value over instances, stratified by run: each replicate
+    resamples the instances of every run and averages the runs' values (MMLU: the subjects)."""
+    from prefbias.evaluation.stats import stratified_bootstrap_ci
+
+    strata = [list(run[group].values()) for run in instances if run and run.get(group)]
+    stat = _ece_of if group == "calibration" else None
+    return stratified_bootstrap_ci(strata, stat=stat, n=n, seed=seed, ci=ci)
+
+
 def mean_over_runs(values: list[dict[str, float | None]]) -> dict[str, float | None]:
     """Average each group over runs (MMLU: one run per subject), ignoring missing values."""
     out: dict[str, float | None] = {}
@@ -151,20 +233,25 @@ def mean_over_runs(values: list[dict[str, float | None]]) -> dict[str, float | N
 # --------------------------------------------------------------------------------------------
 def group_tables(cells: dict[str, dict[str, dict[str, float | None]]],
                  rows: list[tuple[str, str]]):
-    """``cells[model][scenario] -> {group: value}`` and ``rows = [(model, label), ...]`` ->
-    ``{group: DataFrame}`` (columns model,label,mean_win_rate,<scenarios>) and the Table 4
-    summary DataFrame (model,label,<groups>)."""
+    """``cells[model][scenario] -> {group: value, <group>_ci_low/_ci_high: bound}`` and
+    ``rows = [(model, label), ...]`` -> ``{group: DataFrame}`` (columns model, label,
+    mean_win_rate, <scenarios>, <scenario>_ci_low/_ci_high) and the Table 4 summary DataFrame
+    (model, label, <groups>)."""
     import pandas as pd
 
     from prefbias.evaluation.winrate import mean_win_rates
 
     tables = {}
+    ci_cols = [f"{s}_ci_{b}" for s in SCENARIOS for b in ("low", "high")]
     for g in GROUPS:
         table = {m: {s: cells.get(m, {}).get(s, {}).get(g) for s in SCENARIOS} for m, _ in rows}
+        cis = {m: {f"{s}_ci_{b}": cells.get(m, {}).get(s, {}).get(f"{g}_ci_{b}")
+                   for s in SCENARIOS for b in ("low", "high")} for m, _ in rows}
         rates = mean_win_rates(table, SCENARIOS, lower_is_better=g in LOWER_IS_BETTER)
         tables[g] = pd.DataFrame([{"model": m, "label": label, "mean_win_rate": rates[m],
-                                   **table[m]} for m, label in rows],
-                                 columns=["model", "label", "mean_win_rate", *SCENARIOS])
+                                   **table[m], **cis[m]} for m, label in rows],
+                                 columns=["model", "label", "mean_win_rate", *SCENARIOS,
+                                          *ci_cols])
     summary = pd.DataFrame([{"model": m, "label": label,
                              **{g: tables[g].set_index("model").at[m, "mean_win_rate"]
                                 for g in GROUPS}} for m, label in rows],

@@ -34,6 +34,28 @@ def bootstrap_ci(values: Sequence[float], *, n: int = 1000, seed: int = 0, ci: f
     return _quantiles(samples, ci)
 
 
+def stratified_bootstrap_ci(strata: Sequence[Sequence[Any]], *,
+                            stat: Callable[[Sequence[Any]], float] | None = None,
+                            n: int = 1000, seed: int = 0, ci: float = 0.95
+                            ) -> tuple[float | None, float | None]:
+    """Percentile bootstrap CI of ``mean over strata of stat(stratum)``: every replicate resamples
+    each stratum's units with replacement (``stat`` defaults to the mean of numbers; any other
+    ``stat`` receives the resampled units themselves, e.g. ``(prob, label)`` pairs for an ECE).
+    Empty strata are skipped; no units at all gives ``(None, None)``."""
+    strata = [list(s) for s in strata if len(s)]
+    if not strata:
+        return None, None
+    rng = np.random.default_rng(seed)
+    samples = np.zeros(int(n))
+    for units in strata:
+        idx = rng.integers(0, len(units), size=(int(n), len(units)))
+        if stat is None:
+            samples += np.asarray(units, dtype=float)[idx].mean(axis=1)
+        else:
+            samples += np.array([stat([units[i] for i in row]) for row in idx])
+    return _quantiles(samples / len(strata), ci)
+
+
 def paired_bootstrap_diff(a: Sequence[float], b: Sequence[float], *, n: int = 1000, seed: int = 0,
                           ci: float = 0.95) -> tuple[float | None, float | None]:
     """CI of ``mean(a) - mean(b)`` where ``a[i]`` and ``b[i]`` belong to the same unit (question):

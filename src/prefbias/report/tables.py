@@ -100,9 +100,38 @@ def paper_order(df: pd.DataFrame, labels: Sequence[str]) -> pd.DataFrame:
 # ------------------------------------------------------------------------------------------------
 # stylized-dpo tables
 # ------------------------------------------------------------------------------------------------
-def table3(results: str | Path, rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
-    """Validation loss/accuracy (train summary) and reward win rate (vs the base model)."""
+def validation_cis(path: str | Path, kind: str, *, n: int = 1000, seed: int = 0,
+                   ci: float = 0.95) -> dict[str, float | None]:
+    """Bootstrap CIs over the held-out examples of the final eval (``eval_examples.jsonl``):
+    SFT loss = Σ NLL / Σ tokens (examples resampled with their token counts); DPO loss and
+    accuracy = means over pairs. Empty when the file is absent (older runs)."""
+    from prefbias.evaluation.stats import bootstrap_ci, stratified_bootstrap_ci
+    from prefbias.io import read_jsonl
+
+    path = Path(path)
+    if not path.exists():
+        return {}
+    ex = read_jsonl(path)
+    out: dict[str, float | None] = {}
+    if kind == "sft":
+        units = [(float(e["nll_sum"]), float(e["n_tokens"])) for e in ex]
+        lo, hi = stratified_bootstrap_ci(
+            [units], stat=lambda us: sum(a for a, _ in us) / max(sum(b for _, b in us), 1.0),
+            n=n, seed=seed, ci=ci)
+        out["validation_loss_ci_low"], out["validation_loss_ci_high"] = lo, hi
+        return out
+    for col, key in (("validation_loss", "loss"), ("validation_accuracy", "correct")):
+        vals = [float(e[key]) for e in ex if e.get(key) is not None]
+        out[f"{col}_ci_low"], out[f"{col}_ci_high"] = bootstrap_ci(vals, n=n, seed=seed, ci=ci)
+    return out
+
+
+def table3(results: str | Path, rows: Sequence[dict[str, Any]],
+           bootstrap: dict[str, Any] | None = None) -> pd.DataFrame:
+    """Validation loss/accuracy (train summary, CIs from eval_examples.jsonl) and reward win
+    rate (vs the base model)."""
     R = Path(results)
+    boot = {k: v for k, v in (bootstrap or {}).items() if k in ("n", "seed", "ci")}
 
     def values(r: dict[str, Any]) -> dict[str, Any]:
         s = read_json(R / "train" / r["id"] / "summary.json")
@@ -111,11 +140,21 @@ def table3(results: str | Path, rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
         return {"validation_loss": s.get("final_eval_loss"),
                 "validation_accuracy": None if r.get("kind") == "sft" else acc,
                 "win_rate": w.get("win_rate"), "win_rate_ci_low": w.get("ci_low"),
-                "win_rate_ci_high": w.get("ci_high")}
+                "win_rate_ci_high": w.get("ci_high"),
+                **validation_cis(R / "train" / r["id"] / "eval_examples.jsonl",
+                                 r.get("kind", ""), **boot)}
 
     trained = [r for r in rows if r.get("kind", "") != "base"]
     return aggregate(trained, values, columns=("validation_loss", "validation_accuracy",
-                                               "win_rate"), ci_columns=("win_rate",))
+                                               "win_rate"),
+                     ci_columns=("validation_loss", "validation_accuracy", "win_rate"))
+
+
+def reward_prompt_counts(results: str | Path, rows: Sequence[dict[str, Any]]) -> list[int]:
+    """The distinct numbers of prompts behind the Table 3 win rates (the paper: 50)."""
+    R = Path(results)
+    return sorted({int(read_json(R / "eval" / "reward" / f"{r['id']}.json").get("n") or 0)
+                   for r in rows if r.get("kind", "") != "base"})
 
 
 def read_helm_group(results: str | Path, group: str) -> pd.DataFrame:
@@ -139,7 +178,8 @@ def helm_table(results: str | Path, rows: Sequence[dict[str, Any]], group: str) 
             raise DataError(path, f"no row for model '{r['id']}'", field="model")
         return df.loc[r["id"]].to_dict()
 
-    return aggregate(rows, values, columns=("mean_win_rate", *HELM_SCENARIOS))
+    return aggregate(rows, values, columns=("mean_win_rate", *HELM_SCENARIOS),
+                     ci_columns=HELM_SCENARIOS)
 
 
 def table4(results: str | Path, rows: Sequence[dict[str, Any]]) -> pd.DataFrame:

@@ -157,6 +157,7 @@ class Trainer:
         self.fingerprint = fingerprint
         self.summary_extra = summary_extra or {}
         self.lengths = [e.length for e in train]
+        self.eval_examples: dict[str, list] = {"id": []}  # per example, of the latest eval
 
     # -- helpers -------------------------------------------------------------------------------
     def _params(self):
@@ -178,17 +179,26 @@ class Trainer:
         chunks = [order[s:s + bs] for s in range(0, len(order), bs)]
         mine = chunks[self.acc.process_index::self.acc.num_processes]
         sums: dict[str, float] = {}
+        examples: dict[str, list] = {"id": []}
         for chunk in mine:
             batch = self.task.collate([self.eval_set[i] for i in chunk], self.acc.device)
             with self.acc.autocast():
-                st = self.task.eval_stats(self.model, batch)
+                st, cols = self.task.eval_stats(self.model, batch)
             for k, v in st.items():
                 sums[k] = sums.get(k, 0.0) + v
+            examples["id"] += [self.eval_set[i].id for i in chunk]
+            for k, v in cols.items():
+                examples.setdefault(k, []).extend(v)
         if self.acc.num_processes > 1:
+            from accelerate.utils import gather_object
+
             keys = self.task.eval_keys
             t = torch.tensor([sums.get(k, 0.0) for k in keys], device=self.acc.device)
             t = self.acc.reduce(t, reduction="sum")
             sums = dict(zip(keys, t.tolist(), strict=True))
+            parts = gather_object([examples])  # one dict per process
+            examples = {k: [v for part in parts for v in part.get(k, [])] for k in examples}
+        self.eval_examples = examples
         self.model.train()
         return self.task.finish_eval(sums)
 
@@ -342,9 +352,11 @@ def _progress(total, initial, desc, enabled):
 
 
 def write_outputs(trainer: Trainer, summary: dict[str, Any], tokenizer, *, out_dir: str | Path,
-                  metrics_path: str | Path, summary_path: str | Path, lora: bool = False) -> None:
-    """Write the declared outputs atomically (model dir last-but-one, summary last), then drop the
-    checkpoints."""
+                  metrics_path: str | Path, summary_path: str | Path, lora: bool = False,
+                  eval_examples_path: str | Path | None = None) -> None:
+    """Write the declared outputs atomically (model dir first, summary last), then drop the
+    checkpoints. ``eval_examples_path``: one row per example of the final eval (``id`` and the
+    task's per-example columns), for bootstrap CIs of the validation metrics."""
     acc = trainer.acc
     acc.wait_for_everyone()
     if acc.is_main_process:
@@ -359,6 +371,10 @@ def write_outputs(trainer: Trainer, summary: dict[str, Any], tokenizer, *, out_d
             write_json(tmp / "prefbias_model.json", {"source": "trained", "id": summary["model"],
                                                      "kind": summary["kind"]})
         write_jsonl(metrics_path, trainer.metrics_rows)
+        if eval_examples_path is not None:
+            ex = trainer.eval_examples
+            write_jsonl(eval_examples_path, [dict(zip(ex, vals, strict=True))
+                                             for vals in zip(*ex.values(), strict=True)])
         write_json(summary_path, summary)
         shutil.rmtree(trainer.ckpt_dir, ignore_errors=True)
     acc.wait_for_everyone()

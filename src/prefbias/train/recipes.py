@@ -92,7 +92,8 @@ def _paths(out: str | Path, metrics: str | Path, summary: str | Path, ckpt: str 
 
 # ---------------------------------------------------------------------------------------------
 def train_sft(*, model_id: str, init: str, train: str, eval: str | None, spec: dict[str, Any],
-              seed: int, out: str, metrics: str, summary: str, ckpt: str) -> dict[str, Any]:
+              seed: int, out: str, metrics: str, summary: str, ckpt: str,
+              eval_examples: str | None = None) -> dict[str, Any]:
     from prefbias.models.load import load_tokenizer
 
     tok = load_tokenizer(init)
@@ -117,7 +118,8 @@ def train_sft(*, model_id: str, init: str, train: str, eval: str | None, spec: d
     trainer = Trainer(cfg, SFTTask(tok.pad_token_id), model, train_ex, eval_ex, ckpt_dir=ckpt,
                       fingerprint=fp, summary_extra={"data": tstats.as_dict()})
     summ = trainer.fit()
-    write_outputs(trainer, summ, tok, out_dir=out, metrics_path=metrics, summary_path=summary)
+    write_outputs(trainer, summ, tok, out_dir=out, metrics_path=metrics, summary_path=summary,
+                  eval_examples_path=eval_examples)
     return summ
 
 
@@ -136,7 +138,7 @@ def _pairs_with_holdout(path: str, tok, spec: dict[str, Any], seed: int, prefix:
 
 def train_dpo(*, model_id: str, init: str, train: str, train_refs: str, eval: str | None,
               eval_refs: str | None, spec: dict[str, Any], seed: int, out: str, metrics: str,
-              summary: str, ckpt: str) -> dict[str, Any]:
+              summary: str, ckpt: str, eval_examples: str | None = None) -> dict[str, Any]:
     """``spec`` is the merged DPO section (see :func:`dpo_group_spec`)."""
     from prefbias.models.load import load_tokenizer
 
@@ -171,7 +173,8 @@ def train_dpo(*, model_id: str, init: str, train: str, train_refs: str, eval: st
                       ckpt_dir=ckpt, fingerprint=fp, summary_extra={"data": st.as_dict(),
                                                                      "beta": spec["beta"]})
     summ = trainer.fit()
-    write_outputs(trainer, summ, tok, out_dir=out, metrics_path=metrics, summary_path=summary)
+    write_outputs(trainer, summ, tok, out_dir=out, metrics_path=metrics, summary_path=summary,
+                  eval_examples_path=eval_examples)
     return summ
 
 
@@ -184,7 +187,8 @@ def orpo_grad_accum(spec: dict[str, Any], world: int) -> int:
 
 
 def train_orpo(*, model_id: str, init: str, train: list[str], spec: dict[str, Any], seed: int,
-               out: str, metrics: str, summary: str, ckpt: str) -> dict[str, Any]:
+               out: str, metrics: str, summary: str, ckpt: str,
+               eval_examples: str | None = None) -> dict[str, Any]:
     from peft import LoraConfig, get_peft_model
 
     from prefbias.models.load import load_tokenizer
@@ -220,5 +224,5 @@ def train_orpo(*, model_id: str, init: str, train: list[str], spec: dict[str, An
                       summary_extra={"data": stats, "lam": spec["lam"]})
     summ = trainer.fit()
     write_outputs(trainer, summ, tok, out_dir=out, metrics_path=metrics, summary_path=summary,
-                  lora=True)
+                  lora=True, eval_examples_path=eval_examples)
     return summ

@@ -2,7 +2,10 @@
 
 A task turns a list of :class:`~prefbias.train.batching.Encoded` examples into a collated batch
 and computes ``(loss, per_example)``; ``per_example`` holds detached tensors that eval aggregates
-(``loss`` weight, rewards, ...).
+(``loss`` weight, rewards, ...). ``eval_stats`` returns ``(sums, examples)``: the sums that
+``finish_eval`` turns into the logged eval metrics, and per-example columns (one value per
+example of the batch, in batch order) that the final eval writes to ``eval_examples.jsonl`` for
+the bootstrap CIs of Table 3.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import functools
 import inspect
 
 import torch
+import torch.nn.functional as F
 
 from prefbias.train.batching import Encoded, collate
 from prefbias.train.losses import (
@@ -93,10 +97,12 @@ class SFTTask:
         loss = sft_loss(logits, labels)
         return loss, {}
 
-    def eval_stats(self, model, batch) -> dict[str, float]:
+    def eval_stats(self, model, batch):
         logits, labels = _completion(model, batch)
         logps, mask = token_logps(logits, labels)
-        return {"loss_sum": float(-logps.sum()), "n": float(mask.sum())}
+        nll, n = -logps.sum(-1), mask.sum(-1).float()
+        return ({"loss_sum": float(nll.sum()), "n": float(n.sum())},
+                {"nll_sum": nll.tolist(), "n_tokens": n.tolist()})
 
     @staticmethod
     def finish_eval(s: dict[str, float]) -> dict[str, float]:
@@ -130,9 +136,16 @@ class DPOTask:
     def eval_stats(self, model, batch):
         loss, cr, rr = self._compute(model, batch)
         n = cr.numel()
-        return {"loss_sum": float(loss) * n, "n": float(n),
-                "acc_sum": float((cr > rr).float().sum()), "margin_sum": float((cr - rr).sum()),
-                "chosen_sum": float(cr.sum()), "rejected_sum": float(rr.sum())}
+        return ({"loss_sum": float(loss) * n, "n": float(n),
+                 "acc_sum": float((cr > rr).float().sum()), "margin_sum": float((cr - rr).sum()),
+                 "chosen_sum": float(cr.sum()), "rejected_sum": float(rr.sum())},
+                self.eval_examples(cr, rr))
+
+    @staticmethod
+    def eval_examples(cr: torch.Tensor, rr: torch.Tensor) -> dict[str, list[float]]:
+        """Per pair: the DPO loss −log σ(r_c − r_r) (rewards are β-scaled) and correctness."""
+        return {"loss": (-F.logsigmoid(cr - rr)).tolist(), "correct": (cr > rr).float().tolist(),
+                "margin": (cr - rr).tolist()}
 
     @staticmethod
     def finish_eval(s):
@@ -170,3 +183,9 @@ class ORPOTask(DPOTask):
         nll = sft_loss(logits[:half], nll_labels)
         loss, _ = orpo_loss(c, r, nll, self.lam)
         return loss, (self.lam * c).detach(), (self.lam * r).detach()
+
+    @staticmethod
+    def eval_examples(cr: torch.Tensor, rr: torch.Tensor) -> dict[str, list[float]]:
+        """Per pair: correctness and reward margin (the ORPO loss's NLL term is a token mean over
+        the batch, so it has no per-pair value)."""
+        return {"correct": (cr > rr).float().tolist(), "margin": (cr - rr).tolist()}
