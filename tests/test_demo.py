@@ -1,0 +1,129 @@
+"""The whole tiny DAG, as `make demo` runs it, in a copy of the repository (issue 6's "done when").
+
+One run (module fixture, ~2 min here) of ``prefbias warm -- snakemake`` on configs/tiny.yaml with
+fake API keys in the environment, then checks on what it left:
+
+* every table and figure exists and the frozen ``results/tiny/`` verifies, with the Snakemake
+  HTML report inside it and in the manifest;
+* no secret from the environment reached any file of the results or the logs;
+* a second plan has nothing to do, and a changed judge prompt re-runs exactly the judge jobs and
+  what reads them (judge table, Figure 3, report, freeze) - never training, generation or HELM;
+  a single target that does not read the judge (Table 4) stays up to date.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+FAKE_SECRETS = {"OPENAI_API_KEY": "sk-prefbiasFAKEsecret0123456789",
+                "HF_TOKEN": "hf_prefbiasFAKEtoken0123456789"}
+
+pytestmark = pytest.mark.dag
+
+
+def _copy_repo(dest: Path) -> Path:
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT,
+                           capture_output=True, text=True, check=True).stdout.split("\n")
+    for rel in filter(None, files):
+        src = ROOT / rel
+        if src.is_file():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / rel)
+    return dest
+
+
+def _env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFBIAS_FORKSERVER")}
+    env.update(FAKE_SECRETS, PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}", OMP_NUM_THREADS="1",
+               HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
+    return env
+
+
+def _snakemake(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    cmd = [str(BIN / "snakemake"), "--cores", "2", "--configfile", "configs/tiny.yaml", *args]
+    proc = subprocess.run(cmd, cwd=repo, env=_env(), capture_output=True, text=True)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed:\n{proc.stdout[-4000:]}\n"
+                             f"{proc.stderr[-6000:]}")
+    return proc
+
+
+def _planned_rules(repo: Path, *args: str) -> set[str]:
+    """Rules with jobs in a dry run (Snakemake's job-stats table)."""
+    out = _snakemake(repo, "-n", "--quiet", "rules", *args).stdout
+    return {m.group(1) for m in re.finditer(r"^(\w+)\s+\d+\s*$", out, re.M)} - {"total", "job"}
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory) -> Path:
+    if not (ROOT / ".venv-helm" / "bin" / "helm-run").exists():
+        pytest.skip("HELM environment absent: make test creates .venv-helm")
+    repo = _copy_repo(tmp_path_factory.mktemp("repo"))
+    cmd = [str(BIN / "prefbias"), "warm", "--configfile", "configs/tiny.yaml", "--",
+           str(BIN / "snakemake"), "--cores", "2", "--configfile=configs/tiny.yaml",
+           "--scheduler", "greedy", "--show-failed-logs"]
+    proc = subprocess.run(cmd, cwd=repo, env=_env(), capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-8000:]
+    return repo
+
+
+def test_every_table_and_figure_frozen_and_verified(demo: Path):
+    from prefbias.commands.report import FIGURES, TABLES
+    from prefbias.report.freeze import verify
+
+    R = demo / "results" / "tiny"
+    for name in TABLES:
+        for ext in (".csv", ".md", ".tex", "_vs_paper.csv", "_vs_paper.md"):
+            assert (R / "tables" / f"{name}{ext}").stat().st_size > 0, (name, ext)
+    for name in FIGURES:
+        for ext in (".png", ".pdf"):
+            assert (R / "figures" / f"{name}{ext}").stat().st_size > 10_000, (name, ext)
+    manifest = json.loads((R / "MANIFEST.json").read_text())
+    assert manifest["snakemake_report"] == "report.html" and "report.html" in manifest["files"]
+    assert (R / "CITATION.cff").exists() and "CITATION.cff" in manifest["files"]
+    html = (R / "report.html").read_text(encoding="utf-8")
+    assert "table4.csv" in html and "saa_figure5.png" in html
+    assert "Stylized preference alignment" in html  # report/workflow.rst
+    assert manifest["benchmarks"]["train_dpo"]["jobs"] >= 4
+    assert verify(R) == []
+    # read-only: no write bit anywhere (checked on the mode: root ignores permissions)
+    assert not any(p.stat().st_mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH)
+                   for p in [R, *R.rglob("*")])
+    cli = subprocess.run([str(BIN / "prefbias"), "verify", str(R)], capture_output=True,
+                         text=True)
+    assert cli.returncode == 0 and "intact" in cli.stdout
+
+
+def test_no_secret_reaches_results_or_logs(demo: Path):
+    for tree in (demo / "results", demo / "work" / "tiny" / "logs", demo / ".snakemake" / "log"):
+        for p in tree.rglob("*"):
+            if p.is_file():
+                data = p.read_bytes()
+                for name, value in FAKE_SECRETS.items():
+                    assert value.encode() not in data, f"{name} leaked into {p}"
+
+
+def test_only_what_reads_the_judge_reruns(demo: Path):
+    assert _planned_rules(demo) == set(), "a finished DAG must have nothing left to do"
+    overlay = demo / "judge-prompt.yaml"
+    from prefbias.config import load_config
+
+    prompt = load_config(demo / "config.yaml", demo / "configs" / "tiny.yaml")["judge"]["prompt"]
+    overlay.write_text(json.dumps({"judge": {"prompt": prompt + "\nBe strict."}}))
+    planned = _planned_rules(demo, "--configfile", "configs/tiny.yaml", str(overlay))
+    assert {"judge", "judge_table", "figure3", "snakemake_report", "freeze"} <= planned
+    assert planned <= {"judge", "judge_table", "figure3", "snakemake_report", "freeze", "all"}
+    # a single target that does not read the judge scores is up to date
+    assert _planned_rules(demo, "--configfile", "configs/tiny.yaml", str(overlay), "--",
+                          "results/tiny/tables/table4.csv") == set()
