@@ -253,7 +253,7 @@ def test_heavy_subcommands_are_not_in_process():
 
     parser = build_parser()
     light = {"fetch-dataset", "prefs", "saa", "sycophancy-sets", "eval-prompts", "style-gather",
-             "verify", "unfreeze"}
+             "verify", "unfreeze", "snakemake-report"}
     sub = next(a for a in parser._actions if a.dest == "command")
     for name, p in sub.choices.items():
         assert bool(p.get_default("in_process")) == (name in light), name
