@@ -5,7 +5,9 @@ import os
 import re
 
 from prefbias import plan
+from prefbias.config import sections_json
 from prefbias.hpc.resources import rule_resources, rule_threads
+from prefbias.report import catalog as _catalog
 from prefbias.train import layout as _recipes
 
 W = plan.workdir(config)
@@ -26,19 +28,8 @@ wildcard_constraints:
 
 
 def spec(*keys):
-    """JSON of config sections, for `--spec {params.spec:q}` (drives params rerun-triggers).
-    A dotted key ("report.bootstrap") passes only that subsection, nested as in the config.
-    """
-    if len(keys) == 1 and "." not in keys[0]:
-        return json.dumps(config[keys[0]], sort_keys=True)
-    out = {}
-    for key in keys:
-        *parents, leaf = key.split(".")
-        node, target = config, out
-        for p in parents:
-            node, target = node[p], target.setdefault(p, {})
-        target[leaf] = node[leaf]
-    return json.dumps(out, sort_keys=True)
+    """JSON of config sections, for `--spec {params.spec:q}` (prefbias.config.sections_json)."""
+    return sections_json(config, *keys)
 
 
 def res(rule_name):
@@ -140,27 +131,8 @@ def _judge_dir_arg(block):
     return f"--judge-model-dir {dirs[0]}" if dirs else ""
 
 
-# report.smk: paper and display name of every table and figure. Their main files are flagged
-# report() (caption: report/<name>.rst), so the HTML report shows them grouped by paper.
-REPORT_ITEMS = {
-    "table3": ("stylized-dpo", "Table 3"),
-    "table4": ("stylized-dpo", "Table 4"),
-    "table5": ("stylized-dpo", "Table 5"),
-    "table6": ("stylized-dpo", "Table 6"),
-    "table7": ("stylized-dpo", "Table 7"),
-    "table8": ("stylized-dpo", "Table 8"),
-    "judge_scores": ("stylized-dpo", "Judge scores (Figure 3 data)"),
-    "stylized_figure2": ("stylized-dpo", "Figure 2"),
-    "stylized_figure3": ("stylized-dpo", "Figure 3"),
-    "sycophancy_answer": ("saa-orpo", "Answer Suggestion (Figures 2, 4 data)"),
-    "sycophancy_are_you_sure": ("saa-orpo", "Are You Sure (Figures 3, 5 data)"),
-    "saa_figure2": ("saa-orpo", "Figure 2"),
-    "saa_figure3": ("saa-orpo", "Figure 3"),
-    "saa_figure4": ("saa-orpo", "Figure 4"),
-    "saa_figure5": ("saa-orpo", "Figure 5"),
-}
-
-
+# report.smk: the main file of every table and figure is flagged report() (caption:
+# report/<name>.rst), so the HTML report shows them grouped by paper (prefbias.report.catalog).
 def _ids(rows):
     return list(dict.fromkeys(r["id"] for r in rows))
 
@@ -170,7 +142,7 @@ def caption(name):
 
 
 def _in_report(path, name, subcategory, what, caption_file):
-    paper, item = REPORT_ITEMS[name]
+    paper, item, _kind = _catalog.ITEMS[name]
     return report(
         path,
         caption=caption_file,

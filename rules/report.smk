@@ -18,33 +18,9 @@ SROWS_JSON = json.dumps(SROWS, sort_keys=True)
 YROWS_JSON = json.dumps(YROWS, sort_keys=True)
 JUDGE_DIMS = json.dumps(config["judge"]["dimensions"])
 ANSWER_TEMPLATES = json.dumps(config["sycophancy"]["answer_templates"])
-HELM_TABLE_GROUPS = {
-    "table5": "accuracy",
-    "table6": "calibration",
-    "table7": "robustness",
-    "table8": "fairness",
-}
-
-
-REPORT_TABLES = [
-    "table3",
-    "table4",
-    "table5",
-    "table6",
-    "table7",
-    "table8",
-    "judge_scores",
-    "sycophancy_answer",
-    "sycophancy_are_you_sure",
-]
-REPORT_FIGURES = [
-    "stylized_figure2",
-    "stylized_figure3",
-    "saa_figure2",
-    "saa_figure3",
-    "saa_figure4",
-    "saa_figure5",
-]
+HELM_TABLE_GROUPS = _catalog.HELM_TABLES
+REPORT_TABLES = list(_catalog.TABLES)
+REPORT_FIGURES = list(_catalog.FIGURES)
 REPORT_TARGETS = [f for t in REPORT_TABLES for f in table_out(t)] + [
     f for g in REPORT_FIGURES for f in figure_out(g)
 ]
@@ -376,7 +352,7 @@ localrules:
 rule snakemake_report:
     input:
         targets=REPORT_TARGETS,
-        captions=[caption(n) for n in REPORT_ITEMS] + [caption("vs_paper")],
+        captions=[caption(n) for n in _catalog.ITEMS] + [caption("vs_paper")],
         workflow_caption=f"{workflow.basedir}/report/workflow.rst",
     output:
         f"{R}/report.html",

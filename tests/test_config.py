@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 
 import pytest
 
@@ -89,3 +90,13 @@ def test_seeds_replicate_trained_models(tiny_config):
     ids = plan.evaluated_models(c)
     assert "sft-s1" in ids and "dpo-persuasive-s1" in ids
     assert ids.count("qwen2.5-0.5b") == 1
+
+
+def test_sections_json_passes_only_the_named_sections():
+    from prefbias.config import sections_json
+
+    cfg = {"a": {"x": 1}, "b": 2, "report": {"bootstrap": {"n": 5}, "citation": {"t": "c"}}}
+    assert json.loads(sections_json(cfg, "a")) == {"x": 1}
+    assert json.loads(sections_json(cfg, "a", "b")) == {"a": {"x": 1}, "b": 2}
+    assert json.loads(sections_json(cfg, "b", "report.bootstrap")) == {
+        "b": 2, "report": {"bootstrap": {"n": 5}}}  # the citation never reaches the params

@@ -7,6 +7,7 @@ Errors name the offending key (dotted path) and say why, e.g.
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 from typing import Any
 
@@ -80,3 +81,20 @@ def load_config(*paths: str | Path) -> dict[str, Any]:
         config = deep_merge(config, data)
     validate_config(config)
     return config
+
+
+def sections_json(config: dict[str, Any], *keys: str) -> str:
+    """JSON of config sections, as rules pass them (``--spec``): one key gives that section
+    itself; several keys, or a dotted key (``report.bootstrap``: only that subsection, nested as
+    in the config), give an object holding just those. Sorted keys, so equal sections give
+    equal params and Snakemake's params rerun-trigger fires only on a real change."""
+    if len(keys) == 1 and "." not in keys[0]:
+        return json.dumps(config[keys[0]], sort_keys=True)
+    out: dict[str, Any] = {}
+    for key in keys:
+        *parents, leaf = key.split(".")
+        node, target = config, out
+        for p in parents:
+            node, target = node[p], target.setdefault(p, {})
+        target[leaf] = node[leaf]
+    return json.dumps(out, sort_keys=True)

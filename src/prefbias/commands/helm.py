@@ -84,11 +84,11 @@ def summary_rows(spec: dict, seeds: list[int]) -> list[tuple[str, str, list[str]
 
 def summarize_cmd(args: argparse.Namespace) -> int:
     from prefbias.evaluation.helm_summary import GROUPS, SCENARIOS, group_ci, group_tables
+    from prefbias.evaluation.stats import bootstrap_args
     from prefbias.io import DataError, atomic_open, read_json
 
     seeds = args.seeds or args.spec["seeds"]
-    boot = {k: v for k, v in ((args.spec.get("report") or {}).get("bootstrap") or {}).items()
-            if k in ("n", "seed", "ci")}
+    boot = bootstrap_args((args.spec.get("report") or {}).get("bootstrap"))
     rows = summary_rows(args.spec, seeds)
     stats_dir = Path(args.stats_dir)
     cells: dict[str, dict[str, dict[str, float | None]]] = {}

@@ -23,12 +23,10 @@ import logging
 import sys
 from pathlib import Path
 
+from prefbias.report.catalog import FIGURES, HELM_TABLES, TABLES
+
 log = logging.getLogger("prefbias.report")
 
-TABLES = ("table3", "table4", "table5", "table6", "table7", "table8", "judge_scores",
-          "sycophancy_answer", "sycophancy_are_you_sure")
-FIGURES = ("stylized_figure2", "stylized_figure3", "saa_figure2", "saa_figure3", "saa_figure4",
-           "saa_figure5")
 SAA_FIGURES = {
     "saa_figure2": ("answer", ("non-aligned", "aligned"),
                     "Answer Suggestion: non-aligned vs aligned models"),
@@ -117,13 +115,13 @@ def run_table(args: argparse.Namespace) -> int:
 
     R, rows, name, prefix = args.results, args.rows, args.name, Path(args.out_prefix)
     vs = prefix.with_name(prefix.name + "_vs_paper")
-    if name in ("table3", "table4", *tables.HELM_TABLES):
+    if name in ("table3", "table4", *HELM_TABLES):
         if name == "table3":
             df = tables.table3(R, rows, args.bootstrap)
         elif name == "table4":
             df = tables.table4(R, rows)
         else:
-            df = tables.helm_table(R, rows, tables.HELM_TABLES[name])
+            df = tables.helm_table(R, rows, HELM_TABLES[name])
         rep = paper.reported_table(name)
         df = tables.paper_order(df, paper.row_order(name))
         cols = [c for c in rep["columns"]]
@@ -131,10 +129,10 @@ def run_table(args: argparse.Namespace) -> int:
         if name == "table3":
             counts = tables.reward_prompt_counts(R, rows)
             if len(counts) == 1:  # the paper's caption, with this run's number of prompts
-                caption = caption.replace("50 examples", f"{counts[0]} examples")
+                caption = rep["caption_reproduced"].format(n=counts[0])
             note = ("Win rate: vs the base model; validation loss and accuracy: on the held-out "
                     "preference pairs (SFT: loss per token); 95% bootstrap CI in brackets.")
-        elif name in tables.HELM_TABLES:
+        elif name in HELM_TABLES:
             note = "95% bootstrap CI over the scenario's instances in brackets."
         tables.write_table(prefix, df, ["label"], cols, caption, note=note)
         compare.write_numeric(vs, name, df)

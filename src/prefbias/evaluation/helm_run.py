@@ -32,7 +32,7 @@ from typing import Any
 
 from prefbias import forkserver
 from prefbias.evaluation.helm_env import helm_model_name, weights_hash, write_prod_env
-from prefbias.evaluation.helm_summary import SCENARIOS, mean_over_runs, read_instances, read_run
+from prefbias.evaluation.helm_summary import SCENARIOS, mean_over_runs, read_run
 from prefbias.io import write_json
 
 log = logging.getLogger(__name__)
@@ -230,8 +230,8 @@ def helm_run(*, model_dir: str | Path, model_name: str, scenario: str | list[str
                             f"{output_path}/runs/{SUITE}, found {len(runs[scen])}; "
                             f"log: {logfile}")
         results[scen] = scenario_stats(
-            {p.name: {**read_run(p, scen), "instances": read_instances(p, scen)}
-             for p in runs[scen]}, model_name=model_name,
+            {p.name: read_run(p, scen, with_instances=True) for p in runs[scen]},
+            model_name=model_name,
             scenario=scen, helm_name=helm_name, weights=whash, spec=spec,
             entries=entries[scen], wall=wall, together=scenarios)
         if path:

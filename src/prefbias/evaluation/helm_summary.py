@@ -98,49 +98,29 @@ def find_stat(stats: list[dict[str, Any]], name: str, split: str, *,
     return None
 
 
-def ece_from_per_instance(per_instance: list[dict[str, Any]], split: str,
-                          num_bins: int = 10) -> float | None:
-    """``ece_10_bin`` from ``per_instance_stats.json``: unperturbed instances of ``split``,
-    confidence ``max_prob``, correctness ``exact_match``; averaged over train trials as HELM
-    averages per-trial stats."""
-    by_trial: dict[int, tuple[list[float], list[int]]] = {}
-    for row in per_instance:
-        if row.get("perturbation"):
-            continue
-        found: dict[str, float] = {}
-        for s in row["stats"]:
-            mn = s["name"]
-            if mn.get("perturbation") or mn.get("split") != split or mn.get("sub_split"):
-                continue
-            if mn["name"] in ("max_prob", "exact_match"):
-                found[mn["name"]] = _stat_mean(s)
-        if "max_prob" in found and "exact_match" in found:
-            probs, correct = by_trial.setdefault(int(row.get("train_trial_index", 0)), ([], []))
-            probs.append(found["max_prob"])
-            correct.append(int(found["exact_match"]))
-    if not by_trial:
-        return None
-    eces = [get_ece_em(p, c, num_bins) for p, c in by_trial.values()]
-    return sum(eces) / len(eces)
-
-
-def read_run(run_dir: str | Path, scenario: str) -> dict[str, float | None]:
-    """The four group values of one HELM run directory."""
+def read_run(run_dir: str | Path, scenario: str, *,
+             with_instances: bool = False) -> dict[str, Any]:
+    """The four group values of one HELM run directory; with ``with_instances`` also
+    ``instances``, the per-instance values behind them (:func:`instance_values`, None without
+    ``per_instance_stats.json``). That file is read once, and only when needed: for the
+    instances, or for an ``ece_10_bin`` HELM did not compute (HellaSwag, fix 4)."""
     run_dir = Path(run_dir)
     stats = json.loads((run_dir / "stats.json").read_text())
     metric, split = MAIN_METRIC[scenario], MAIN_SPLIT[scenario]
-    out = {
+    out: dict[str, Any] = {
         "accuracy": find_stat(stats, metric, split),
         "calibration": find_stat(stats, "ece_10_bin", split),
         "robustness": find_stat(stats, metric, split, perturbation="robustness"),
         "fairness": find_stat(stats, metric, split, perturbation="fairness"),
     }
     out["calibration_source"] = "helm" if out["calibration"] is not None else None
-    if out["calibration"] is None and (run_dir / "per_instance_stats.json").exists():
-        per_instance = json.loads((run_dir / "per_instance_stats.json").read_text())
-        out["calibration"] = ece_from_per_instance(per_instance, split)
-        if out["calibration"] is not None:
-            out["calibration_source"] = "per_instance_stats"
+    inst = (read_instances(run_dir, scenario)
+            if with_instances or out["calibration"] is None else None)
+    if out["calibration"] is None and inst and inst["calibration"]:
+        out["calibration"] = _ece_of(list(inst["calibration"].values()))
+        out["calibration_source"] = "per_instance_stats"
+    if with_instances:
+        out["instances"] = inst
     return out
 
 
@@ -163,14 +143,15 @@ def instance_values(per_instance: list[dict[str, Any]], scenario: str) -> dict[s
         key = (str(row["instance_id"]), int(row.get("train_trial_index", 0)))
         value = _instance_stat(row, metric, split)
         pert = row.get("perturbation")
-        if value is None:
-            continue
-        if not pert:
-            orig[key] = value
+        if not pert:  # ECE: confidence max_prob, correctness strict exact_match (helm-offline.md)
             prob = _instance_stat(row, "max_prob", split)
             em = _instance_stat(row, "exact_match", split)
             if prob is not None and em is not None:
                 calib.setdefault(key[0], []).append([prob, em])
+        if value is None:
+            continue
+        if not pert:
+            orig[key] = value
             continue
         for kind, table in worst.items():
             if pert.get(kind):
@@ -199,7 +180,8 @@ def read_instances(run_dir: str | Path, scenario: str) -> dict[str, Any] | None:
 
 
 def _ece_of(pairs_by_instance: Sequence[list[list[float]]], num_bins: int = 10) -> float:
-    """ECE per train trial over the given instances (resampled ones repeat), mean over trials."""
+    """``ece_10_bin`` as HELM computes it: per train trial over the given instances (resampled
+    ones repeat), then the mean over trials."""
     n_trials = max(len(p) for p in pairs_by_instance)
     eces = []
     for t in range(n_trials):

@@ -28,10 +28,19 @@ def bootstrap_ci(values: Sequence[float], *, n: int = 1000, seed: int = 0, ci: f
     x = np.asarray([v for v in values if v is not None], dtype=float)
     if x.size == 0:
         return None, None
+    if stat is np.mean:  # one stratum: the same draws and interval
+        return stratified_bootstrap_ci([x], n=n, seed=seed, ci=ci)
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, x.size, size=(int(n), x.size))
-    samples = np.apply_along_axis(stat, 1, x[idx]) if stat is not np.mean else x[idx].mean(axis=1)
-    return _quantiles(samples, ci)
+    return _quantiles(np.apply_along_axis(stat, 1, x[idx]), ci)
+
+
+def bootstrap_args(block: dict[str, Any] | None) -> dict[str, Any]:
+    """``n``, ``seed``, ``ci`` of a config ``bootstrap`` block (defaults 1000, 0, 0.95), as keyword
+    arguments of the functions here."""
+    b = block or {}
+    return {"n": int(b.get("n", 1000)), "seed": int(b.get("seed", 0)),
+            "ci": float(b.get("ci", 0.95))}
 
 
 def stratified_bootstrap_ci(strata: Sequence[Sequence[Any]], *,

@@ -23,8 +23,6 @@ from prefbias.report.rows import dedupe
 
 HELM_GROUPS = ("accuracy", "calibration", "robustness", "fairness")
 HELM_SCENARIOS = ("mmlu", "boolq", "natural_qa", "quac", "hellaswag")
-HELM_TABLES = {"table5": "accuracy", "table6": "calibration", "table7": "robustness",
-               "table8": "fairness"}
 COLUMN_TITLES = {
     "validation_loss": "Validation loss", "validation_accuracy": "Validation accuracy",
     "win_rate": "Win rate", "mean_win_rate": "Mean Win Rate", "mmlu": "MMLU", "boolq": "BoolQ",
@@ -131,7 +129,9 @@ def table3(results: str | Path, rows: Sequence[dict[str, Any]],
     """Validation loss/accuracy (train summary, CIs from eval_examples.jsonl) and reward win
     rate (vs the base model)."""
     R = Path(results)
-    boot = {k: v for k, v in (bootstrap or {}).items() if k in ("n", "seed", "ci")}
+    from prefbias.evaluation.stats import bootstrap_args
+
+    boot = bootstrap_args(bootstrap)
 
     def values(r: dict[str, Any]) -> dict[str, Any]:
         s = read_json(R / "train" / r["id"] / "summary.json")
