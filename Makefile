@@ -46,11 +46,9 @@ helm-env: $(STAMP)
 	PYTHON=$(PYTHON) UV=$(abspath $(UV)) HELM_BASE_VENV=$(VENV) \
 		scripts/setup-helm-env.sh .venv-helm
 
-# `prefbias warm` forks every job from a server that imported torch/transformers/HELM once
-# (prefbias.forkserver): same results, minutes instead of an hour on a 2-core machine.
+# A plain Snakemake run of the whole DAG on the tiny config (one process per job).
 demo: $(STAMP) helm-env
-	$(BIN)/prefbias warm --configfile configs/tiny.yaml -- \
-		$(BIN)/snakemake --cores $(CORES) --configfile=configs/tiny.yaml \
+	$(BIN)/snakemake --cores $(CORES) --configfile=configs/tiny.yaml \
 		--rerun-incomplete --scheduler greedy --printshellcmds --show-failed-logs
 
 # Unit, DAG and HELM tests, then the real single-node Slurm tests (installs + starts Slurm).

@@ -1,7 +1,7 @@
 """The whole tiny DAG, as `make demo` runs it, in a copy of the repository (issue 6's "done when").
 
-One run (module fixture, ~2 min here) of ``prefbias warm -- snakemake`` on configs/tiny.yaml with
-fake API keys in the environment, then checks on what it left:
+One run (module fixture, a few minutes here) of ``snakemake`` (as ``make demo``) on
+configs/tiny.yaml with fake API keys in the environment, then checks on what it left:
 
 * every table and figure exists and the frozen ``results/tiny/`` verifies, with the Snakemake
   HTML report inside it and in the manifest;
@@ -44,7 +44,7 @@ def _copy_repo(dest: Path) -> Path:
 
 
 def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFBIAS_FORKSERVER")}
+    env = dict(os.environ)
     env.update(FAKE_SECRETS, PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}", OMP_NUM_THREADS="1",
                HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
     return env
@@ -70,8 +70,7 @@ def demo(tmp_path_factory) -> Path:
     if not (ROOT / ".venv-helm" / "bin" / "helm-run").exists():
         pytest.skip("HELM environment absent: make test creates .venv-helm")
     repo = _copy_repo(tmp_path_factory.mktemp("repo"))
-    cmd = [str(BIN / "prefbias"), "warm", "--configfile", "configs/tiny.yaml", "--",
-           str(BIN / "snakemake"), "--cores", "2", "--configfile=configs/tiny.yaml",
+    cmd = [str(BIN / "snakemake"), "--cores", "2", "--configfile=configs/tiny.yaml",
            "--scheduler", "greedy", "--show-failed-logs"]
     proc = subprocess.run(cmd, cwd=repo, env=_env(), capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-8000:]

@@ -13,7 +13,6 @@ import logging
 import pkgutil
 import sys
 
-from prefbias import forkserver
 from prefbias.io import DataError
 
 log = logging.getLogger("prefbias")
@@ -22,10 +21,6 @@ log = logging.getLogger("prefbias")
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="prefbias", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    # Subcommands that import neither torch nor transformers set in_process=True: under
-    # `prefbias warm` they run in the calling process (about a second) instead of waiting for,
-    # or forking from, the training server (which takes minutes to preload at the start).
-    parser.set_defaults(in_process=False)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     import prefbias.commands as pkg
 
@@ -49,17 +44,6 @@ def spec_arg(text: str) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if (argv is None and not args.in_process and forkserver.enabled()
-            and not forkserver.in_child()):
-        # under `prefbias warm`: a warm server forks this job (prefbias.forkserver)
-        from prefbias import warmup
-
-        rc = forkserver.run_via_server(
-            "main", python=sys.executable, target="prefbias.cli:main", argv=sys.argv,
-            preload=warmup.main_preload(), on_fallback=lambda m: sys.stderr.write(
-                f"prefbias: {m}; running in this process\n"))
-        if rc is not None:
-            return rc
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

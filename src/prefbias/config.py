@@ -22,7 +22,19 @@ class ConfigError(ValueError):
 
 
 def load_schema() -> dict[str, Any]:
-    return yaml.safe_load(SCHEMA_PATH.read_text(encoding="utf-8"))
+    """The config schema, with every object that lists ``properties`` closed (a misspelt key
+    such as ``sft.batchsize`` is an error) unless it sets ``additionalProperties`` itself."""
+    return _closed(yaml.safe_load(SCHEMA_PATH.read_text(encoding="utf-8")))
+
+
+def _closed(node: Any) -> Any:
+    if isinstance(node, dict):
+        node = {k: _closed(v) for k, v in node.items()}
+        if "properties" in node and "additionalProperties" not in node:
+            node["additionalProperties"] = False
+    elif isinstance(node, list):
+        node = [_closed(v) for v in node]
+    return node
 
 
 def _key(path) -> str:
@@ -55,6 +67,21 @@ def _check_references(config: dict[str, Any]) -> None:
     if config["sft"]["dataset"] not in config["datasets"]:
         problems.append(f"config key 'sft.dataset': dataset '{config['sft']['dataset']}' is not "
                         "defined under 'datasets'")
+    from prefbias.plan import prefsets as known_prefsets
+
+    prefsets = known_prefsets(config)
+    for key in ("dpo.ultrafeedback.prefset", "orpo.prefset"):
+        node = config
+        for part in key.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        if node is not None and node not in prefsets:
+            problems.append(f"config key '{key}': unknown preference set '{node}' "
+                            f"(known: {', '.join(sorted(prefsets))})")
+    for mix, members in config["orpo"]["mixes"].items():
+        for i, name in enumerate(members):
+            if name not in prefsets:
+                problems.append(f"config key 'orpo.mixes.{mix}[{i}]': unknown preference set "
+                                f"'{name}' (known: {', '.join(sorted(prefsets))})")
     for style in config["styles"]["names"]:
         if style not in config["styles"]["descriptions"]:
             problems.append(f"config key 'styles.descriptions': no description for style '{style}'")

@@ -50,6 +50,12 @@ def style_prefset(style: str) -> str:
     return f"ultrafeedback-{style}"
 
 
+def prefsets(config: dict[str, Any]) -> set[str]:
+    """Every preference-set id the config defines (see the module docstring)."""
+    return {"ultrafeedback", "dpo_mix_en", "saa"} | {style_prefset(s)
+                                                     for s in config["styles"]["names"]}
+
+
 def trained_models(config: dict[str, Any]) -> dict[str, ModelSpec]:
     """Every model the config trains, keyed by id, in training order."""
     out: dict[str, ModelSpec] = {}

@@ -62,7 +62,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="fetch only this split (repeatable; default: every split)")
     p.add_argument("--retries", type=int, default=4)
     p.add_argument("--timeout", type=float, default=60.0, help="seconds per download attempt")
-    p.set_defaults(func=_fetch, in_process=True)
+    p.set_defaults(func=_fetch)
 
     p = sub.add_parser("sft-data", help="single-turn, length-filtered SFT set from smol-smoltalk")
     p.add_argument("--input", required=True, help="raw/smol_smoltalk/<split>.jsonl")
@@ -78,7 +78,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--input", required=True)
     p.add_argument("--out", required=True, help="W/data/prefs/<prefset>/<split>.jsonl")
     p.add_argument("--source", default=None, help="source label (sharegpt; default dpo_mix_en)")
-    p.set_defaults(func=_prefs, in_process=True)
+    p.set_defaults(func=_prefs)
 
     p = sub.add_parser("saa", help="Suggestion-Assessment Alignment set from BCT data")
     p.add_argument("--bct", required=True, help="bct_non_cot.jsonl")
@@ -88,7 +88,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, required=True)
     p.add_argument("--out", required=True, help="W/data/prefs/saa/train.jsonl")
     p.add_argument("--stats", default=None, help="default: saa.stats.json beside --out")
-    p.set_defaults(func=_saa, in_process=True)
+    p.set_defaults(func=_saa)
 
     p = sub.add_parser("sycophancy-sets", help="normalise sycophancy-eval answer/are_you_sure")
     p.add_argument("--answer", required=True, help="raw/sycophancy_answer/test.jsonl")
@@ -97,4 +97,4 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--spec", type=spec_arg, required=True,
                    help="JSON of config['sycophancy'] (answer_templates)")
     p.add_argument("--outdir", required=True, help="W/data/sycophancy")
-    p.set_defaults(func=_sycophancy, in_process=True)
+    p.set_defaults(func=_sycophancy)

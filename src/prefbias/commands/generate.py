@@ -75,7 +75,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--promptset", required=True, help="a key of generation.prompt_sets")
     p.add_argument("--spec", type=spec_arg, required=True, help="the generation section (JSON)")
     p.add_argument("--out", required=True)
-    p.set_defaults(func=_eval_prompts, in_process=True)
+    p.set_defaults(func=_eval_prompts)
 
     p = sub.add_parser("generate", help="generate answers to a prompt set (resumable)")
     p.add_argument("--model-dir", required=True, help="model directory (hf, vllm)")
@@ -105,4 +105,4 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--spec", type=spec_arg, required=True, help="the styles section (JSON)")
     p.add_argument("--splits", nargs="+", default=["train", "test"])
     p.add_argument("--out-dir", required=True, help="W/data/prefs/ultrafeedback-<style>")
-    p.set_defaults(func=_style_gather, in_process=True)
+    p.set_defaults(func=_style_gather)

@@ -85,7 +85,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--config-json", required=True,
                    help="the resolved config as JSON text, or a path to a JSON/YAML file")
     p.add_argument("targets", nargs="+", help="the files whose provenance the report shows")
-    p.set_defaults(func=run_snakemake_report, in_process=True)
+    p.set_defaults(func=run_snakemake_report)
 
     p = sub.add_parser("freeze", help="write MANIFEST.json + CITATION.cff, make read-only")
     p.add_argument("results", help="results/<run>")
@@ -97,11 +97,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("verify", help="check a frozen results directory against its manifest")
     p.add_argument("results")
-    p.set_defaults(func=run_verify, in_process=True)
+    p.set_defaults(func=run_verify)
 
     p = sub.add_parser("unfreeze", help="make a frozen results directory writable again")
     p.add_argument("results")
-    p.set_defaults(func=run_unfreeze, in_process=True)
+    p.set_defaults(func=run_unfreeze)
 
 
 def _need(value, flag: str, name: str):

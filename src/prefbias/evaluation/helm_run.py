@@ -30,7 +30,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from prefbias import forkserver
 from prefbias.evaluation.helm_env import helm_model_name, weights_hash, write_prod_env
 from prefbias.evaluation.helm_summary import SCENARIOS, mean_over_runs, read_run
 from prefbias.io import write_json
@@ -145,19 +144,7 @@ def helm_environment(spec: dict[str, Any], fixtures: str | Path | None) -> dict[
 
 
 def _run_helm(cmd: list[str], *, env: dict[str, str], cwd: Path, out) -> int:
-    """``helm-run``: forked from the warm HELM server under ``prefbias warm``
-    (:mod:`prefbias.forkserver`), else a subprocess. Same arguments, environment and log."""
-    if forkserver.enabled():
-        from prefbias import warmup
-
-        with open(os.devnull, "rb") as null:
-            rc = forkserver.run_via_server(
-                "helm", python=str(Path(cmd[0]).with_name("python")),
-                target="helm.benchmark.run:main", argv=cmd, preload=warmup.HELM, env=env,
-                cwd=str(cwd), stdio=(null.fileno(), out.fileno(), out.fileno()),
-                on_fallback=lambda m: log.info("%s; running helm-run as a subprocess", m))
-        if rc is not None:
-            return rc
+    """``helm-run`` as a subprocess, its output appended to ``out`` (the HELM log)."""
     return subprocess.run(cmd, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT,
                           check=False).returncode
 
