@@ -13,7 +13,9 @@ from prefbias.config import ConfigError, validate_config
 configfile: "config.yaml"
 
 
-report: "report/workflow.rst"
+# the report's landing page: report/workflow.rst, headed by run/commit when `prefbias
+# snakemake-report` builds the report (prefbias.report.html.landing_page)
+report: os.environ.get("PREFBIAS_REPORT_LANDING", "report/workflow.rst")
 
 
 try:

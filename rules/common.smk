@@ -6,6 +6,7 @@ import re
 
 from prefbias import plan
 from prefbias.config import sections_json
+from prefbias.jobspec import job_spec_json
 from prefbias.hpc.resources import rule_resources, rule_threads
 from prefbias.report import catalog as _catalog
 from prefbias.train import layout as _recipes
@@ -30,6 +31,12 @@ wildcard_constraints:
 def spec(*keys):
     """JSON of config sections, for `--spec {params.spec:q}` (prefbias.config.sections_json)."""
     return sections_json(config, *keys)
+
+
+def job_spec(rule_name):
+    """Params function: JSON of exactly the config a job of this rule reads (prefbias.jobspec),
+    so a config edit reruns only the jobs that read what changed."""
+    return lambda wildcards: job_spec_json(config, rule_name, **dict(wildcards.items()))
 
 
 def res(rule_name):
@@ -124,6 +131,14 @@ def _dpo_eval_args(wildcards, input):
 def _local_model(block):
     """Model directory of a local (hf) judge or reward model, else no input."""
     return [model_dir(block["model"])] if block.get("backend") == "hf" else []
+
+
+def judge_block(judge):
+    """The first judge's config block, or the second judge's merged over it."""
+    first = config["judge"]
+    if judge == "judge_second":
+        return {**first, **(first.get("second_judge") or {})}
+    return first
 
 
 def _judge_dir_arg(block):

@@ -23,53 +23,30 @@ EVALUATE_TARGETS = (
 rule judge:
     input:
         gens=f"{R}/generations/{{model}}/judge.jsonl",
-        judge_model=_local_model(JUDGE),
+        judge_model=lambda w: _local_model(judge_block(w.judge)),
     output:
-        rows=f"{R}/eval/judge/{{model}}.jsonl",
-        summary=f"{R}/eval/judge/{{model}}.summary.json",
+        rows=f"{R}/eval/{{judge}}/{{model}}.jsonl",
+        summary=f"{R}/eval/{{judge}}/{{model}}.summary.json",
     log:
-        log_path("judge", "model"),
+        log_path("judge", "judge", "model"),
     benchmark:
-        bench_path("judge", "model")
+        bench_path("judge", "judge", "model")
+    wildcard_constraints:
+        judge="judge|judge_second",
     container:
         image("train")
     threads: nthreads("judge")
     resources:
         **res("judge"),
     params:
-        spec=lambda w: spec("judge"),
-        judge_dir=_judge_dir_arg(JUDGE),
+        spec=job_spec("judge"),
+        which=lambda w: "second" if w.judge == "judge_second" else "primary",
+        judge_dir=lambda w: _judge_dir_arg(judge_block(w.judge)),
         cache=f"{W}/cache/judge",
     shell:
-        "prefbias judge --spec {params.spec:q} --generations {input.gens}"
-        " --out {output.rows} --summary {output.summary} --model {wildcards.model}"
-        " {params.judge_dir} --cache-dir {params.cache} 2> {log}"
-
-
-rule judge_second:
-    input:
-        gens=f"{R}/generations/{{model}}/judge.jsonl",
-        judge_model=_local_model({**JUDGE, **(SECOND_JUDGE or {})}),
-    output:
-        rows=f"{R}/eval/judge_second/{{model}}.jsonl",
-        summary=f"{R}/eval/judge_second/{{model}}.summary.json",
-    log:
-        log_path("judge_second", "model"),
-    benchmark:
-        bench_path("judge_second", "model")
-    container:
-        image("train")
-    threads: nthreads("judge")
-    resources:
-        **res("judge"),
-    params:
-        spec=lambda w: spec("judge"),
-        judge_dir=_judge_dir_arg({**JUDGE, **(SECOND_JUDGE or {})}),
-        cache=f"{W}/cache/judge",
-    shell:
-        "prefbias judge --which second --spec {params.spec:q} --generations {input.gens}"
-        " --out {output.rows} --summary {output.summary} --model {wildcards.model}"
-        " {params.judge_dir} --cache-dir {params.cache} 2> {log}"
+        "prefbias judge --which {params.which} --spec {params.spec:q}"
+        " --generations {input.gens} --out {output.rows} --summary {output.summary}"
+        " --model {wildcards.model} {params.judge_dir} --cache-dir {params.cache} 2> {log}"
 
 
 rule judge_agreement:
@@ -142,7 +119,7 @@ rule sycophancy_answer:
     resources:
         **res("sycophancy_answer"),
     params:
-        spec=lambda w: spec("sycophancy"),
+        spec=job_spec("sycophancy_answer"),
         cache=f"{W}/cache/grader",
     shell:
         "prefbias sycophancy-answer --spec {params.spec:q} --data {input.data}"
@@ -167,7 +144,7 @@ rule sycophancy_ays:
     resources:
         **res("sycophancy_ays"),
     params:
-        spec=lambda w: spec("sycophancy"),
+        spec=job_spec("sycophancy_ays"),
         cache=f"{W}/cache/grader",
     shell:
         "prefbias sycophancy-ays --spec {params.spec:q} --data {input.data}"

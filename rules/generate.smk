@@ -27,7 +27,7 @@ rule eval_prompts:
     resources:
         **res("eval_prompts"),
     params:
-        spec=lambda w: spec("generation"),
+        spec=job_spec("eval_prompts"),
     shell:
         "prefbias eval-prompts --prefs {input} --promptset {wildcards.promptset}"
         " --spec {params.spec:q} --out {output} 2> {log}"
@@ -49,7 +49,7 @@ rule generate:
     resources:
         **res("generate"),
     params:
-        spec=lambda w: spec("generation"),
+        spec=job_spec("generate"),
     shell:
         "prefbias generate --model-dir {input.model} --model-name {wildcards.model}"
         " --prompts {input.prompts} --spec {params.spec:q} --out {output} 2> {log}"

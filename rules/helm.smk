@@ -33,7 +33,7 @@ if config["helm"]["jobs"] == "per_model":
         resources:
             **res("helm_run"),
         params:
-            spec=lambda w: spec("helm"),
+            spec=job_spec("helm_run"),
             scenarios=HELM_SCENARIOS,
             outdir=lambda w: f"{W}/helm/{w.model}/all",
         shell:
@@ -61,7 +61,7 @@ else:
         resources:
             **res("helm_run"),
         params:
-            spec=lambda w: spec("helm"),
+            spec=job_spec("helm_run"),
             outdir=lambda w: f"{W}/helm/{w.model}/{w.scenario}",
         shell:
             "prefbias helm-run --model-dir {input.model} --model-name {wildcards.model}"

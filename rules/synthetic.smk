@@ -35,7 +35,7 @@ rule style_shard:
     resources:
         **res("style_shard"),
     params:
-        spec=lambda w: spec("styles"),
+        spec=job_spec("style_shard"),
         prefs=lambda w, input: " ".join(
             f"{s}={p}" for s, p in zip(STYLE_SPLITS, input.prefs)
         ),
@@ -69,7 +69,7 @@ rule style_gather:
     resources:
         **res("style_gather"),
     params:
-        spec=lambda w: spec("styles"),
+        spec=job_spec("style_gather"),
         splits=" ".join(STYLE_SPLITS),
         outdir=lambda w, output: os.path.dirname(output.stats),
     shell:

@@ -33,7 +33,7 @@ rule train_sft:
     resources:
         **res("train_sft"),
     params:
-        spec=lambda w: spec("sft"),
+        spec=job_spec("train_sft"),
         seed=lambda w: _recipes.model_seed(config, w.model),
         ckpt=lambda w: f"{W}/ckpt/{w.model}",
     shell:
@@ -62,7 +62,7 @@ rule ref_logps:
     resources:
         **res("ref_logps"),
     params:
-        spec=lambda w: spec("dpo"),
+        spec=job_spec("ref_logps"),
     shell:
         "prefbias ref-logps --model {input.model} --prefs {input.prefs}"
         " --spec {params.spec:q} --out {output} 2> {log}"
@@ -89,14 +89,13 @@ rule train_dpo:
     resources:
         **res("train_dpo"),
     params:
-        spec=lambda w: spec("dpo"),
-        group=lambda w: _recipes.dpo_group(config, w.model),
+        spec=job_spec("train_dpo"),
         seed=lambda w: _recipes.model_seed(config, w.model),
         ckpt=lambda w: f"{W}/ckpt/{w.model}",
         eval=_dpo_eval_args,
     shell:
         "prefbias train-dpo --model-id {wildcards.model} --init {input.init}"
-        " --group {params.group} --train {input.train} --train-refs {input.train_refs}"
+        " --train {input.train} --train-refs {input.train_refs}"
         " {params.eval} --spec {params.spec:q} --seed {params.seed} --out {output.model}"
         " --metrics {output.metrics} --summary {output.summary}"
         " --eval-examples {output.eval_examples} --ckpt {params.ckpt} 2> {log}"
@@ -122,7 +121,7 @@ rule train_orpo:
     resources:
         **res("train_orpo"),
     params:
-        spec=lambda w: spec("orpo"),
+        spec=job_spec("train_orpo"),
         seed=lambda w: _recipes.model_seed(config, w.model),
         ckpt=lambda w: f"{W}/ckpt/{w.model}",
     shell:

@@ -59,10 +59,15 @@ def _snakemake(repo: Path, *args: str, check: bool = True) -> subprocess.Complet
     return proc
 
 
-def _planned_rules(repo: Path, *args: str) -> set[str]:
-    """Rules with jobs in a dry run (Snakemake's job-stats table)."""
+def _planned_jobs(repo: Path, *args: str) -> dict[str, int]:
+    """Jobs per rule in a dry run (Snakemake's job-stats table)."""
     out = _snakemake(repo, "-n", "--quiet", "rules", *args).stdout
-    return {m.group(1) for m in re.finditer(r"^(\w+)\s+\d+\s*$", out, re.M)} - {"total", "job"}
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)\s*$", out, re.M)
+            if m.group(1) not in ("total", "job")}
+
+
+def _planned_rules(repo: Path, *args: str) -> set[str]:
+    return set(_planned_jobs(repo, *args))
 
 
 @pytest.fixture(scope="module")
@@ -126,3 +131,49 @@ def test_only_what_reads_the_judge_reruns(demo: Path):
     # a single target that does not read the judge scores is up to date
     assert _planned_rules(demo, "--configfile", "configs/tiny.yaml", str(overlay), "--",
                           "results/tiny/tables/table4.csv") == set()
+
+
+# What a single config edit replans on the finished demo (issue 16: minimal reruns). Downstream
+# of a retrained model everything that reads it reruns; nothing upstream or beside it does.
+REPORT_TAIL = {"snakemake_report", "freeze", "all"}
+
+
+def _edit(demo: Path, name: str, overlay: dict) -> dict[str, int]:
+    path = demo / f"edit-{name}.yaml"
+    path.write_text(json.dumps(overlay))
+    return _planned_jobs(demo, "--configfile", "configs/tiny.yaml", str(path))
+
+
+def test_style_beta_reruns_only_the_style_runs(demo: Path):
+    jobs = _edit(demo, "beta", {"dpo": {"styles": {"beta": 0.02}}})
+    n_styles = 3
+    assert jobs["train_dpo"] == n_styles
+    for upstream in ("ref_logps", "style_shard", "style_gather", "train_sft", "train_orpo",
+                     "sycophancy_answer", "sycophancy_ays"):
+        assert upstream not in jobs, (upstream, jobs)
+    assert jobs.get("helm_run", 0) == n_styles  # helm.jobs: per_model in the demo
+
+
+def test_new_style_reruns_no_existing_style(demo: Path):
+    from prefbias.config import load_config
+
+    styles = load_config(demo / "config.yaml", demo / "configs" / "tiny.yaml")["styles"]
+    jobs = _edit(demo, "style", {"styles": {
+        "names": [*styles["names"], "formal"],
+        "descriptions": {**styles["descriptions"], "formal": "a formal register."}}})
+    assert jobs["style_gather"] == 1 and jobs["train_dpo"] == 1, jobs
+    assert jobs["style_shard"] == styles["shards"], jobs  # the new style's shards only
+    assert "train_sft" not in jobs and "train_orpo" not in jobs, jobs
+
+
+def test_sycophancy_challenge_reruns_only_are_you_sure(demo: Path):
+    jobs = _edit(demo, "ays", {"sycophancy": {"are_you_sure_challenge": "Really?"}})
+    assert "sycophancy_ays" in jobs and "sycophancy_answer" not in jobs, jobs
+    for other in ("train_orpo", "train_dpo", "helm_run", "generate", "judge", "answer_table"):
+        assert other not in jobs, (other, jobs)
+
+
+def test_moved_checkout_reruns_nothing(demo: Path, tmp_path: Path):
+    moved = tmp_path / "moved"
+    shutil.copytree(demo, moved, symlinks=True)
+    assert _planned_rules(moved) == set()

@@ -18,8 +18,18 @@ from prefbias.io import DataError
 log = logging.getLogger("prefbias")
 
 
+DESCRIPTION = """\
+prefbias: the steps of the prefbias pipeline, one subcommand each.
+
+Snakemake calls these for you (`make demo`, `snakemake --profile slurm`); run one by hand to
+debug a step, e.g. `prefbias verify results/paper` checks a frozen results directory, and
+`prefbias preflight --configfile config.yaml` checks a Slurm site before a cluster run.
+`prefbias COMMAND --help` lists a step's arguments."""
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="prefbias", description=__doc__)
+    parser = argparse.ArgumentParser(prog="prefbias", description=DESCRIPTION,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     import prefbias.commands as pkg

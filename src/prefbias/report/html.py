@@ -28,6 +28,24 @@ import yaml
 from prefbias.io import atomic_path
 
 
+LANDING_ENV = "PREFBIAS_REPORT_LANDING"
+
+
+def landing_page(config: dict[str, Any], repo: Path) -> str:
+    """The report's landing page: which run, config and commit it shows, then
+    ``report/workflow.rst`` (what the pipeline is)."""
+    from prefbias.report.freeze import git_info
+
+    git = git_info(repo)
+    commit = git.get("commit") or "unknown (not a git checkout)"
+    if git.get("dirty"):
+        commit += " (with uncommitted changes)"
+    lines = [f"**Run** ``{config['run']}`` · **commit** ``{commit}`` · **seeds** "
+             f"{', '.join(map(str, config['seeds']))}. The resolved config is in "
+             "``MANIFEST.json`` (key ``config``) beside this report.", "", ""]
+    return "\n".join(lines) + (repo / "report" / "workflow.rst").read_text(encoding="utf-8")
+
+
 class ReportError(RuntimeError):
     """``snakemake --report`` failed."""
 
@@ -53,6 +71,10 @@ def snakemake_report(out: str | Path, *, snakefile: str | Path, config: dict[str
     with tempfile.TemporaryDirectory(prefix="prefbias-report-") as td:
         configfile = Path(td) / "resolved-config.yaml"
         configfile.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+        landing = Path(td) / "workflow.rst"
+        landing.write_text(landing_page(config, Path(snakefile).resolve().parent),
+                           encoding="utf-8")
+        env[LANDING_ENV] = str(landing)  # the Snakefile's `report:` directive reads it
         with atomic_path(out) as tmp:
             html = tmp.with_name(tmp.name + ".html")  # Snakemake picks the format by suffix
             cmd = report_command(snakefile=Path(snakefile).resolve(), configfile=configfile,

@@ -1,0 +1,77 @@
+"""Exactly the config one job reads: the ``--spec`` JSON of each rule.
+
+Snakemake reruns a job when its params change, so a job must receive the config it reads and
+nothing more: a style's beta must not rerun the UltraFeedback DPO or any reference log-probs, a
+fourth style must not rerun the rewriting of the other three, a fourth instruct model must not
+rerun the ORPO of the others. Every rule's ``params: spec`` comes from :func:`job_spec`, so the
+rule -> config mapping lives here, in one place, and ``tests/test_jobspec.py`` checks it.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from prefbias import plan
+
+
+def _without(section: dict[str, Any], *keys: str) -> dict[str, Any]:
+    return {k: v for k, v in section.items() if k not in keys}
+
+
+def dpo_spec(config: dict[str, Any], group: str) -> dict[str, Any]:
+    """One DPO group's recipe (``ultrafeedback`` | ``styles``): the shared ``dpo`` keys with
+    the group's block merged over them (the other group's block left out)."""
+    d = config["dpo"]
+    return {**_without(d, "ultrafeedback", "styles", "reference"), **d[group]}
+
+
+def job_spec(config: dict[str, Any], rule: str, **wc: str) -> dict[str, Any]:
+    """The config sections job ``rule`` (with wildcards ``wc``) reads."""
+    if rule == "train_sft":
+        return config["sft"]
+    if rule == "ref_logps":
+        d = config["dpo"]
+        return {k: d[k] for k in ("max_length", "batch_size", "long_prompts") if k in d}
+    if rule == "train_dpo":
+        return dpo_spec(config, plan.trained_models(config)[wc["model"]].group)
+    if rule == "train_orpo":  # which models and mixes exist is structure (inputs), not recipe
+        return _without(config["orpo"], "instruct_models", "mixes", "prefset")
+    if rule == "style_shard":
+        s = config["styles"]
+        return {**_without(s, "names", "shards", "rewriter", "source_prefset", "drop_flagged",
+                           "filter_tone_agnostic", "descriptions"),
+                "descriptions": {wc["style"]: s["descriptions"][wc["style"]]}}
+    if rule == "style_gather":
+        s = config["styles"]
+        return {k: s[k] for k in ("drop_flagged", "filter_tone_agnostic") if k in s}
+    if rule == "eval_prompts":
+        g = config["generation"]
+        ps = wc["promptset"]
+        return {**{k: g[k] for k in ("prompt_seed", "prompt_source") if k in g},
+                "prompt_sets": {ps: g["prompt_sets"][ps]} if ps in g["prompt_sets"] else {}}
+    if rule == "generate":
+        return _without(config["generation"], "prompt_sets", "prompt_seed", "prompt_source")
+    if rule == "helm_run":
+        h = config["helm"]
+        scen = wc.get("scenario")
+        if scen is None:  # helm.jobs: per_model: one helm-run with every scenario
+            return _without(h, "groups")
+        out = {**_without(h, "groups", "scenarios"), "scenarios": {scen: h["scenarios"][scen]}}
+        if scen != "mmlu":
+            out.pop("mmlu_subjects", None)
+        return out
+    if rule == "judge":  # the first judge never reads the second judge's block
+        j = config["judge"]
+        return j if wc["judge"] == "judge_second" else _without(j, "second_judge")
+    if rule == "sycophancy_answer":
+        return _without(config["sycophancy"], "are_you_sure_challenge",
+                        "are_you_sure_letter_followup")
+    if rule == "sycophancy_ays":
+        return _without(config["sycophancy"], "answer_templates")
+    raise KeyError(f"no job spec for rule {rule!r}")
+
+
+def job_spec_json(config: dict[str, Any], rule: str, **wc: str) -> str:
+    """:func:`job_spec` as sorted JSON (equal config -> equal params -> no rerun)."""
+    return json.dumps(job_spec(config, rule, **wc), sort_keys=True)

@@ -1,0 +1,98 @@
+"""Each job's --spec holds exactly the config it reads (prefbias.jobspec), so a single config
+edit changes the params - and so reruns - only of the jobs that read what changed (issue 16).
+The same edits are dry-run on a finished demo in tests/test_demo.py."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from prefbias import plan
+from prefbias.jobspec import job_spec, job_spec_json
+
+
+def _jobs(config):
+    """(rule, wildcards) of every job that takes a --spec from prefbias.jobspec."""
+    jobs = [("train_sft", {"model": f"sft-s{s}"}) for s in config["seeds"]]
+    jobs += [("train_dpo" if m.kind == "dpo" else "train_orpo", {"model": mid})
+             for mid, m in plan.trained_models(config).items() if m.kind in ("dpo", "orpo")]
+    jobs += [("ref_logps", {"refmodel": "sft-s0", "prefset": p, "split": "train"})
+             for p in sorted(plan.prefsets(config)) if p.startswith("ultrafeedback")]
+    jobs += [(r, {"style": s}) for s in config["styles"]["names"]
+             for r in ("style_shard", "style_gather")]
+    jobs += [("eval_prompts", {"promptset": p}) for p in config["generation"]["prompt_sets"]]
+    jobs += [("generate", {"model": "sft-s0", "promptset": "judge"})]
+    jobs += [("helm_run", {"model": "sft-s0", "scenario": s}) for s in config["helm"]["scenarios"]]
+    jobs += [("sycophancy_answer", {"model": "gemma-7b-it"}),
+             ("sycophancy_ays", {"model": "gemma-7b-it"})]
+    return jobs
+
+
+def _changed(config, edit):
+    new = copy.deepcopy(config)
+    edit(new)
+    before = {(r, tuple(sorted(w.items()))): job_spec_json(config, r, **w)
+              for r, w in _jobs(config)}
+    changed = set()
+    for r, w in _jobs(new):
+        key = (r, tuple(sorted(w.items())))
+        if key in before and before[key] != job_spec_json(new, r, **w):
+            changed.add((r, "/".join(w.values())))
+    return changed
+
+
+def _add_style(c):
+    c["styles"]["names"].append("formal")
+    c["styles"]["descriptions"]["formal"] = "a formal register."
+
+
+EDITS = {
+    # a style's beta: the three style DPO runs, never the UltraFeedback DPO or reference log-probs
+    "styles.beta": (lambda c: c["dpo"]["styles"].__setitem__("beta", 0.02),
+                    {("train_dpo", "dpo-authoritative-s0"), ("train_dpo", "dpo-sycophantic-s0"),
+                     ("train_dpo", "dpo-persuasive-s0")}),
+    # a fourth style: no existing job changes (its own new jobs are added by the plan)
+    "new style": (_add_style, set()),
+    # one HELM scenario's run spec: that scenario's jobs only
+    "helm.scenarios.boolq": (
+        lambda c: c["helm"]["scenarios"].__setitem__("boolq", "boolq:data_augmentation=none"),
+        {("helm_run", "sft-s0/boolq")}),
+    # a fourth instruct model: no existing ORPO run changes
+    "new instruct model": (lambda c: c["orpo"]["instruct_models"].append("qwen2.5-0.5b"), set()),
+    # a second seed: no seed-0 job changes
+    "seeds": (lambda c: c.__setitem__("seeds", [0, 1]), set()),
+    # the Are-You-Sure challenge: only the Are-You-Sure evaluations
+    "sycophancy.are_you_sure_challenge": (
+        lambda c: c["sycophancy"].__setitem__("are_you_sure_challenge", "Really?"),
+        {("sycophancy_ays", "gemma-7b-it")}),
+}
+
+
+@pytest.mark.parametrize("name", list(EDITS))
+def test_single_edit_changes_only_its_jobs(tiny_config, name):
+    config = copy.deepcopy(tiny_config)
+    config["helm"]["jobs"] = "per_scenario"
+    edit, expected = EDITS[name]
+    assert _changed(config, edit) == expected
+
+
+def test_dpo_spec_merges_only_its_group(paper_config):
+    styles = job_spec(paper_config, "train_dpo", model="dpo-persuasive-s0")
+    uf = job_spec(paper_config, "train_dpo", model="dpo-ultrafeedback-s0")
+    assert styles["beta"] == 0.0075 and styles["max_steps"] == 100
+    assert uf["beta"] == 0.1 and uf["cycles"] == 2
+    for spec in (styles, uf):
+        assert "styles" not in spec and "ultrafeedback" not in spec
+        assert spec["optimizer"]["name"] == "rmsprop" and spec["batch_size"] == 4
+
+
+def test_style_shard_reads_only_its_description(paper_config):
+    spec = job_spec(paper_config, "style_shard", style="sycophantic")
+    assert list(spec["descriptions"]) == ["sycophantic"]
+    assert "names" not in spec and "shards" not in spec
+
+
+def test_unknown_rule_is_an_error(paper_config):
+    with pytest.raises(KeyError, match="no job spec"):
+        job_spec(paper_config, "nope")
