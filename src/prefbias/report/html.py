@@ -27,7 +27,6 @@ import yaml
 
 from prefbias.io import atomic_path
 
-
 LANDING_ENV = "PREFBIAS_REPORT_LANDING"
 
 
