@@ -6,6 +6,7 @@ import re
 
 from prefbias import plan
 from prefbias.config import sections_json
+from prefbias.hpc import needs as _needs
 from prefbias.hpc.resources import rule_resources, rule_threads
 from prefbias.report import catalog as _catalog
 from prefbias.train import layout as _recipes
@@ -46,6 +47,20 @@ def nthreads(rule_name):
 def image(name):
     """Container image (path or oras://, docker:// URI with digest) for an environment."""
     return config.get("containers", {}).get(name)
+
+
+def rule_image(rule_name):
+    """The image of a rule, from the backend it uses (prefbias.hpc.needs: the one place)."""
+    return image(_needs.image_name(config, rule_name))
+
+
+# API-calling rules run on the login node unless cluster.internet.partition names a partition
+# whose nodes reach the internet (docs/HPC.md "Internet and credentials").
+_API_LOCAL = _needs.api_local_rules(config, list(_needs.BACKEND_SECTION))
+if _API_LOCAL:
+
+    localrules:
+        *_API_LOCAL,
 
 
 def model_dir(model):

@@ -32,7 +32,7 @@ rule judge:
     benchmark:
         bench_path("judge", "model")
     container:
-        image("train")
+        rule_image("judge")
     threads: nthreads("judge")
     resources:
         **res("judge"),
@@ -58,7 +58,7 @@ rule judge_second:
     benchmark:
         bench_path("judge_second", "model")
     container:
-        image("train")
+        rule_image("judge_second")
     threads: nthreads("judge")
     resources:
         **res("judge"),
@@ -83,7 +83,7 @@ rule judge_agreement:
     benchmark:
         bench_path("judge_agreement")
     container:
-        image("train")
+        rule_image("judge_agreement")
     threads: nthreads("judge_agreement")
     resources:
         **res("judge_agreement"),
@@ -111,7 +111,7 @@ rule reward_winrate:
     benchmark:
         bench_path("reward_winrate", "model")
     container:
-        image("train")
+        rule_image("reward_winrate")
     threads: nthreads("reward_winrate")
     resources:
         **res("reward_winrate"),
@@ -137,7 +137,7 @@ rule sycophancy_answer:
     benchmark:
         bench_path("sycophancy_answer", "model")
     container:
-        image("train")
+        rule_image("sycophancy_answer")
     threads: nthreads("sycophancy_answer")
     resources:
         **res("sycophancy_answer"),
@@ -162,7 +162,7 @@ rule sycophancy_ays:
     benchmark:
         bench_path("sycophancy_ays", "model")
     container:
-        image("train")
+        rule_image("sycophancy_ays")
     threads: nthreads("sycophancy_ays")
     resources:
         **res("sycophancy_ays"),

@@ -28,7 +28,7 @@ if config["helm"]["jobs"] == "per_model":
             bench_path("helm_run", "model")
         priority: HELM_STAGE
         container:
-            image("helm")
+            rule_image("helm_run")
         threads: nthreads("helm_run")
         resources:
             **res("helm_run"),
@@ -56,7 +56,7 @@ else:
             scenario="|".join(HELM_SCENARIOS),
         priority: HELM_STAGE
         container:
-            image("helm")
+            rule_image("helm_run")
         threads: nthreads("helm_run")
         resources:
             **res("helm_run"),
@@ -80,7 +80,7 @@ rule helm_summarize:
     benchmark:
         bench_path("helm_summarize")
     container:
-        image("helm")
+        rule_image("helm_summarize")
     threads: nthreads("helm_summarize")
     resources:
         **res("helm_summarize"),

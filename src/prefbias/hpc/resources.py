@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from prefbias.hpc import needs
 from prefbias.hpc.site import cluster_settings, partition
 
 #: resource keys a ``resources.<rule>`` entry may set (all passed to the Slurm executor plugin)
@@ -29,10 +30,8 @@ ESCALATING = ("runtime", "mem_mb")
 GPU_RULES = ("style_shard", "generate", "ref_logps", "train_sft", "train_dpo", "train_orpo",
              "helm_run", "judge", "reward_winrate", "sycophancy_answer", "sycophancy_ays")
 
-
-#: rule -> config section whose ``backend: openai`` means the rule only calls an HTTP API (no GPU)
-API_BACKEND_SECTIONS = {"judge": "judge", "generate": "generation",
-                        "reward_winrate": "reward_winrate"}
+#: rules that share another rule's ``resources`` entry (rules/evaluate.smk: res("judge"))
+RESOURCE_ALIAS = {"judge_second": "judge"}
 
 
 class ResourceError(ValueError):
@@ -43,7 +42,7 @@ def rule_entry(config: dict[str, Any], rule: str) -> dict[str, Any]:
     """``resources.default`` overlaid by ``resources.<rule>`` (raw, unresolved)."""
     table = config.get("resources") or {}
     merged = dict(table.get("default") or {})
-    merged.update(table.get(rule) or {})
+    merged.update(table.get(RESOURCE_ALIAS.get(rule, rule)) or {})
     unknown = sorted(set(merged) - set(KEYS))
     if unknown:
         raise ResourceError(f"config key 'resources.{rule}': unknown resource(s) {unknown}; "
@@ -58,19 +57,25 @@ def resolve(config: dict[str, Any], rule: str, attempt: int = 1,
     Partition roles become partition names, the account and GPU model come from ``cluster:``
     unless the rule sets them, GPU requests are dropped when ``cluster.use_gpus`` is false (the
     rule then goes to the ``cpu`` partition role) and for rules whose config section says
-    ``backend: openai`` (see :data:`API_BACKEND_SECTIONS`), runtime/memory escalate with the
+    ``backend: openai`` (:func:`prefbias.hpc.needs.backend`), runtime/memory escalate with the
     attempt, everything is clipped to ``cluster.max``. Empty values are left out.
+
+    Rules that call an HTTP API (:func:`prefbias.hpc.needs.calls_api`) go to
+    ``cluster.internet.partition`` (no GPU) or ``cluster.internet.gpu_partition`` (with GPUs)
+    when set: compute nodes often cannot reach the internet (without it they are localrules).
     """
     s = cluster_settings(config, environ)
     r = rule_entry(config, rule)
     gpus = int(r.get("gpu") or 0)
     part = r.get("slurm_partition")
-    section = config.get(API_BACKEND_SECTIONS.get(rule, ""), {})
-    api_only = isinstance(section, dict) and section.get("backend") == "openai"
+    api_only = needs.backend(config, rule) == "openai"
     if not s["use_gpus"] or api_only:
         if gpus and part == "gpu":
             part = "cpu"
         gpus = 0
+    inet = s.get("internet") or {}
+    if needs.calls_api(config, rule):
+        part = (inet.get("gpu_partition") if gpus else inet.get("partition")) or part
     out: dict[str, Any] = {}
     out["slurm_partition"] = partition(s, part)
     out["slurm_account"] = r.get("slurm_account") or s["account"] or None
@@ -92,6 +97,11 @@ def resolve(config: dict[str, Any], rule: str, attempt: int = 1,
         if key in out and isinstance(out[key], int) and cap:
             out[key] = min(out[key], int(cap))
     return {k: v for k, v in out.items() if v not in (None, "")}
+
+
+def requested_gpus(config: dict[str, Any], rule: str) -> int:
+    """GPUs the rule's Slurm job asks for (0 on CPU)."""
+    return int(resolve(config, rule, 1).get("gpu", 0))
 
 
 def rule_resources(config: dict[str, Any], rule: str) -> dict[str, Any]:
