@@ -1,8 +1,8 @@
 """What each rule needs to run: its container image, GPUs, internet access and credentials.
 
 The ONE place that maps a rule to its image. A rule's image follows from the backend its
-config section selects (``sycophancy.backend: vllm`` -> the ``vllm`` image, ``hf``/``openai`` -> ``train``),
-HELM rules always use ``helm``, everything else ``train``. ``rules/common.smk`` calls
+config section selects (``sycophancy.backend: vllm`` -> the ``vllm`` image, ``hf``/``openai``
+-> ``train``), HELM rules always use ``helm``, everything else ``train``. ``rules/common.smk`` calls
 :func:`image_name` through ``rule_image("<rule>")``; ``tests/test_containers.py`` checks, for
 every rule and every backend the schema allows, that the chosen ``containers/<image>.def``
 installs the package of that backend (:data:`BACKEND_PACKAGES`).
