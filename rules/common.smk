@@ -56,11 +56,8 @@ def rule_image(rule_name):
 
 # API-calling rules run on the login node unless cluster.internet.partition names a partition
 # whose nodes reach the internet (docs/HPC.md "Internet and credentials").
-_API_LOCAL = _needs.api_local_rules(config, list(_needs.BACKEND_SECTION))
-if _API_LOCAL:
-
-    localrules:
-        *_API_LOCAL,
+# (the localrules directive takes literal names only: its method, with the computed list)
+workflow.localrules(*_needs.api_local_rules(config, list(_needs.BACKEND_SECTION)))
 
 
 def model_dir(model):

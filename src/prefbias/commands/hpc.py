@@ -28,6 +28,8 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_preflight)
 
     r = sub.add_parser("resources", help="print the resolved Slurm resources of each rule (JSON)")
+    r.add_argument("--needs", action="store_true",
+                   help="print image, GPUs, internet and credentials per rule instead")
     r.add_argument("--configfile", nargs="+", default=["config.yaml"])
     r.add_argument("--attempt", type=int, default=1)
     r.add_argument("--rules", nargs="*", default=None)
@@ -100,11 +102,14 @@ def cmd_preflight(args: argparse.Namespace) -> int:
         parsed = workflow_rules(Path(args.root), config)
         containers = config.get("containers") or {}
         images = {f"{r}[{img}]": containers.get(img) for r in rules for img in parsed.get(r, [])}
+    notes: list[str] = []
     try:
-        problems = preflight.check(config, rules, images, root=args.root)
+        problems = preflight.check(config, rules, images, root=args.root, notes=notes)
     except preflight.PreflightError as e:
         print(f"preflight: {e}", file=sys.stderr)
         return 2
+    for note in notes:
+        print(f"preflight: note: {note}", file=sys.stderr)
     if problems:
         print(preflight.format_problems(problems), file=sys.stderr)
         return 1
@@ -116,6 +121,11 @@ def cmd_resources(args: argparse.Namespace) -> int:
     from prefbias.hpc.resources import resolve
 
     config = _load(args)
+    if args.needs:
+        from prefbias.hpc import needs
+
+        print(json.dumps(needs.table(config, _rules(args, config)), indent=2))
+        return 0
     table = {r: resolve(config, r, args.attempt) for r in _rules(args, config)}
     print(json.dumps(table, indent=2, sort_keys=True))
     return 0

@@ -166,13 +166,19 @@ def missing_credentials(config: dict[str, Any], rules: list[str],
     return problems
 
 
+def _internet(config: dict[str, Any]) -> dict[str, str]:
+    from prefbias.hpc.site import cluster_settings
+
+    return cluster_settings(config).get("internet") or {}
+
+
 def api_local_rules(config: dict[str, Any], rules: list[str]) -> list[str]:
     """API-calling rules that run on the login node: all of them unless
     ``cluster.internet.partition`` names a partition whose nodes reach the internet. Rules that
     also need a GPU never become local (see :func:`internet_problems`)."""
     from prefbias.hpc.resources import requested_gpus
 
-    inet = (config.get("cluster") or {}).get("internet") or {}
+    inet = _internet(config)
     if inet.get("partition"):
         return []
     return [r for r in rules if calls_api(config, r) and not requested_gpus(config, r)]
@@ -183,7 +189,7 @@ def internet_problems(config: dict[str, Any], rules: list[str]) -> list[str]:
     run neither on the login node nor on an offline GPU node."""
     from prefbias.hpc.resources import requested_gpus
 
-    inet = (config.get("cluster") or {}).get("internet") or {}
+    inet = _internet(config)
     bad = [r for r in rules if calls_api(config, r) and requested_gpus(config, r)
            and not inet.get("gpu_partition")]
     if not bad:
