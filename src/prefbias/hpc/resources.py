@@ -50,8 +50,22 @@ def rule_entry(config: dict[str, Any], rule: str) -> dict[str, Any]:
     return merged
 
 
+def computed_runtime(config: dict[str, Any], rule: str, wildcards: Any = None) -> int | None:
+    """Runtime (minutes) computed from the work, for rules whose work is known in advance:
+    ``helm_run`` (:mod:`prefbias.hpc.helm_cost`; per job, or the longest job without
+    wildcards). None: the rule's ``resources`` runtime applies."""
+    if rule != "helm_run" or not isinstance(config.get("helm"), dict):
+        return None
+    from prefbias.hpc import helm_cost
+
+    helm = config["helm"]
+    scenario = getattr(wildcards, "scenario", None) if wildcards is not None else None
+    return max(helm_cost.runtime_minutes(helm, job)
+               for job in helm_cost.job_scenarios(helm, scenario))
+
+
 def resolve(config: dict[str, Any], rule: str, attempt: int = 1,
-            environ: dict[str, str] | None = None) -> dict[str, Any]:
+            environ: dict[str, str] | None = None, wildcards: Any = None) -> dict[str, Any]:
     """Concrete Slurm resources of ``rule`` on retry ``attempt`` (1 = first try).
 
     Partition roles become partition names, the account and GPU model come from ``cluster:``
@@ -66,6 +80,13 @@ def resolve(config: dict[str, Any], rule: str, attempt: int = 1,
     """
     s = cluster_settings(config, environ)
     r = rule_entry(config, rule)
+    computed = computed_runtime(config, rule, wildcards)
+    if computed is not None:
+        if (config.get("resources") or {}).get(rule, {}).get("runtime") not in (None, ""):
+            raise ResourceError(f"config key 'resources.{rule}.runtime': the runtime of {rule} "
+                                "is computed from its work (docs/HPC.md); remove the key and "
+                                "tune helm.cost instead")
+        r["runtime"] = computed
     gpus = int(r.get("gpu") or 0)
     part = r.get("slurm_partition")
     api_only = needs.backend(config, rule) == "openai"
@@ -99,6 +120,24 @@ def resolve(config: dict[str, Any], rule: str, attempt: int = 1,
     return {k: v for k, v in out.items() if v not in (None, "")}
 
 
+def runtime_problems(config: dict[str, Any], rules: list[str]) -> list[str]:
+    """A computed runtime that ``cluster.max.runtime`` would cut: the job would be killed."""
+    from prefbias.hpc import helm_cost
+
+    cap = (cluster_settings(config).get("max") or {}).get("runtime")
+    if "helm_run" not in rules or not cap or computed_runtime(config, "helm_run") is None:
+        return []
+    helm = config["helm"]
+    out = []
+    for job in helm_cost.job_scenarios(helm):
+        need = helm_cost.runtime_minutes(helm, job)
+        if need > int(cap):
+            out.append(f"helm_run on {', '.join(job)} needs {need} min (helm.cost arithmetic, "
+                       f"docs/HPC.md) but cluster.max.runtime is {cap}: lower "
+                       "helm.max_eval_instances or helm.num_output_tokens, or raise the limit")
+    return out
+
+
 def requested_gpus(config: dict[str, Any], rule: str) -> int:
     """GPUs the rule's Slurm job asks for (0 on CPU)."""
     return int(resolve(config, rule, 1).get("gpu", 0))
@@ -121,7 +160,7 @@ def rule_threads(config: dict[str, Any], rule: str) -> int:
 
 def _escalating(config: dict[str, Any], rule: str, key: str):
     def value(wildcards, attempt):  # Snakemake passes arguments by these names
-        return resolve(config, rule, attempt)[key]
+        return resolve(config, rule, attempt, wildcards=wildcards)[key]
 
     value.__name__ = f"{rule}_{key}"
     return value
