@@ -95,3 +95,26 @@ def test_the_helm_rules_read_the_staged_data():
     assert text.count("--fixtures {input.data}") == 2  # per_model and per_scenario variants
     assert "stage_spec_json" in text  # only the keys staging reads: no re-staging otherwise
     assert json.loads(helm_stage.stage_spec_json(_spec()))["scenarios"]
+
+
+@pytest.mark.helm
+def test_helm_run_on_the_staged_data_needs_no_network(tmp_path, monkeypatch, helm_available):
+    """Login node stages, compute node (no network) runs helm-run with --fixtures <staged>:
+    HELM finds every file and produces stats."""
+    from prefbias.models.tiny import build_tiny_model, corpus_from_files
+
+    _no_network(monkeypatch)
+    monkeypatch.setenv("PREFBIAS_NO_FORKSERVER", "1")
+    model = tmp_path / "tiny"
+    corpus = list(corpus_from_files(sorted(
+        p for p in (FIXTURES / "scenarios" / "boolq").rglob("*") if p.is_file())))
+    build_tiny_model(model, {"seed": 0, "vocab_size": 400}, corpus)
+    spec = _spec(mmlu_subjects=["abstract_algebra"], max_eval_instances=2, num_output_tokens=2)
+    staged = tmp_path / "staged"
+    helm_stage.stage(spec, staged, fixtures=FIXTURES, timeout_s=300)
+    stats = helm_run.helm_run(model_dir=model, model_name="tiny-staged", scenario="boolq",
+                              spec=spec, outdir=tmp_path / "job", fixtures=staged,
+                              stats_path=tmp_path / "boolq.json")
+    assert stats["accuracy"] is not None and stats["max_eval_instances"] == 2
+    log = (tmp_path / "job" / "helm-run.log").read_text()
+    assert "Not downloading" in log or "already exists" in log

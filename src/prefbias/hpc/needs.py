@@ -119,8 +119,7 @@ def gated_models(config: dict[str, Any]) -> list[str]:
     """Config model ids whose hub repository is gated (fetching needs HF_TOKEN)."""
     out = []
     for mid, m in (config.get("models") or {}).items():
-        if m.get("source") == "hf" and (m.get("gated") or str(m.get("repo", "")).startswith(
-                GATED_ORGS)):
+        if m.get("source") == "hf" and str(m.get("repo", "")).startswith(GATED_ORGS):
             out.append(mid)
     return out
 
