@@ -159,6 +159,8 @@ def driver_problems(config: dict[str, Any], rules: list[str], root: str | Path =
     for r in gpu_rules:
         by_image.setdefault(image_name(config, r), []).append(r)
     reqs = image_requirements(root, list(by_image))
+    if not any(r.get("min_nvidia_driver") for r in reqs.values()):
+        return [], []  # no image documents a driver (e.g. a test workflow without containers/)
     driver = driver or str(cluster_settings(config).get("gpu_driver") or "") or driver_version()
     if not driver:
         need = max((int(v.get("min_nvidia_driver", 0)) for v in reqs.values()), default=0)
