@@ -7,6 +7,7 @@ import re
 from prefbias import plan
 from prefbias.config import sections_json
 from prefbias.jobspec import job_spec_json
+from prefbias.hpc import needs as _needs
 from prefbias.hpc.resources import rule_resources, rule_threads
 from prefbias.report import catalog as _catalog
 from prefbias.train import layout as _recipes
@@ -53,6 +54,17 @@ def nthreads(rule_name):
 def image(name):
     """Container image (path or oras://, docker:// URI with digest) for an environment."""
     return config.get("containers", {}).get(name)
+
+
+def rule_image(rule_name):
+    """The image of a rule, from the backend it uses (prefbias.hpc.needs: the one place)."""
+    return image(_needs.image_name(config, rule_name))
+
+
+# API-calling rules run on the login node unless cluster.internet.partition names a partition
+# whose nodes reach the internet (docs/HPC.md "Internet and credentials").
+# (the localrules directive takes literal names only: its method, with the computed list)
+workflow.localrules(*_needs.api_local_rules(config, list(_needs.BACKEND_SECTION)))
 
 
 def model_dir(model):

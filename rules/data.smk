@@ -37,7 +37,7 @@ rule fetch_dataset:
             sorted({s for d in config["datasets"] for s in dataset_splits(d)})
         ),
     container:
-        image("train")
+        rule_image("fetch_dataset")
     threads: nthreads("fetch_dataset")
     resources:
         **res("fetch_dataset"),
@@ -62,7 +62,7 @@ rule sft_data:
         bench_path("sft_data", "split")
     priority: CRITICAL_PATH
     container:
-        image("train")
+        rule_image("sft_data")
     threads: nthreads("sft_data")
     resources:
         **res("sft_data"),
@@ -85,7 +85,7 @@ rule uf_prefs:
     benchmark:
         bench_path("uf_prefs", "split")
     container:
-        image("train")
+        rule_image("uf_prefs")
     threads: nthreads("uf_prefs")
     resources:
         **res("uf_prefs"),
@@ -103,7 +103,7 @@ rule dpo_mix_prefs:
     benchmark:
         bench_path("dpo_mix_prefs")
     container:
-        image("train")
+        rule_image("dpo_mix_prefs")
     threads: nthreads("dpo_mix_prefs")
     resources:
         **res("dpo_mix_prefs"),
@@ -124,7 +124,7 @@ rule saa:
     benchmark:
         bench_path("saa")
     container:
-        image("train")
+        rule_image("saa")
     threads: nthreads("saa")
     resources:
         **res("saa"),
@@ -150,7 +150,7 @@ rule sycophancy_data:
     benchmark:
         bench_path("sycophancy_data")
     container:
-        image("train")
+        rule_image("sycophancy_data")
     threads: nthreads("sycophancy_data")
     resources:
         **res("sycophancy_data"),

@@ -34,7 +34,7 @@ rule judge:
     wildcard_constraints:
         judge="judge|judge_second",
     container:
-        image("train")
+        rule_image("judge")
     threads: nthreads("judge")
     resources:
         **res("judge"),
@@ -60,7 +60,7 @@ rule judge_agreement:
     benchmark:
         bench_path("judge_agreement")
     container:
-        image("train")
+        rule_image("judge_agreement")
     threads: nthreads("judge_agreement")
     resources:
         **res("judge_agreement"),
@@ -88,7 +88,7 @@ rule reward_winrate:
     benchmark:
         bench_path("reward_winrate", "model")
     container:
-        image("train")
+        rule_image("reward_winrate")
     threads: nthreads("reward_winrate")
     resources:
         **res("reward_winrate"),
@@ -114,7 +114,7 @@ rule sycophancy_answer:
     benchmark:
         bench_path("sycophancy_answer", "model")
     container:
-        image("train")
+        rule_image("sycophancy_answer")
     threads: nthreads("sycophancy_answer")
     resources:
         **res("sycophancy_answer"),
@@ -139,7 +139,7 @@ rule sycophancy_ays:
     benchmark:
         bench_path("sycophancy_ays", "model")
     container:
-        image("train")
+        rule_image("sycophancy_ays")
     threads: nthreads("sycophancy_ays")
     resources:
         **res("sycophancy_ays"),

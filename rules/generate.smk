@@ -22,7 +22,7 @@ rule eval_prompts:
     benchmark:
         bench_path("eval_prompts", "promptset")
     container:
-        image("train")
+        rule_image("eval_prompts")
     threads: nthreads("eval_prompts")
     resources:
         **res("eval_prompts"),
@@ -44,7 +44,7 @@ rule generate:
     benchmark:
         bench_path("generate", "model", "promptset")
     container:
-        image("vllm" if config["generation"]["backend"] == "vllm" else "train")
+        rule_image("generate")
     threads: nthreads("generate")
     resources:
         **res("generate"),

@@ -1,7 +1,9 @@
 # HELM (stylized-dpo §5.1.2, Tables 4-8): crfm-helm 0.5.16 in its own environment (.venv-helm,
-# scripts/setup-helm-env.sh; containers: image("helm")). One job per (model, scenario) for the six
+# scripts/setup-helm-env.sh; helm.sif on the cluster). Scenario data is staged once (helm_stage). One job per (model, scenario) for the six
 # stylized models of every seed (config helm.jobs: per_scenario; per_model: one job per model),
 # then one summary over all seeds. Logic: prefbias.evaluation.helm_*.
+from prefbias.evaluation import helm_stage as _helm_stage
+
 HELM_SCENARIOS = list(config["helm"]["scenarios"])
 HELM_MODELS = list(
     dict.fromkeys(m.id for s in SEEDS for m in plan.stylized_models(config, s))
@@ -11,6 +13,28 @@ HELM_GROUPS = config["helm"]["groups"]
 HELM_TARGETS = [f"{R}/eval/helm/{g}.csv" for g in HELM_GROUPS] + [
     f"{R}/eval/helm/summary.csv"
 ]
+HELM_DATA = f"{W}/helm/data"
+
+
+localrules:
+    helm_stage,
+
+
+# HELM's own downloaders for every configured scenario, on the login node (compute nodes are
+# often offline); with helm.fixtures they find every file and download nothing.
+rule helm_stage:
+    output:
+        directory(HELM_DATA),
+    log:
+        log_path("helm_stage"),
+    benchmark:
+        bench_path("helm_stage")
+    container:
+        rule_image("helm_stage")
+    params:
+        spec=lambda w: _helm_stage.stage_spec_json(config["helm"]),
+    shell:
+        "prefbias helm-stage --spec {params.spec:q} --out {output} 2> {log}"
 
 
 if config["helm"]["jobs"] == "per_model":
@@ -20,6 +44,7 @@ if config["helm"]["jobs"] == "per_model":
     rule helm_run:
         input:
             model=lambda w: model_dir(w.model),
+            data=HELM_DATA,
         output:
             stats=[f"{R}/eval/helm/{{model}}/{s}.json" for s in HELM_SCENARIOS],
         log:
@@ -28,7 +53,7 @@ if config["helm"]["jobs"] == "per_model":
             bench_path("helm_run", "model")
         priority: HELM_STAGE
         container:
-            image("helm")
+            rule_image("helm_run")
         threads: nthreads("helm_run")
         resources:
             **res("helm_run"),
@@ -38,7 +63,7 @@ if config["helm"]["jobs"] == "per_model":
             outdir=lambda w: f"{W}/helm/{w.model}/all",
         shell:
             "prefbias helm-run --model-dir {input.model} --model-name {wildcards.model}"
-            " --scenario {params.scenarios} --spec {params.spec:q}"
+            " --scenario {params.scenarios} --spec {params.spec:q} --fixtures {input.data}"
             " --outdir {params.outdir} --stats {output.stats} 2> {log}"
 
 else:
@@ -46,6 +71,7 @@ else:
     rule helm_run:
         input:
             model=lambda w: model_dir(w.model),
+            data=HELM_DATA,
         output:
             stats=f"{R}/eval/helm/{{model}}/{{scenario}}.json",
         log:
@@ -56,7 +82,7 @@ else:
             scenario="|".join(HELM_SCENARIOS),
         priority: HELM_STAGE
         container:
-            image("helm")
+            rule_image("helm_run")
         threads: nthreads("helm_run")
         resources:
             **res("helm_run"),
@@ -65,7 +91,7 @@ else:
             outdir=lambda w: f"{W}/helm/{w.model}/{w.scenario}",
         shell:
             "prefbias helm-run --model-dir {input.model} --model-name {wildcards.model}"
-            " --scenario {wildcards.scenario} --spec {params.spec:q}"
+            " --scenario {wildcards.scenario} --spec {params.spec:q} --fixtures {input.data}"
             " --outdir {params.outdir} --stats {output.stats} 2> {log}"
 
 
@@ -80,7 +106,7 @@ rule helm_summarize:
     benchmark:
         bench_path("helm_summarize")
     container:
-        image("helm")
+        rule_image("helm_summarize")
     threads: nthreads("helm_summarize")
     resources:
         **res("helm_summarize"),

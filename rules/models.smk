@@ -16,7 +16,7 @@ rule fetch_model:
     wildcard_constraints:
         model=models_from("hf"),
     container:
-        image("train")
+        rule_image("fetch_model")
     params:
         spec=lambda w: json.dumps(config["models"][w.model]),
     shell:
@@ -36,7 +36,7 @@ rule build_tiny_model:
         model=models_from("tiny"),
     priority: CRITICAL_PATH
     container:
-        image("train")
+        rule_image("build_tiny_model")
     threads: nthreads("build_tiny_model")
     resources:
         **res("build_tiny_model"),

@@ -38,7 +38,7 @@ rule table3:
     benchmark:
         bench_path("table3")
     container:
-        image("train")
+        rule_image("table3")
     threads: nthreads("table3")
     resources:
         **res("table3"),
@@ -62,7 +62,7 @@ rule table4:
     benchmark:
         bench_path("table4")
     container:
-        image("train")
+        rule_image("table4")
     threads: nthreads("table4")
     resources:
         **res("table4"),
@@ -85,7 +85,7 @@ rule table5:
     benchmark:
         bench_path("table5")
     container:
-        image("train")
+        rule_image("table5")
     threads: nthreads("table5")
     resources:
         **res("table5"),
@@ -157,7 +157,7 @@ rule judge_table:
     benchmark:
         bench_path("judge_table")
     container:
-        image("train")
+        rule_image("judge_table")
     threads: nthreads("judge_table")
     resources:
         **res("judge_table"),
@@ -181,7 +181,7 @@ rule answer_table:
     benchmark:
         bench_path("answer_table")
     container:
-        image("train")
+        rule_image("answer_table")
     threads: nthreads("answer_table")
     resources:
         **res("answer_table"),
@@ -205,7 +205,7 @@ rule ays_table:
     benchmark:
         bench_path("ays_table")
     container:
-        image("train")
+        rule_image("ays_table")
     threads: nthreads("ays_table")
     resources:
         **res("ays_table"),
@@ -228,7 +228,7 @@ rule figure2:
     benchmark:
         bench_path("figure2")
     container:
-        image("train")
+        rule_image("figure2")
     threads: nthreads("figure2")
     resources:
         **res("figure2"),
@@ -251,7 +251,7 @@ rule figure3:
     benchmark:
         bench_path("figure3")
     container:
-        image("train")
+        rule_image("figure3")
     threads: nthreads("figure3")
     resources:
         **res("figure3"),
@@ -275,7 +275,7 @@ rule saa_figure2:
     benchmark:
         bench_path("saa_figure2")
     container:
-        image("train")
+        rule_image("saa_figure2")
     threads: nthreads("saa_figure2")
     resources:
         **res("saa_figure2"),
@@ -300,7 +300,7 @@ rule saa_figure3:
     benchmark:
         bench_path("saa_figure3")
     container:
-        image("train")
+        rule_image("saa_figure3")
     threads: nthreads("saa_figure3")
     resources:
         **res("saa_figure3"),
@@ -361,7 +361,7 @@ rule snakemake_report:
     benchmark:
         bench_path("snakemake_report")
     container:
-        image("train")
+        rule_image("snakemake_report")
     threads: nthreads("snakemake_report")
     resources:
         **res("snakemake_report"),
@@ -382,7 +382,7 @@ rule freeze:
     log:
         f"{W}/logs/freeze/all.log",
     container:
-        image("train")
+        rule_image("freeze")
     threads: nthreads("freeze")
     resources:
         **res("freeze"),

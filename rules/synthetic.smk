@@ -30,7 +30,7 @@ rule style_shard:
         n=r"\d+",
     priority: CRITICAL_PATH
     container:
-        image("vllm" if config["styles"]["backend"] == "vllm" else "train")
+        rule_image("style_shard")
     threads: nthreads("style_shard")
     resources:
         **res("style_shard"),
@@ -64,7 +64,7 @@ rule style_gather:
         bench_path("style_gather", "style")
     priority: CRITICAL_PATH
     container:
-        image("train")
+        rule_image("style_gather")
     threads: nthreads("style_gather")
     resources:
         **res("style_gather"),

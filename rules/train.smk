@@ -28,7 +28,7 @@ rule train_sft:
         model=r"sft-s\d+",
     priority: CRITICAL_PATH
     container:
-        image("train")
+        rule_image("train_sft")
     threads: nthreads("train_sft")
     resources:
         **res("train_sft"),
@@ -57,7 +57,7 @@ rule ref_logps:
         refmodel=r"[A-Za-z0-9][A-Za-z0-9._-]*",
     priority: CRITICAL_PATH
     container:
-        image("train")
+        rule_image("ref_logps")
     threads: nthreads("ref_logps")
     resources:
         **res("ref_logps"),
@@ -84,7 +84,7 @@ rule train_dpo:
         model=r"dpo-[a-z0-9_]+-s\d+",
     priority: CRITICAL_PATH
     container:
-        image("train")
+        rule_image("train_dpo")
     threads: nthreads("train_dpo")
     resources:
         **res("train_dpo"),
@@ -116,7 +116,7 @@ rule train_orpo:
     wildcard_constraints:
         model=r"orpo-.+-s\d+",
     container:
-        image("train")
+        rule_image("train_orpo")
     threads: nthreads("train_orpo")
     resources:
         **res("train_orpo"),

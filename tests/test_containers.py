@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from prefbias.commands.hpc import workflow_rules
+from prefbias.commands.hpc import container_calls, workflow_rules
+from prefbias.hpc import needs
 
 ROOT = Path(__file__).resolve().parents[1]
 # image name -> the lock file its .def copies to /opt/prefbias/constraints.txt
@@ -137,3 +138,86 @@ def test_config_containers_are_paths_or_digest_uris(paper_config):
             assert "@sha256:" in image, image
         else:
             assert image.endswith(".sif"), image
+
+
+def def_installs(name: str) -> set[str]:
+    """Distributions containers/<name>.def pip-installs: the packages named on its `pip install`
+    lines, plus every entry of its lock when the lock itself is installed (`-r`)."""
+    post = parse_def(name).install
+    text = ("\n".join(post) if isinstance(post, list) else str(post)).replace("\\\n", " ")
+    out: set[str] = set()
+    for line in re.split(r"\n|&&", text):
+        if not re.search(r"\bpip install\b", line):
+            continue
+        if "-r /opt/prefbias/constraints.txt" in line:
+            out |= set(lock(ROOT / LOCKS[name]))
+        out |= {norm(n) for n, _ in PIN.findall(line)}
+    return out
+
+
+def _schema_backends(section: str, rule: str) -> list[str]:
+    schema = yaml.safe_load((ROOT / "src/prefbias/schemas/config.schema.yaml").read_text())
+    props = schema["properties"][section]["properties"]
+    return props["backend"]["enum"]
+
+
+def _with_backend(config: dict, rule: str, backend: str) -> dict:
+    import copy
+
+    cfg = copy.deepcopy(config)
+    section = needs.BACKEND_SECTION[rule]
+    cfg[section]["backend"] = backend
+    return cfg
+
+
+def test_every_rule_takes_its_image_from_the_one_mapping():
+    """No rule picks its own image: `container: rule_image("<its name>")` everywhere, so the
+    image follows from prefbias.hpc.needs.image_name (the backend the config selects)."""
+    calls = container_calls(ROOT)
+    assert calls
+    wrong = {r: c for r, c in calls.items() if c is not None and c != ("rule_image", [r])}
+    assert not wrong, f"rules choosing an image outside prefbias.hpc.needs: {wrong}"
+    assert set(needs.BACKEND_SECTION) <= set(calls), "a backend rule is missing from rules/"
+
+
+def _rule_backend_cases():
+    calls = container_calls(ROOT)
+    cases = []
+    for rule in sorted(calls):
+        if rule in needs.BACKEND_SECTION:
+            for b in _schema_backends(needs.BACKEND_SECTION[rule], rule):
+                cases.append((rule, b))
+        else:
+            cases.append((rule, None))
+    return cases
+
+
+@pytest.mark.parametrize(("rule", "backend"), _rule_backend_cases())
+@pytest.mark.parametrize("grader", ["match", "llm"])
+def test_chosen_image_installs_the_rules_backend(paper_config, rule, backend, grader):
+    """For every rule and every backend the schema allows, the .def of the image the rule gets
+    installs that backend's package (vllm -> vllm, hf -> torch + transformers, openai ->
+    openai; HELM rules -> crfm-helm; the llm sycophancy grader -> openai)."""
+    cfg = _with_backend(paper_config, rule, backend) if backend else paper_config
+    cfg = {**cfg, "sycophancy": {**cfg["sycophancy"], "grader": {"kind": grader, "model": "g"}}}
+    name = needs.image_name(cfg, rule)
+    assert (ROOT / "containers" / f"{name}.def").exists()
+    assert name in cfg["containers"]
+    want = {norm(p) for p in needs.packages(cfg, rule)}
+    if backend:
+        assert want >= {norm(p) for p in needs.BACKEND_PACKAGES[backend]}
+    missing = want - def_installs(name)
+    assert not missing, f"{rule} (backend {backend}) runs in containers/{name}.def, which " \
+        f"does not install {sorted(missing)}"
+
+
+def test_paper_sycophancy_and_vllm_rules_use_the_vllm_image(paper_config):
+    """The paper's sycophancy tasks generate with vLLM: they must run in vllm.sif, which the
+    train image (no vllm) is not."""
+    assert paper_config["sycophancy"]["backend"] == "vllm"
+    images = workflow_rules(ROOT, paper_config)
+    for rule in ("sycophancy_answer", "sycophancy_ays", "generate", "style_shard"):
+        assert images[rule] == ["vllm"], (rule, images[rule])
+    assert "vllm" not in def_installs("train")
+    assert images["helm_run"] == ["helm"] and images["train_sft"] == ["train"]
+    assert images["judge"] == ["train"]  # openai client, no GPU stack needed beyond train

@@ -176,7 +176,10 @@ def test_preflight_ok_for_the_paper_config_on_matching_cluster(slurm_env, tmp_pa
     # the paper config asks for GPUs; on this GPU-less test cluster run it CPU-only
     overlay = {"cluster": {"account": "prefbias", "use_gpus": False,
                            "max": {"mem_mb": 16000, "cpus_per_task": 4}}}
-    proc = _preflight_cli(slurm_env, tmp_path, overlay)
+    # the paper's judge calls the OpenAI API and fetch_model needs HF_TOKEN (gated repos):
+    # preflight names missing credentials (tests/test_hpc_needs.py), so give it dummies here
+    env = dict(slurm_env, OPENAI_API_KEY="sk-test", HF_TOKEN="hf_test")
+    proc = _preflight_cli(env, tmp_path, overlay)
     assert proc.returncode == 0, proc.stderr
     assert "rules OK" in proc.stderr
 

@@ -59,6 +59,13 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    from prefbias.hpc.gpu import GpuMissing, require_cuda_if_allocated
+
+    try:
+        require_cuda_if_allocated()  # a job given GPUs never falls back to the CPU
+    except GpuMissing as e:
+        log.error("%s", e)
+        return 3
     try:
         rc = args.func(args)
     except DataError as e:

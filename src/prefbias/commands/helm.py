@@ -37,6 +37,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, default=1, help="helm-run --num-threads")
     p.set_defaults(func=run_cmd)
 
+    st = sub.add_parser(
+        "helm-stage", help="download HELM's scenario data with HELM's own code (login node)",
+        description="Run crfm-helm's downloaders (scenario get_instances, perturbation word "
+                    "lists, NLTK punkt_tab) for the configured scenarios into --out, which the "
+                    "helm_run jobs read as --fixtures on compute nodes without internet.")
+    st.add_argument("--spec", required=True, type=spec_arg, help="config 'helm' section as JSON")
+    st.add_argument("--out", required=True, help="staged data directory (created atomically)")
+    st.add_argument("--fixtures", default=None,
+                    help="pre-placed data laid down first (default: spec 'fixtures'); HELM "
+                         "then finds every file and downloads nothing")
+    st.add_argument("--timeout-s", type=float, default=None)
+    st.set_defaults(func=stage_cmd)
+
     s = sub.add_parser(
         "helm-summarize", help="HELM group tables with mean win rate (Tables 4-8)",
         description="Build R/eval/helm/<group>.csv (accuracy, calibration, robustness, "
@@ -67,6 +80,21 @@ def run_cmd(args: argparse.Namespace) -> int:
     except HelmError as e:
         log.error("%s", e)
         return 1
+    return 0
+
+
+def stage_cmd(args: argparse.Namespace) -> int:
+    from prefbias.evaluation.helm_env import HelmError
+    from prefbias.evaluation.helm_stage import stage
+
+    try:
+        manifest = stage(args.spec, args.out, fixtures=args.fixtures or args.spec.get("fixtures"),
+                         timeout_s=args.timeout_s)
+    except (HelmError, FileExistsError) as e:
+        log.error("%s", e)
+        return 1
+    log.info("staged %d HELM run entries (%d files) in %s", len(manifest["entries"]),
+             len(manifest["files"]), args.out)
     return 0
 
 

@@ -10,7 +10,8 @@ import sys
 from pathlib import Path
 
 RULE_RE = re.compile(r"^\s*(?:rule|checkpoint)\s+([A-Za-z_][A-Za-z0-9_]*)\s*:", re.M)
-CONTAINER_RE = re.compile(r"^\s*container:\s*(?:\n\s*)?image\((?P<expr>[^\n]*)\)\s*$", re.M)
+CONTAINER_RE = re.compile(
+    r"^\s*container:\s*(?:\n\s*)?(?P<fn>rule_image|image)\((?P<expr>[^\n]*)\)\s*$", re.M)
 NAME_RE = re.compile(r"[\"']([A-Za-z0-9_-]+)[\"']")
 
 
@@ -27,6 +28,8 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_preflight)
 
     r = sub.add_parser("resources", help="print the resolved Slurm resources of each rule (JSON)")
+    r.add_argument("--needs", action="store_true",
+                   help="print image, GPUs, internet and credentials per rule instead")
     r.add_argument("--configfile", nargs="+", default=["config.yaml"])
     r.add_argument("--attempt", type=int, default=1)
     r.add_argument("--rules", nargs="*", default=None)
@@ -34,10 +37,11 @@ def register(sub) -> None:
     r.set_defaults(func=cmd_resources)
 
 
-def workflow_rules(root: Path) -> dict[str, list[str]]:
-    """``{rule: [image names]}`` parsed from ``rules/*.smk``: ``container: image("x")`` or
-    ``image("x" if ... else "y")`` (every quoted name inside); ``[]`` when a rule has none."""
-    out: dict[str, list[str]] = {}
+def container_calls(root: Path) -> dict[str, tuple[str, list[str]] | None]:
+    """``{rule: (function, [quoted names])}`` of each rule's ``container:`` line in
+    ``rules/*.smk`` (``rule_image("judge")`` -> ``("rule_image", ["judge"])``); None: no
+    container."""
+    out: dict[str, tuple[str, list[str]] | None] = {}
     for smk in sorted((root / "rules").glob("*.smk")):
         text = smk.read_text(encoding="utf-8")
         starts = [(m.start(), m.group(1)) for m in RULE_RE.finditer(text)] + [(len(text), "")]
@@ -45,7 +49,31 @@ def workflow_rules(root: Path) -> dict[str, list[str]]:
             m = CONTAINER_RE.search(text[start:end])
             # names are the quoted strings outside subscripts (config["styles"]["backend"])
             expr = re.sub(r"\[[^\]]*\]", "", m.group("expr")) if m else ""
-            out[name] = NAME_RE.findall(expr)
+            out[name] = (m.group("fn"), NAME_RE.findall(expr)) if m else None
+    return out
+
+
+def workflow_rules(root: Path, config: dict | None = None) -> dict[str, list[str]]:
+    """``{rule: [image names]}`` parsed from ``rules/*.smk``: ``container: rule_image("r")``
+    (the image :func:`prefbias.hpc.needs.image_name` gives rule r for ``config``; without a
+    config every image a backend could pick), or a literal ``image("x")``; ``[]`` when a rule
+    has none."""
+    from prefbias.hpc import needs
+
+    out: dict[str, list[str]] = {}
+    for rule, call in container_calls(root).items():
+        if call is None:
+            out[rule] = []
+        elif call[0] == "image":
+            out[rule] = call[1]
+        elif config is not None:
+            out[rule] = [needs.image_name(config, r) for r in call[1]]
+        else:
+            imgs = {needs.FIXED_IMAGE.get(r, needs.DEFAULT_IMAGE) for r in call[1]}
+            for r in call[1]:
+                if r in needs.BACKEND_SECTION:
+                    imgs = set(needs.BACKEND_IMAGE.values())
+            out[rule] = sorted(imgs)
     return out
 
 
@@ -71,14 +99,17 @@ def cmd_preflight(args: argparse.Namespace) -> int:
     rules = _rules(args, config)
     images = None
     if args.images:
-        parsed = workflow_rules(Path(args.root))
+        parsed = workflow_rules(Path(args.root), config)
         containers = config.get("containers") or {}
         images = {f"{r}[{img}]": containers.get(img) for r in rules for img in parsed.get(r, [])}
+    notes: list[str] = []
     try:
-        problems = preflight.check(config, rules, images, root=args.root)
+        problems = preflight.check(config, rules, images, root=args.root, notes=notes)
     except preflight.PreflightError as e:
         print(f"preflight: {e}", file=sys.stderr)
         return 2
+    for note in notes:
+        print(f"preflight: note: {note}", file=sys.stderr)
     if problems:
         print(preflight.format_problems(problems), file=sys.stderr)
         return 1
@@ -90,6 +121,11 @@ def cmd_resources(args: argparse.Namespace) -> int:
     from prefbias.hpc.resources import resolve
 
     config = _load(args)
+    if args.needs:
+        from prefbias.hpc import needs
+
+        print(json.dumps(needs.table(config, _rules(args, config)), indent=2))
+        return 0
     table = {r: resolve(config, r, args.attempt) for r in _rules(args, config)}
     print(json.dumps(table, indent=2, sort_keys=True))
     return 0

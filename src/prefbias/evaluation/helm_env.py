@@ -13,12 +13,70 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
+import os
+import shutil
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from prefbias.io import atomic_open
+
+
+class HelmError(RuntimeError):
+    pass
+
+
+#: set by Apptainer/Singularity inside every container it runs
+CONTAINER_VARS = ("APPTAINER_CONTAINER", "SINGULARITY_CONTAINER")
+
+
+def in_container(environ: dict[str, str] | None = None, root: str | Path = "/") -> bool:
+    """True inside an Apptainer/Singularity container (``$APPTAINER_CONTAINER``,
+    ``/.singularity.d``): the images of containers/*.def. A Docker container (``/.dockerenv``,
+    e.g. a dev box) is not one of ours: it keeps the ``.venv-helm`` lookup."""
+    env = os.environ if environ is None else environ
+    if any(env.get(v) for v in CONTAINER_VARS):
+        return True
+    return (Path(root) / ".singularity.d").is_dir()
+
+
+def helm_bin_dir(spec: dict[str, Any], environ: dict[str, str] | None = None,
+                 repo: str | Path | None = None, root: str | Path = "/") -> Path:
+    """Directory with HELM's ``helm-run``, in this order:
+
+    1. ``$PREFBIAS_HELM_BIN`` or config ``helm.python`` (a bin directory or a python in it);
+    2. inside a container (``containers/helm.def``): ``helm-run`` on ``PATH`` (``/usr/local/bin``;
+       the image has no ``.venv-helm``, and a ``.venv-helm`` of the bound working tree is the
+       host's environment, not the image's);
+    3. outside: ``.venv-helm/bin`` (repository root, then the working directory), then ``PATH``.
+    """
+    env = os.environ if environ is None else environ
+    explicit = env.get("PREFBIAS_HELM_BIN") or spec.get("python")
+    where: list[str] = []
+    if explicit:
+        p = Path(explicit).expanduser()
+        candidates = [p if p.is_dir() else p.parent]
+    elif in_container(env, root):
+        candidates = []
+    else:
+        base = Path(repo) if repo else Path(__file__).resolve().parents[3]
+        candidates = [base / ".venv-helm" / "bin", Path.cwd() / ".venv-helm" / "bin"]
+    for c in candidates:
+        if (c / "helm-run").exists():
+            return c.resolve()
+    where += [str(c) for c in candidates]
+    if not explicit:
+        found = shutil.which("helm-run", path=env.get("PATH", ""))
+        if found:
+            return Path(found).resolve().parent
+        where.append(f"PATH ({env.get('PATH', '')})")
+    hint = ("build images/helm.sif from containers/helm.def (helm-run in /usr/local/bin)"
+            if in_container(env, root) else "create the HELM environment with "
+            "scripts/setup-helm-env.sh")
+    raise HelmError(f"no helm-run in {', '.join(where)}: {hint}, or set PREFBIAS_HELM_BIN / "
+                    "config helm.python")
+
 
 CLIENT_CLASS = "prefbias.evaluation.helm_client.RawLogitsHuggingFaceClient"
 TOKENIZER_CLASS = "helm.tokenizers.huggingface_tokenizer.HuggingFaceTokenizer"

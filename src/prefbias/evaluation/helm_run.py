@@ -30,7 +30,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from prefbias.evaluation.helm_env import helm_model_name, weights_hash, write_prod_env
+from prefbias.evaluation.helm_env import (  # noqa: F401 - HelmError, helm_bin_dir re-exported
+    HelmError,
+    helm_bin_dir,
+    helm_model_name,
+    weights_hash,
+    write_prod_env,
+)
 from prefbias.evaluation.helm_summary import SCENARIOS, mean_over_runs, read_run
 from prefbias.io import write_json
 
@@ -46,30 +52,8 @@ FIXTURE_DIRS = {"boolq": ["scenarios/boolq"], "mmlu": ["scenarios/mmlu"],
                 "hellaswag": ["scenarios/hellaswag"]}
 
 
-class HelmError(RuntimeError):
-    pass
-
-
 def repo_root() -> Path:
     return Path(__file__).resolve().parents[3]
-
-
-def helm_bin_dir(spec: dict[str, Any]) -> Path:
-    """Directory with HELM's ``helm-run``: ``$PREFBIAS_HELM_BIN``, else config ``helm.python``
-    (a bin directory or a python executable in it), else ``.venv-helm/bin`` (repository root,
-    then the working directory)."""
-    explicit = os.environ.get("PREFBIAS_HELM_BIN") or spec.get("python")
-    if explicit:
-        p = Path(explicit).expanduser()
-        candidates = [p if p.is_dir() else p.parent]
-    else:
-        candidates = [repo_root() / ".venv-helm" / "bin", Path.cwd() / ".venv-helm" / "bin"]
-    for c in candidates:
-        if (c / "helm-run").exists():
-            return c.resolve()
-    raise HelmError(f"no helm-run in {', '.join(map(str, candidates))}: create the HELM "
-                    "environment with scripts/setup-helm-env.sh or set PREFBIAS_HELM_BIN / "
-                    "config helm.python")
 
 
 def run_entries(spec: dict[str, Any], scenario: str, model: str) -> list[str]:
@@ -135,7 +119,9 @@ def helm_environment(spec: dict[str, Any], fixtures: str | Path | None) -> dict[
     env = dict(os.environ)
     src = str(Path(__file__).resolve().parents[2])  # so the client plugin imports in any env
     env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    nltk = spec.get("nltk_data") or (Path(fixtures) / "nltk_data" if fixtures else None)
+    # fixtures/staged data may ship NLTK's punkt_tab; else the image's NLTK_DATA (helm.def)
+    shipped = Path(fixtures) / "nltk_data" if fixtures else None
+    nltk = spec.get("nltk_data") or (shipped if shipped and shipped.is_dir() else None)
     if nltk:
         env["NLTK_DATA"] = str(Path(nltk).resolve())
     env.setdefault("TOKENIZERS_PARALLELISM", "false")

@@ -19,6 +19,7 @@ In the main Snakemake process only (jobs run with --no-hooks and skip it):
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any
 
 from prefbias.hpc import preflight
@@ -72,8 +73,15 @@ def on_workflow_start(workflow, config: dict[str, Any]) -> None:
                   if r.name in rules and _needs_image(r)}
     from snakemake.exceptions import WorkflowError
 
+    # credentials: every planned rule, localrules included (downloads, API calls on the login node)
+    cred_rules = [r.name for r in workflow.rules if not r.norun
+                  and (planned is None or r.name in planned)]
+    notes: list[str] = []
     try:
-        problems = preflight.check(config, rules, images, root=workflow.basedir)
+        problems = preflight.check(config, rules, images, root=workflow.basedir,
+                                   credential_rules=cred_rules, notes=notes)
+        for note in notes:
+            print(f"preflight: note: {note}", file=sys.stderr)
     except preflight.PreflightError as e:
         raise WorkflowError(f"preflight: {e}") from None
     if problems:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from prefbias.hpc.resources import ResourceError, resolve
+from prefbias.hpc.resources import ResourceError, resolve, runtime_problems
 from prefbias.hpc.site import cluster_settings
 
 URI_SCHEMES = ("docker://", "oras://", "library://", "shub://", "https://", "http://")
@@ -194,12 +194,30 @@ def check_resources(config: dict[str, Any], rules: Iterable[str], facts: Cluster
 
 
 def check(config: dict[str, Any], rules: Iterable[str], images: dict[str, str | None] | None = None,
-          facts: ClusterFacts | None = None, root: Path | str = ".") -> list[str]:
-    """All problems (empty list = ready to submit). ``images`` None skips the image checks."""
+          facts: ClusterFacts | None = None, root: Path | str = ".", *,
+          credential_rules: Iterable[str] | None = None, environ: dict[str, str] | None = None,
+          driver: str | None = None, notes: list[str] | None = None) -> list[str]:
+    """All problems (empty list = ready to submit). ``images`` None skips the image checks.
+
+    Besides partitions/accounts/sizes and images: missing credentials of ``credential_rules``
+    (default ``rules``; localrules need theirs too: names only, never a value), rules needing a
+    GPU and the internet with no such partition, and the GPU nodes' driver against the images'
+    CUDA torch (``driver`` or ``cluster.gpu_driver`` or nvidia-smi; unknown -> a line in
+    ``notes``)."""
+    from prefbias.hpc import gpu, needs
+
     rules = list(rules)
     problems: list[str] = []
     if images is not None:
         problems += check_images(images, root)
+    problems += needs.missing_credentials(
+        config, list(rules if credential_rules is None else credential_rules), environ)
+    problems += needs.internet_problems(config, rules)
+    problems += runtime_problems(config, rules)
+    drv_problems, drv_notes = gpu.driver_problems(config, rules, root, driver)
+    problems += drv_problems
+    if notes is not None:
+        notes += drv_notes
     if facts is None:
         timeout = float(cluster_settings(config).get("command_timeout_s") or 30)
         facts = query_cluster(timeout)

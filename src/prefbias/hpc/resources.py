@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from prefbias.hpc import needs
 from prefbias.hpc.site import cluster_settings, partition
 
 #: resource keys a ``resources.<rule>`` entry may set (all passed to the Slurm executor plugin)
@@ -29,10 +30,8 @@ ESCALATING = ("runtime", "mem_mb")
 GPU_RULES = ("style_shard", "generate", "ref_logps", "train_sft", "train_dpo", "train_orpo",
              "helm_run", "judge", "reward_winrate", "sycophancy_answer", "sycophancy_ays")
 
-
-#: rule -> config section whose ``backend: openai`` means the rule only calls an HTTP API (no GPU)
-API_BACKEND_SECTIONS = {"judge": "judge", "generate": "generation",
-                        "reward_winrate": "reward_winrate"}
+#: rules that share another rule's ``resources`` entry (rules/evaluate.smk: res("judge"))
+RESOURCE_ALIAS = {"judge_second": "judge"}
 
 
 class ResourceError(ValueError):
@@ -43,7 +42,7 @@ def rule_entry(config: dict[str, Any], rule: str) -> dict[str, Any]:
     """``resources.default`` overlaid by ``resources.<rule>`` (raw, unresolved)."""
     table = config.get("resources") or {}
     merged = dict(table.get("default") or {})
-    merged.update(table.get(rule) or {})
+    merged.update(table.get(RESOURCE_ALIAS.get(rule, rule)) or {})
     unknown = sorted(set(merged) - set(KEYS))
     if unknown:
         raise ResourceError(f"config key 'resources.{rule}': unknown resource(s) {unknown}; "
@@ -51,26 +50,53 @@ def rule_entry(config: dict[str, Any], rule: str) -> dict[str, Any]:
     return merged
 
 
+def computed_runtime(config: dict[str, Any], rule: str, wildcards: Any = None) -> int | None:
+    """Runtime (minutes) computed from the work, for rules whose work is known in advance:
+    ``helm_run`` (:mod:`prefbias.hpc.helm_cost`; per job, or the longest job without
+    wildcards). None: the rule's ``resources`` runtime applies."""
+    if rule != "helm_run" or not isinstance(config.get("helm"), dict):
+        return None
+    from prefbias.hpc import helm_cost
+
+    helm = config["helm"]
+    scenario = getattr(wildcards, "scenario", None) if wildcards is not None else None
+    return max(helm_cost.runtime_minutes(helm, job)
+               for job in helm_cost.job_scenarios(helm, scenario))
+
+
 def resolve(config: dict[str, Any], rule: str, attempt: int = 1,
-            environ: dict[str, str] | None = None) -> dict[str, Any]:
+            environ: dict[str, str] | None = None, wildcards: Any = None) -> dict[str, Any]:
     """Concrete Slurm resources of ``rule`` on retry ``attempt`` (1 = first try).
 
     Partition roles become partition names, the account and GPU model come from ``cluster:``
     unless the rule sets them, GPU requests are dropped when ``cluster.use_gpus`` is false (the
     rule then goes to the ``cpu`` partition role) and for rules whose config section says
-    ``backend: openai`` (see :data:`API_BACKEND_SECTIONS`), runtime/memory escalate with the
+    ``backend: openai`` (:func:`prefbias.hpc.needs.backend`), runtime/memory escalate with the
     attempt, everything is clipped to ``cluster.max``. Empty values are left out.
+
+    Rules that call an HTTP API (:func:`prefbias.hpc.needs.calls_api`) go to
+    ``cluster.internet.partition`` (no GPU) or ``cluster.internet.gpu_partition`` (with GPUs)
+    when set: compute nodes often cannot reach the internet (without it they are localrules).
     """
     s = cluster_settings(config, environ)
     r = rule_entry(config, rule)
+    computed = computed_runtime(config, rule, wildcards)
+    if computed is not None:
+        if (config.get("resources") or {}).get(rule, {}).get("runtime") not in (None, ""):
+            raise ResourceError(f"config key 'resources.{rule}.runtime': the runtime of {rule} "
+                                "is computed from its work (docs/HPC.md); remove the key and "
+                                "tune helm.cost instead")
+        r["runtime"] = computed
     gpus = int(r.get("gpu") or 0)
     part = r.get("slurm_partition")
-    section = config.get(API_BACKEND_SECTIONS.get(rule, ""), {})
-    api_only = isinstance(section, dict) and section.get("backend") == "openai"
+    api_only = needs.backend(config, rule) == "openai"
     if not s["use_gpus"] or api_only:
         if gpus and part == "gpu":
             part = "cpu"
         gpus = 0
+    inet = s.get("internet") or {}
+    if needs.calls_api(config, rule):
+        part = (inet.get("gpu_partition") if gpus else inet.get("partition")) or part
     out: dict[str, Any] = {}
     out["slurm_partition"] = partition(s, part)
     out["slurm_account"] = r.get("slurm_account") or s["account"] or None
@@ -94,6 +120,29 @@ def resolve(config: dict[str, Any], rule: str, attempt: int = 1,
     return {k: v for k, v in out.items() if v not in (None, "")}
 
 
+def runtime_problems(config: dict[str, Any], rules: list[str]) -> list[str]:
+    """A computed runtime that ``cluster.max.runtime`` would cut: the job would be killed."""
+    from prefbias.hpc import helm_cost
+
+    cap = (cluster_settings(config).get("max") or {}).get("runtime")
+    if "helm_run" not in rules or not cap or computed_runtime(config, "helm_run") is None:
+        return []
+    helm = config["helm"]
+    out = []
+    for job in helm_cost.job_scenarios(helm):
+        need = helm_cost.runtime_minutes(helm, job)
+        if need > int(cap):
+            out.append(f"helm_run on {', '.join(job)} needs {need} min (helm.cost arithmetic, "
+                       f"docs/HPC.md) but cluster.max.runtime is {cap}: lower "
+                       "helm.max_eval_instances or helm.num_output_tokens, or raise the limit")
+    return out
+
+
+def requested_gpus(config: dict[str, Any], rule: str) -> int:
+    """GPUs the rule's Slurm job asks for (0 on CPU)."""
+    return int(resolve(config, rule, 1).get("gpu", 0))
+
+
 def rule_resources(config: dict[str, Any], rule: str) -> dict[str, Any]:
     """The ``resources:`` of a rule for Snakemake: ``runtime``/``mem_mb`` are callables of the
     attempt (``lambda wildcards, attempt: ...``), the rest plain values."""
@@ -111,7 +160,7 @@ def rule_threads(config: dict[str, Any], rule: str) -> int:
 
 def _escalating(config: dict[str, Any], rule: str, key: str):
     def value(wildcards, attempt):  # Snakemake passes arguments by these names
-        return resolve(config, rule, attempt)[key]
+        return resolve(config, rule, attempt, wildcards=wildcards)[key]
 
     value.__name__ = f"{rule}_{key}"
     return value

@@ -33,6 +33,8 @@ DEFAULTS: dict[str, Any] = {
     "escalate": {"runtime": 1.5, "mem_mb": 1.5},
     "max": {},
     "command_timeout_s": 30,
+    "internet": {"partition": "", "gpu_partition": ""},
+    "gpu_driver": "",
 }
 
 
