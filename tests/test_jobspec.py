@@ -58,6 +58,8 @@ EDITS = {
     "helm.scenarios.boolq": (
         lambda c: c["helm"]["scenarios"].__setitem__("boolq", "boolq:data_augmentation=none"),
         {("helm_run", "sft-s0/boolq")}),
+    # HELM's runtime arithmetic sets Slurm resources only: no HELM job reruns
+    "helm.cost": (lambda c: c["helm"].setdefault("cost", {}).__setitem__("step_s", 1.0), set()),
     # a fourth instruct model: no existing ORPO run changes
     "new instruct model": (lambda c: c["orpo"]["instruct_models"].append("qwen2.5-0.5b"), set()),
     # a second seed: no seed-0 job changes

@@ -55,9 +55,10 @@ def job_spec(config: dict[str, Any], rule: str, **wc: str) -> dict[str, Any]:
     if rule == "helm_run":
         h = config["helm"]
         scen = wc.get("scenario")
+        h = _without(h, "groups", "cost")  # summary groups; runtime arithmetic (resources)
         if scen is None:  # helm.jobs: per_model: one helm-run with every scenario
-            return _without(h, "groups")
-        out = {**_without(h, "groups", "scenarios"), "scenarios": {scen: h["scenarios"][scen]}}
+            return h
+        out = {**_without(h, "scenarios"), "scenarios": {scen: h["scenarios"][scen]}}
         if scen != "mmlu":
             out.pop("mmlu_subjects", None)
         return out
