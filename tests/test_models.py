@@ -311,3 +311,29 @@ def test_fetch_model_local_copies_only_loader_files(tmp_path, standins):
     assert not (out / "gemma-7b-it.gguf").exists() and not (out / "original").exists()
     assert _render(load_tokenizer(out), SYSTEM).startswith("<bos>Answer briefly.<start_of_turn>")
     load_causal_lm(out, device="cpu")
+
+
+# -- config wiring: pins, paper templates, stand-ins of the right family -----------------------
+FAMILY = {"Qwen/Qwen2.5-0.5B": "qwen2", "google/gemma-3-12b-it": "gemma3",
+          "mistralai/Mistral-7B-Instruct-v0.2": "mistral",
+          "mistralai/Mistral-7B-Instruct-v0.3": "mistral", "google/gemma-7b-it": "gemma",
+          "tiiuae/falcon-7b-instruct": "falcon", "nvidia/Llama-3.1-Nemotron-70B-Reward-HF": "llama"}
+
+
+def test_paper_models_are_pinned_and_templated_and_stood_in_faithfully(paper_config,
+                                                                       tiny_config):
+    import re
+
+    models = paper_config["models"]
+    for name, spec in models.items():
+        assert re.fullmatch(r"[0-9a-f]{40}", spec["revision"]), name   # a commit, never 'main'
+    # the custom-code RefinedWebModel commit of falcon-7b-instruct is not used
+    assert models["falcon-7b-it"]["revision"] != "9cbb1610be271fd06576e7e00f60e75612d53a4d"
+    for name in paper_config["orpo"]["instruct_models"]:      # trained with LLaMA-Factory
+        assert models[name]["chat_template"].startswith("lf2024_"), name
+    assert paper_config["reward_winrate"]["scoring"] == "token0_logit"
+    for name, spec in tiny_config["models"].items():
+        assert spec["source"] == "tiny"
+        assert spec["arch"] == FAMILY[models[name]["repo"]], name
+        assert spec.get("chat_template") == models[name].get("chat_template"), name
+        assert spec.get("task", "causal_lm") == "causal_lm", name
