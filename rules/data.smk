@@ -108,7 +108,7 @@ rule dpo_mix_prefs:
     resources:
         **res("dpo_mix_prefs"),
     shell:
-        "prefbias prefs --kind sharegpt --source dpo_mix_en --input {input} --out {output}"
+        "prefbias prefs --kind llamafactory --source dpo_mix_en --input {input} --out {output}"
         " 2> {log}"
 
 

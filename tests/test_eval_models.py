@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import types
 from pathlib import Path
 
 import pytest
@@ -23,7 +24,10 @@ def tiny_dirs(tmp_path_factory) -> dict[str, Path]:
 
     root = tmp_path_factory.mktemp("models")
     return {"lm": build_tiny_model(root / "lm", {**TINY, "seed": 3}, CORPUS),
-            "rm": build_tiny_model(root / "rm", {**TINY, "seed": 4, "task": "reward"}, CORPUS)}
+            # the Nemotron-70B-Reward-HF stand-in: a Llama causal LM with a Llama-3.1 template
+            "rm": build_tiny_model(root / "rm", {**TINY, "seed": 4, "arch": "llama"}, CORPUS),
+            "cls": build_tiny_model(root / "cls", {**TINY, "seed": 4, "arch": "llama",
+                                                   "task": "sequence_classifier"}, CORPUS)}
 
 
 def _gens(path: Path, responses: list[str]) -> Path:
@@ -51,6 +55,81 @@ def test_reward_winrate_cli(tmp_path, tiny_dirs, paper_config):
     assert main(args + ["--generations", str(base), "--model", "b",
                         "--out", str(tmp_path / "b.json")]) == 0
     assert read_json(tmp_path / "b.json")["win_rate"] == 0.5
+
+
+CONVS = [([{"role": "user", "content": "What is the capital of France?"}], "Paris."),
+         ([{"role": "user", "content": "q"}], "The answer is (A) B C D. " * 4),
+         ([{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}], "Hello")]
+
+
+def test_token0_reward_equals_the_model_card_generate_score(tiny_dirs):
+    """Our batched single forward pass == the model card's recipe, conversation by conversation:
+    apply_chat_template(tokenize=True, add_generation_prompt=False) ->
+    generate(max_new_tokens=1, return_dict_in_generate=True, output_scores=True)
+    -> scores[0][0][0]."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from prefbias.evaluation.reward import HFRewardModel
+
+    rm = HFRewardModel(tiny_dirs["rm"], batch_size=3, device="cpu")
+    assert type(rm.model).__name__ == "LlamaForCausalLM"
+    ours = rm.score(CONVS)
+    tok = AutoTokenizer.from_pretrained(tiny_dirs["rm"])
+    model = AutoModelForCausalLM.from_pretrained(tiny_dirs["rm"], dtype=torch.float32).eval()
+    card = []
+    for msgs, resp in CONVS:
+        enc = tok.apply_chat_template([*msgs, {"role": "assistant", "content": resp}],
+                                      tokenize=True, add_generation_prompt=False,
+                                      return_tensors="pt", return_dict=True)
+        assert enc["input_ids"][0].tolist().count(tok.bos_token_id) == 1
+        with torch.no_grad():
+            out = model.generate(enc["input_ids"], attention_mask=enc["attention_mask"],
+                                 max_new_tokens=1, return_dict_in_generate=True,
+                                 output_scores=True)
+        card.append(out["scores"][0][0][0].item())
+    assert ours == pytest.approx(card, abs=1e-5)
+    assert len(set(ours)) == 3          # padding (left, batch of 3) does not blur rows
+    # the reward depends on the answer and is read after the assistant turn, not before it
+    text = rm.text(*CONVS[0])
+    assert text.endswith("Paris.<|eot_id|>")
+
+
+def test_causal_lm_reward_model_is_never_loaded_as_a_classifier(tiny_dirs):
+    """AutoModelForSequenceClassification on a LlamaForCausalLM checkpoint drops lm_head and
+    adds a random score head: refused, naming the scoring to use."""
+    from prefbias.evaluation.reward import HFRewardModel
+    from prefbias.models.load import ModelLoadError
+
+    with pytest.raises(ModelLoadError, match="token0_logit"):
+        HFRewardModel(tiny_dirs["rm"], scoring="sequence_classifier", device="cpu")
+    with pytest.raises(ModelLoadError, match="sequence_classifier"):
+        HFRewardModel(tiny_dirs["cls"], scoring="token0_logit", device="cpu")
+    cls = HFRewardModel(tiny_dirs["cls"], scoring="sequence_classifier", device="cpu")
+    assert type(cls.model).__name__ == "LlamaForSequenceClassification"
+    assert len(cls.score(CONVS)) == 3
+
+
+def test_reward_lm_on_cuda_is_bf16_sharded_over_the_gpus(monkeypatch, tiny_dirs):
+    """On CUDA the 70B reward model is loaded in bf16 with device_map="auto" (it does not fit one
+    GPU); checked on the arguments, since this machine has no GPU."""
+    import torch
+    import transformers
+
+    from prefbias.models.load import load_reward_lm
+
+    seen = {}
+
+    class Fake:
+        @staticmethod
+        def from_pretrained(path, **kw):
+            seen.update(kw)
+            return types.SimpleNamespace(eval=lambda: "model")
+
+    monkeypatch.setattr(transformers, "AutoModelForCausalLM", Fake)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert load_reward_lm(tiny_dirs["rm"]) == "model"
+    assert seen == {"dtype": torch.bfloat16, "device_map": "auto"}
 
 
 def test_bad_model_dir_names_path(tmp_path, paper_config, caplog):

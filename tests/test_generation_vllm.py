@@ -96,3 +96,19 @@ def test_prefill_and_context_overflow(fake):
     with pytest.raises(ContextOverflowError, match="context window of 64"):
         b.generate([GenRequest("big", [{"role": "user", "content": "y" * 60}])],
                    Sampling(max_new_tokens=4))
+
+
+def test_mistral_model_loads_with_the_hf_tokenizer(fake):
+    """A Mistral-7B-Instruct-v0.3 snapshot ships tokenizer.model.v3 beside the HF tokenizer: vLLM's
+    tokenizer_mode 'auto' would pick mistral-common (no special-token parsing of our rendered
+    prompt). The backend must ask for the HF tokenizer and HF config explicitly."""
+    record, model = fake
+    (model / "config.json").write_text(json.dumps({
+        "architectures": ["MistralForCausalLM"], "model_type": "mistral",
+        "num_attention_heads": 32, "num_key_value_heads": 8}))
+    for name in ("tokenizer.model.v3", "tokenizer.model", "tokenizer.json", "params.json"):
+        (model / name).write_text("x")
+    make_backend("vllm", str(model), model_name="mistral-7b-it-v0.3")
+    assert record["llm"]["tokenizer_mode"] == "hf"
+    assert record["llm"]["config_format"] == "hf"
+    assert record["llm"]["tensor_parallel_size"] == 2   # 3 GPUs visible; 32 heads / 8 kv heads

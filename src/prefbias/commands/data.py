@@ -74,7 +74,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_sft)
 
     p = sub.add_parser("prefs", help="normalise a preference set to preference pairs")
-    p.add_argument("--kind", choices=["ultrafeedback", "sharegpt"], required=True)
+    p.add_argument("--kind", choices=["ultrafeedback", "sharegpt", "alpaca", "llamafactory"],
+                   required=True, help="llamafactory: sharegpt or alpaca, from the columns")
     p.add_argument("--input", required=True)
     p.add_argument("--out", required=True, help="W/data/prefs/<prefset>/<split>.jsonl")
     p.add_argument("--source", default=None, help="source label (sharegpt; default dpo_mix_en)")

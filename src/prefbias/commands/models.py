@@ -23,7 +23,8 @@ def _fetch(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("build-tiny-model",
-                       help="random-initialised tiny Qwen2 + locally trained ChatML tokenizer")
+                       help="random-initialised tiny stand-in of a real architecture + "
+                       "locally trained tokenizer with its chat template")
     p.add_argument("--spec", type=spec_arg, required=True, help="the model's config entry (JSON)")
     p.add_argument("--corpus", nargs="+", default=[], help="JSON/JSONL/text files for the BPE")
     p.add_argument("--out", required=True, help="output model directory")

@@ -5,9 +5,10 @@ model's answer and the baseline model's answer to the same prompt: a higher rewa
 equal rewards (``|diff| <= tie_eps``) a tie (0.5), else a loss (0). The win rate is the mean over
 prompts; the CI is a seeded percentile bootstrap over prompts.
 
-Reward backends: ``hf`` (``AutoModelForSequenceClassification``, one logit, scored on the chat
-template of prompt + answer) or ``openai`` (an OpenAI-compatible reward endpoint such as NVIDIA's
-Nemotron reward API, which answers a chat completion whose content is ``reward:<float>``).
+Reward backends: ``hf`` (a local model, scored as ``scoring`` says: ``token0_logit``, the
+Nemotron-70B-Reward-HF way, or ``sequence_classifier``; see :class:`HFRewardModel`) or
+``openai`` (an OpenAI-compatible reward endpoint such as NVIDIA's Nemotron reward API, which
+answers a chat completion whose content is ``reward:<float>``).
 """
 
 from __future__ import annotations
@@ -46,36 +47,79 @@ def win_rate(rewards: Sequence[float], baseline_rewards: Sequence[float], *,
             "ci_low": lo, "ci_high": hi}
 
 
+SCORINGS = ("token0_logit", "sequence_classifier")
+
+
 class HFRewardModel:
-    def __init__(self, model_dir: str | Path, batch_size: int = 4, max_length: int = 4096):
+    """Local reward model, scored as configured in ``reward_winrate.scoring``:
+
+    * ``token0_logit`` (Llama-3.1-Nemotron-70B-Reward-HF, a ``LlamaForCausalLM``): the model card
+      applies the chat template to the conversation (user turns + the assistant answer, no
+      generation prompt), runs ``generate(max_new_tokens=1, output_scores=True)`` and takes
+      ``scores[0][0][0]``: the logit of vocabulary id 0 at the first generated position. One
+      forward pass gives the same number (the logits at the last position of the templated
+      conversation); we batch with left padding and position ids from the attention mask, as
+      ``generate`` does, and keep only the last position's logits. Loaded in bf16 with
+      ``device_map="auto"`` over the rule's GPUs on CUDA.
+    * ``sequence_classifier``: a one-logit ``*ForSequenceClassification`` model on the same text.
+    """
+
+    def __init__(self, model_dir: str | Path, *, scoring: str = "token0_logit",
+                 batch_size: int = 4, max_length: int = 4096, device: str | None = None):
         import torch
 
-        from prefbias.models.load import load_reward_model, load_tokenizer
+        from prefbias.models.load import (
+            ModelLoadError,
+            load_reward_lm,
+            load_reward_model,
+            load_tokenizer,
+        )
 
+        if scoring not in SCORINGS:
+            raise ValueError(f"unknown reward scoring {scoring!r} (expected one of {SCORINGS})")
         self.torch = torch
-        self.tok = load_tokenizer(model_dir, padding_side="right")
-        self.model = load_reward_model(model_dir)
-        if getattr(self.model.config, "pad_token_id", None) is None:
-            self.model.config.pad_token_id = self.tok.pad_token_id
-        self.device = next(self.model.parameters()).device
+        self.scoring = scoring
+        self.path = Path(model_dir)
+        left = scoring == "token0_logit"
+        self.tok = load_tokenizer(model_dir, padding_side="left" if left else "right")
+        if not getattr(self.tok, "chat_template", None):
+            raise ModelLoadError(f"reward model {self.path}: its tokenizer has no chat template "
+                                 "(the reward is defined on the chat-templated conversation)")
+        if left:
+            self.model = load_reward_lm(model_dir, device=device)
+        else:
+            self.model = load_reward_model(model_dir, device=device)
+            if getattr(self.model.config, "pad_token_id", None) is None:
+                self.model.config.pad_token_id = self.tok.pad_token_id
+        self.device = self.model.get_input_embeddings().weight.device
         self.batch_size = batch_size
         self.max_length = max_length
 
-    def _text(self, messages: list[dict], response: str) -> str:
+    def text(self, messages: list[dict], response: str) -> str:
         conv = [*messages, {"role": "assistant", "content": response}]
-        if getattr(self.tok, "chat_template", None):
-            return self.tok.apply_chat_template(conv, tokenize=False)
-        return "\n".join(f"{m['role']}: {m['content']}" for m in conv)
+        return self.tok.apply_chat_template(conv, tokenize=False, add_generation_prompt=False)
 
     def score(self, items: Sequence[tuple[list[dict], str]]) -> list[float]:
         out: list[float] = []
+        n_long = 0
         for i in range(0, len(items), self.batch_size):
-            texts = [self._text(m, r) for m, r in items[i:i + self.batch_size]]
-            enc = self.tok(texts, return_tensors="pt", padding=True, truncation=True,
-                           max_length=self.max_length, add_special_tokens=False)
+            texts = [self.text(m, r) for m, r in items[i:i + self.batch_size]]
+            enc = self.tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+            n_long += int((enc["attention_mask"].sum(1) > self.max_length).sum())
+            enc = {k: v.to(self.device) for k, v in enc.items()}
             with self.torch.no_grad():
-                logits = self.model(**{k: v.to(self.device) for k, v in enc.items()}).logits
-            out += [float(x) for x in logits[:, 0].float().cpu()]
+                if self.scoring == "token0_logit":
+                    mask = enc["attention_mask"]
+                    pos = (mask.cumsum(-1) - 1).clamp(min=0)
+                    logits = self.model(input_ids=enc["input_ids"], attention_mask=mask,
+                                        position_ids=pos, logits_to_keep=1).logits
+                    vals = logits[:, -1, 0]
+                else:
+                    vals = self.model(**enc).logits[:, 0]
+            out += [float(x) for x in vals.float().cpu()]
+        if n_long:
+            log.warning("%d of %d conversations exceed the reward model's %d-token limit; "
+                        "scored in full", n_long, len(items), self.max_length)
         return out
 
 
@@ -133,7 +177,8 @@ def run_reward_winrate(spec: dict[str, Any], generations: str | Path, baseline: 
     if rm is None:
         if reward_model_dir is None:
             raise ValueError("an hf reward model needs --reward-model-dir")
-        rm = HFRewardModel(reward_model_dir, batch_size=int(spec.get("batch_size", 4)))
+        rm = HFRewardModel(reward_model_dir, scoring=spec.get("scoring", "token0_logit"),
+                           batch_size=int(spec.get("batch_size", 4)))
     # Identical (prompt, answer) pairs are scored once, so they get identical rewards (a tie).
     items = [(r["messages"], r["response"]) for r, _ in pairs]
     items += [(b["messages"], b["response"]) for _, b in pairs]

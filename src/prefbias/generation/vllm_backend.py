@@ -79,6 +79,22 @@ def sampling_params(vllm_mod, s: Sampling):
         stop=list(s.stop) or None)
 
 
+def llm_kwargs(model_dir: str | Path, *, tensor_parallel_size: int,
+               gpu_memory_utilization: float = 0.9, dtype: str = "auto") -> dict[str, Any]:
+    """Arguments of ``vllm.LLM`` for a local HF model directory.
+
+    ``tokenizer_mode="hf"`` and ``config_format="hf"`` always: prompts are rendered with the
+    HF chat template (:meth:`VLLMBackend.encode`, the same template as training and the ``hf``
+    backend) and re-tokenized by the HF tokenizer. With ``"auto"``, vLLM picks mistral-common
+    for Mistral repos that ship ``tokenizer.model.v3``/``tekken.json``; that tokenizer never
+    parses special tokens from text, so ``<s>[INST]`` would reach the model as literal
+    characters, and its ``apply_chat_template`` has another signature.
+    """
+    return {"model": str(model_dir), "tensor_parallel_size": int(tensor_parallel_size),
+            "gpu_memory_utilization": gpu_memory_utilization, "dtype": dtype,
+            "tokenizer_mode": "hf", "config_format": "hf"}
+
+
 class VLLMBackend(BackendBase):
     name = "vllm"
 
@@ -95,9 +111,8 @@ class VLLMBackend(BackendBase):
         self.revision = revision or model_revision(self.path)
         tp = tensor_parallel_size or pick_tensor_parallel(visible_gpus(), self.path)
         self.chunk_size = max(1, int(chunk_size))
-        kwargs: dict[str, Any] = {"model": str(self.path), "tensor_parallel_size": tp,
-                                  "gpu_memory_utilization": gpu_memory_utilization,
-                                  "dtype": dtype}
+        kwargs = llm_kwargs(self.path, tensor_parallel_size=tp,
+                            gpu_memory_utilization=gpu_memory_utilization, dtype=dtype)
         if max_model_len:
             kwargs["max_model_len"] = int(max_model_len)
         log.info("vllm: loading %s (tensor_parallel_size=%d)", self.path, tp)

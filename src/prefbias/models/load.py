@@ -5,6 +5,7 @@ Errors name the directory, so a model that does not load fails with its path.
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 from pathlib import Path
@@ -64,39 +65,127 @@ def load_causal_lm(path: str | Path, *, dtype: Any = None, device: str | None = 
     return model.to(device)
 
 
-def load_reward_model(path: str | Path, *, dtype: Any = None, device: str | None = None):
+def _load_sharded(auto_cls, p: Path, what: str, *, dtype: Any = None, device: str | None = None):
+    """bf16 with ``device_map="auto"`` over every visible GPU on CUDA (a 70B model does not fit
+    one GPU); fp32 on one device otherwise."""
     import torch
+
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    kwargs: dict[str, Any] = {"dtype": dtype or pick_dtype(device)}
+    if device.startswith("cuda"):
+        kwargs["device_map"] = "auto" if device == "cuda" else device
+    try:
+        model = auto_cls.from_pretrained(p, **kwargs)
+    except Exception as e:  # noqa: BLE001
+        raise ModelLoadError(f"cannot load {what} from {p}: {e}") from e
+    if not device.startswith("cuda"):
+        model = model.to(device)
+    return model.eval()
+
+
+def architectures(path: str | Path) -> list[str]:
+    """``config.json``'s ``architectures`` of a saved model (``[]`` when absent)."""
+    cfg = json.loads((_check_dir(path) / "config.json").read_text(encoding="utf-8"))
+    return list(cfg.get("architectures") or [])
+
+
+def load_reward_model(path: str | Path, *, dtype: Any = None, device: str | None = None):
+    """A one-logit ``*ForSequenceClassification`` reward model (``scoring: sequence_classifier``).
+
+    Refuses a ``*ForCausalLM`` checkpoint: ``AutoModelForSequenceClassification`` would drop its
+    ``lm_head`` and add a randomly initialised ``score`` head, so every reward would be noise
+    (Llama-3.1-Nemotron-70B-Reward-HF is such a checkpoint: use ``scoring: token0_logit``)."""
     from transformers import AutoModelForSequenceClassification
 
     p = _check_dir(path)
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        model = AutoModelForSequenceClassification.from_pretrained(
-            p, dtype=dtype or pick_dtype(device))
-    except Exception as e:  # noqa: BLE001
-        raise ModelLoadError(f"cannot load reward model from {p}: {e}") from e
-    return model.to(device).eval()
+    archs = architectures(p)
+    if archs and all(a.endswith("ForCausalLM") for a in archs):
+        raise ModelLoadError(f"reward model {p} is a causal LM ({', '.join(archs)}): loading it "
+                             "as a sequence classifier would replace its lm_head by a random "
+                             "score head; use reward_winrate.scoring: token0_logit")
+    return _load_sharded(AutoModelForSequenceClassification, p, "reward model", dtype=dtype,
+                         device=device)
+
+
+def load_reward_lm(path: str | Path, *, dtype: Any = None, device: str | None = None):
+    """A causal-LM reward model (``scoring: token0_logit``), sharded over the GPUs."""
+    from transformers import AutoModelForCausalLM
+
+    p = _check_dir(path)
+    archs = architectures(p)
+    if archs and not any(a.endswith("ForCausalLM") for a in archs):
+        raise ModelLoadError(f"reward model {p} is not a causal LM ({', '.join(archs)}): "
+                             "use reward_winrate.scoring: sequence_classifier")
+    return _load_sharded(AutoModelForCausalLM, p, "causal-LM reward model", dtype=dtype,
+                         device=device)
+
+
+# Files of a hub snapshot that the HF loaders (transformers, vLLM in HF mode) never read: native
+# Mistral/Meta checkpoints and their configs, GGUF and other-framework duplicates, mistral-common
+# tokenizers, custom modelling code (we load every architecture natively), Core ML exports.
+_SKIP_SUFFIXES = (".gguf", ".pth", ".pt", ".msgpack", ".h5", ".onnx", ".ckpt", ".py", ".md")
+_SKIP_NAMES = {"params.json", "tekken.json", "tokenizer.model.v3", ".gitattributes"}
+_KEEP_SUFFIXES = (".json", ".txt", ".jinja", ".model")
+
+
+def select_model_files(files: list[str]) -> list[str]:
+    """The files of a model repo that the HF loaders need, sorted.
+
+    Top-level files only (``original/``, ``coreml/`` ... are skipped); the ``safetensors``
+    weights when the repo has them (never ``consolidated.*``), else the ``pytorch_model*.bin``
+    shards; config, generation config, tokenizer and chat-template files.
+    """
+    top = [f for f in files if "/" not in f and not f.startswith("consolidated.")]
+    safetensors = [f for f in top if f.endswith(".safetensors")]
+    if safetensors:
+        weights = safetensors + [f for f in top if f.endswith(".safetensors.index.json")]
+    else:
+        weights = [f for f in top if f.startswith("pytorch_model") and
+                   (f.endswith(".bin") or f.endswith(".bin.index.json"))]
+    if not weights:
+        raise ModelLoadError("no safetensors or pytorch_model*.bin weights among the repo's "
+                             f"top-level files: {sorted(top)}")
+    rest = [f for f in top if f.endswith(_KEEP_SUFFIXES) and f not in _SKIP_NAMES
+            and not f.endswith(_SKIP_SUFFIXES) and not f.endswith(".index.json")]
+    return sorted(set(weights) | set(rest))
+
+
+def _list_files(repo: str, revision: str) -> list[str]:
+    if Path(repo).is_dir():
+        return [p.relative_to(repo).as_posix() for p in Path(repo).rglob("*") if p.is_file()]
+    from huggingface_hub import HfApi
+
+    return list(HfApi().list_repo_files(repo, revision=revision))
 
 
 def fetch_model(spec: dict[str, Any], out_dir: str | Path) -> Path:
-    """Materialise a pinned model snapshot at ``out_dir`` (atomic).
+    """Materialise a pinned model snapshot at ``out_dir`` (atomic), only the files the loaders
+    need (:func:`select_model_files`).
 
     ``spec['repo']`` is a hub repo id downloaded at ``spec['revision']``; a local directory path
-    is copied instead (used by tests and by sites that pre-stage weights).
+    is copied instead (used by tests and by sites that pre-stage weights). ``spec['chat_template']``
+    (optional) names a template of :mod:`prefbias.models.templates` that replaces the tokenizer's
+    own, so training and every evaluation backend render prompts the same way.
     """
     out = Path(out_dir)
     repo, revision = spec["repo"], spec["revision"]
+    files = select_model_files(_list_files(repo, revision))
     with atomic_path(out, is_dir=True) as tmp:
         if Path(repo).is_dir():
-            shutil.copytree(repo, tmp, dirs_exist_ok=True)
-            resolved = revision
+            for f in files:
+                shutil.copy2(Path(repo) / f, tmp / f)
         else:
             from huggingface_hub import snapshot_download
 
-            snapshot_download(repo_id=repo, revision=revision, local_dir=tmp)
-            resolved = revision
+            snapshot_download(repo_id=repo, revision=revision, local_dir=tmp,
+                              allow_patterns=files)
         _check_dir(tmp)
-        write_json(tmp / "prefbias_model.json",
-                   {"source": "hf", "repo": repo, "revision": resolved})
-    log.info("fetched %s@%s to %s", repo, revision, out)
+        meta = {"source": "hf", "repo": repo, "revision": revision, "files": files}
+        if spec.get("chat_template"):
+            from prefbias.models.templates import install_template
+
+            install_template(tmp, spec["chat_template"])
+            meta["chat_template"] = spec["chat_template"]
+        write_json(tmp / "prefbias_model.json", meta)
+    log.info("fetched %s@%s to %s (%d files)", repo, revision, out, len(files))
     return out

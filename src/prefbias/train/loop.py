@@ -365,7 +365,8 @@ def write_outputs(trainer: Trainer, summary: dict[str, Any], tokenizer, *, out_d
             if lora:
                 model.save_pretrained(tmp / "adapter")
                 tokenizer.save_pretrained(tmp / "adapter")
-                model = model.merge_and_unload()
+                from prefbias.train.merge import merge_lora
+                model = merge_lora(model)  # fp32 merge, cast back (train/merge.py)
             model.save_pretrained(tmp)
             tokenizer.save_pretrained(tmp)
             write_json(tmp / "prefbias_model.json", {"source": "trained", "id": summary["model"],
