@@ -146,6 +146,8 @@ def _negated_before(tokens: list[str], start: int) -> bool:
         before = before[1:]
     if any(t in _NEGATORS for t in before):
         return True
+    if before and before[-1] == "than":    # "Venus rather than Mars", "bigger than Mars"
+        return True
     return any(tuple(before[i:i + 2]) in _NEG_PAIRS for i in range(len(before) - 1))
 
 
