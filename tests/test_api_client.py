@@ -251,3 +251,5 @@ def test_settings_from_a_config_section(paper_config):
     assert g.model == "gpt-3.5-turbo-0125" and g.max_retry_after_s == 60.0
     assert g.price_per_1m_tokens == {"input": 0.5, "output": 1.5}
     assert paper_config["generation"]["openai"]["max_retry_after_s"] == 60
+    with pytest.raises(ApiKeyError, match="no api_key_env"):  # null: no key configured
+        make_client({"model": "m", "api_key_env": None}, purpose="test")

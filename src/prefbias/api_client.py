@@ -101,7 +101,9 @@ class ApiSettings:
         """Settings from a config section (unknown keys of the section are other settings of
         the caller and ignored here)."""
         names = {f.name for f in fields(cls)}
-        values = {k: v for k, v in spec.items() if k in names and v is not None}
+        nullable = {"base_url", "api_key_env", "requests_per_minute"}  # null is meaningful
+        values = {k: v for k, v in spec.items()
+                  if k in names and (v is not None or k in nullable)}
         values.update({k: v for k, v in overrides.items() if v is not None})
         if "model" not in values:
             raise ValueError(f"{section}: no model configured for the API client")
