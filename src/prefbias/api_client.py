@@ -329,9 +329,10 @@ class ApiClient:
             raise ApiError(f"{self.purpose}: cannot reach endpoint {self.endpoint} after {n} "
                            f"attempts; last error: {last}", attempts=n, last=last,
                            kind="unreachable")
+        kept = (f" Answers already received are kept in the cache ({self.cache.root})."
+                if self.cache.root is not None else "")
         raise ApiError(f"{self.purpose}: giving up on model {self.model} ({self._who(request_id)})"
-                       f" after {n} attempts; last error: {last}. Answers already received are "
-                       f"kept in the cache ({self.cache.root}).", attempts=n, last=last,
+                       f" after {n} attempts; last error: {last}.{kept}", attempts=n, last=last,
                        kind="exhausted")
 
     def backoff_delay(self, attempt: int, retry_after: float | None = None) -> float:
