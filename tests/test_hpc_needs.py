@@ -69,8 +69,10 @@ def test_gpu_rule_calling_an_api_needs_an_internet_gpu_partition(paper_config, m
     assert needs.internet_problems(cfg, ["sycophancy_answer"]) == []
     r = resolve(cfg, "sycophancy_answer")
     assert r["slurm_partition"] == "gpu-web" and r["gpu"] == 1
-    # the paper's default grader (match) is offline
-    assert not needs.needs_internet(paper_config, "sycophancy_answer")
+    # the offline match grader (the demo's) needs no internet; the paper's LLM grader does
+    assert needs.needs_internet(paper_config, "sycophancy_answer")
+    cfg["sycophancy"]["grader"] = {"kind": "match"}
+    assert not needs.needs_internet(cfg, "sycophancy_answer")
 
 
 def test_needs_table_lists_every_rule(paper_config):

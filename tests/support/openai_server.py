@@ -34,7 +34,8 @@ Faults
     answered with that fault instead of the handler. Items are :class:`Fault` or shorthand strings:
 
     * ``"429"`` / ``"500"`` / ``"503"`` (any status) -> that HTTP status with an OpenAI error body
-      (``429`` carries ``retry-after-ms: 10`` so clients retry quickly);
+      (``429`` carries ``retry-after-ms: 10`` so clients retry quickly, unless the Fault's
+      ``headers`` replace it, e.g. ``Fault("429", headers={"Retry-After": "3600"})``);
     * ``"timeout"`` -> sleep ``sleep_s`` (default 2 s) before answering normally — longer than the
       client's timeout, so the client sees a timeout;
     * ``"malformed"`` -> HTTP 200 with a body that is not JSON;
@@ -76,6 +77,7 @@ class Fault:
     kind: str
     sleep_s: float = 2.0
     match: Callable[[dict], bool] | None = None
+    headers: dict[str, str] | None = None  # extra response headers (status faults)
 
     @classmethod
     def coerce(cls, f: Fault | str | int) -> Fault:
@@ -311,6 +313,8 @@ class OpenAIStubServer:
             if fault.kind.isdigit():
                 status = int(fault.kind)
                 headers = {"retry-after-ms": "10"} if status == 429 else None
+                if fault.headers is not None:
+                    headers = dict(fault.headers)
                 kind = "rate_limit_exceeded" if status == 429 else "server_error"
                 h._send(status, _error(f"injected {status}", kind), headers=headers)
                 return status

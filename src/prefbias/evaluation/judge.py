@@ -1,10 +1,9 @@
-"""LLM-as-a-judge (stylized-dpo §5.1.1, App. B.1) and the cached OpenAI-compatible client.
+"""LLM-as-a-judge (stylized-dpo §5.1.1, App. B.1).
 
-* :class:`ChatClient` — OpenAI-compatible chat client with a disk cache (:mod:`.cache`), bounded
-  concurrency, a requests-per-minute limiter, bounded retries with exponential backoff on
-  429/5xx/timeouts/connection errors/malformed bodies, and token + cost accounting. The API key is
-  read from the environment variable named in the config, only when a request may be needed, and
-  is never logged or written. The LLM grader of the sycophancy tasks uses the same client.
+* API judges talk through the shared client :class:`prefbias.api_client.ApiClient` (disk cache,
+  bounded concurrency, requests-per-minute limiter, bounded retries with backoff and a capped
+  Retry-After, token + cost log, key only from the environment) — the same client generation, the
+  sycophancy LLM grader and the API reward model use.
 * :func:`judge_openai` — the B.1 prompt, JSON answers (``` fences stripped) validated against a
   JSON schema; unparseable answers are re-asked up to ``max_parse_retries`` times, then recorded
   as missing (counted, never dropped or invented). ``score_mode: prob_weighted`` uses
@@ -18,240 +17,27 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import random
 import re
 import threading
-import time
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 
-from prefbias.evaluation.cache import DiskCache, cache_key
+from prefbias.api_client import (  # noqa: F401 - ApiError/ApiKeyError/run_parallel re-exported
+    ApiClient,
+    ApiError,
+    ApiKeyError,
+    make_client,
+    run_parallel,
+)
 from prefbias.evaluation.stats import summarize
 from prefbias.io import DataError, check_field, iter_jsonl, write_json, write_jsonl
 
 log = logging.getLogger(__name__)
 
 DIGITS = ("1", "2", "3", "4", "5")
-
-
-class ApiKeyError(RuntimeError):
-    """The configured API needs a key and the named environment variable is not set."""
-
-
-class ApiError(RuntimeError):
-    """Requests kept failing after the configured retries (or failed permanently)."""
-
-
-# ---------------------------------------------------------------------------------------------
-# API client
-# ---------------------------------------------------------------------------------------------
-def resolve_api_key(env_name: str | None, *, purpose: str = "judge") -> str:
-    if not env_name:
-        raise ApiKeyError(f"{purpose}: no api_key_env configured for an API backend")
-    value = os.environ.get(env_name)
-    if not value:
-        raise ApiKeyError(
-            f"{purpose}: the API key environment variable {env_name} is not set (or empty); "
-            f"export {env_name}=... before running, or use a local backend")
-    return value
-
-
-class _RateLimiter:
-    def __init__(self, requests_per_minute: float | None):
-        self.interval = 60.0 / requests_per_minute if requests_per_minute else 0.0
-        self._lock = threading.Lock()
-        self._next = 0.0
-
-    def wait(self) -> None:
-        if not self.interval:
-            return
-        with self._lock:
-            now = time.monotonic()
-            start = max(now, self._next)
-            self._next = start + self.interval
-        if start > now:
-            time.sleep(start - now)
-
-
-class ChatClient:
-    """Cached, rate-limited, retrying OpenAI-compatible chat client.
-
-    ``complete`` returns ``{"text", "finish_reason", "prompt_tokens", "completion_tokens",
-    "logprobs", "cached"}``; ``logprobs`` is a list of ``{"token", "top": {token: logprob}}``
-    when requested. Cache entries never hold the key.
-    """
-
-    RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
-
-    def __init__(self, *, model: str, base_url: str | None = None,
-                 api_key_env: str | None = "OPENAI_API_KEY", max_retries: int = 6,
-                 timeout_s: float = 120.0, max_concurrency: int = 8,
-                 requests_per_minute: float | None = None,
-                 price_per_1m_tokens: dict[str, float] | None = None,
-                 cache_dir: str | Path | None = None, retry_backoff_s: float = 1.0,
-                 max_backoff_s: float = 60.0, purpose: str = "judge"):
-        self.model = model
-        self.base_url = base_url
-        self.purpose = purpose
-        self.max_retries = int(max_retries)
-        self.max_concurrency = int(max_concurrency)
-        self.backoff = float(retry_backoff_s)
-        self.max_backoff = float(max_backoff_s)
-        self.price = price_per_1m_tokens or {}
-        self.cache = DiskCache(cache_dir)
-        self._limiter = _RateLimiter(requests_per_minute)
-        self._lock = threading.Lock()
-        self.usage = {"requests": 0, "retries": 0, "prompt_tokens": 0, "completion_tokens": 0}
-        # Fails here, before any request, when the key is missing.
-        self._key = resolve_api_key(api_key_env, purpose=purpose)
-        from openai import OpenAI
-
-        self._client = OpenAI(api_key=self._key, base_url=base_url, timeout=float(timeout_s),
-                              max_retries=0)
-
-    def _scrub(self, text: str) -> str:
-        return text.replace(self._key, "***") if self._key else text
-
-    def _request_once(self, kwargs: dict[str, Any]):
-        return self._client.chat.completions.create(**kwargs)
-
-    def complete(self, messages: Sequence[dict[str, str]], *, temperature: float = 0.0,
-                 max_tokens: int = 512, logprobs: bool = False, top_logprobs: int | None = None,
-                 stop: Sequence[str] | None = None, abort: threading.Event | None = None,
-                 variant: int = 0) -> dict[str, Any]:
-        """``variant`` distinguishes deliberate repeats of one request (parse re-asks) in the
-        cache, so a repeat is really sent once and replayed from the cache on reruns."""
-        import openai
-
-        options = {"temperature": temperature, "max_tokens": max_tokens, "logprobs": logprobs,
-                   "top_logprobs": top_logprobs if logprobs else None,
-                   "stop": list(stop) if stop else None}
-        key = cache_key("chat", self.model, list(messages), options, variant)
-        hit = self.cache.get(key)
-        if hit is not None:
-            return {**hit, "cached": True}
-        kwargs: dict[str, Any] = {"model": self.model, "messages": list(messages),
-                                  "temperature": temperature, "max_tokens": max_tokens}
-        if logprobs:
-            kwargs["logprobs"] = True
-            if top_logprobs:
-                kwargs["top_logprobs"] = int(top_logprobs)
-        if stop:
-            kwargs["stop"] = list(stop)
-        last: str = ""
-        for attempt in range(self.max_retries + 1):
-            if abort is not None and abort.is_set():
-                raise ApiError(f"{self.purpose}: aborted after another request failed")
-            self._limiter.wait()
-            with self._lock:
-                self.usage["requests"] += 1
-                if attempt:
-                    self.usage["retries"] += 1
-            try:
-                resp = self._request_once(kwargs)
-                out = self._convert(resp)
-            except openai.APIStatusError as e:
-                status = getattr(e, "status_code", None)
-                last = f"HTTP {status}: {self._scrub(str(e))[:300]}"
-                if status not in self.RETRYABLE_STATUS:
-                    raise ApiError(f"{self.purpose}: request to model {self.model} failed "
-                                   f"permanently ({last})") from None
-                retry_after = _retry_after(e)
-            except (openai.APITimeoutError, openai.APIConnectionError) as e:
-                last = f"{type(e).__name__}: {self._scrub(str(e))[:300]}"
-                retry_after = None
-            except (openai.APIResponseValidationError, ValueError, KeyError, TypeError,
-                    AttributeError, IndexError) as e:
-                last = f"malformed response ({type(e).__name__}: {self._scrub(str(e))[:200]})"
-                retry_after = None
-            else:
-                with self._lock:
-                    self.usage["prompt_tokens"] += out["prompt_tokens"]
-                    self.usage["completion_tokens"] += out["completion_tokens"]
-                self.cache.put(key, out)
-                return {**out, "cached": False}
-            if attempt < self.max_retries:
-                delay = min(self.max_backoff, self.backoff * (2 ** attempt))
-                delay = max(delay, retry_after or 0.0) * (1.0 + 0.1 * random.random())
-                log.warning("%s: attempt %d/%d failed (%s); retrying in %.2fs", self.purpose,
-                            attempt + 1, self.max_retries + 1, last, delay)
-                time.sleep(delay)
-        raise ApiError(f"{self.purpose}: giving up on model {self.model} after "
-                       f"{self.max_retries + 1} attempts; last error: {last}. Answers already "
-                       f"received are kept in the cache ({self.cache.root}).")
-
-    @staticmethod
-    def _convert(resp: Any) -> dict[str, Any]:
-        if isinstance(resp, str):  # some servers make the SDK return raw text on bad JSON
-            raise ValueError("response body is not a JSON object")
-        choice = resp.choices[0]
-        text = choice.message.content
-        if text is None:
-            text = ""
-        if not isinstance(text, str):
-            raise TypeError("message content is not a string")
-        lp = None
-        if getattr(choice, "logprobs", None) is not None and choice.logprobs.content:
-            lp = [{"token": t.token,
-                   "top": {a.token: a.logprob for a in (t.top_logprobs or [])} or
-                   {t.token: t.logprob}}
-                  for t in choice.logprobs.content]
-        usage = getattr(resp, "usage", None)
-        return {"text": text, "finish_reason": choice.finish_reason,
-                "prompt_tokens": int(getattr(usage, "prompt_tokens", 0) or 0),
-                "completion_tokens": int(getattr(usage, "completion_tokens", 0) or 0),
-                "logprobs": lp}
-
-    def cost_usd(self) -> float:
-        return (self.usage["prompt_tokens"] * float(self.price.get("input", 0.0))
-                + self.usage["completion_tokens"] * float(self.price.get("output", 0.0))) / 1e6
-
-    def log_usage(self) -> dict[str, Any]:
-        info = {**self.usage, "cache_hits": self.cache.hits, "cache_misses": self.cache.misses,
-                "estimated_cost_usd": round(self.cost_usd(), 6), "model": self.model}
-        log.info("%s usage: %d requests (%d retries), %d prompt + %d completion tokens, "
-                 "%d cache hits, estimated cost $%.4f", self.purpose, info["requests"],
-                 info["retries"], info["prompt_tokens"], info["completion_tokens"],
-                 info["cache_hits"], info["estimated_cost_usd"])
-        return info
-
-
-def _retry_after(e: Any) -> float | None:
-    try:
-        value = e.response.headers.get("retry-after")
-        return float(value) if value is not None else None
-    except Exception:  # noqa: BLE001
-        return None
-
-
-def run_parallel(items: Sequence[Any], fn: Callable[[Any, threading.Event], Any],
-                 max_workers: int) -> list[Any]:
-    """Map ``fn`` over ``items`` with bounded concurrency; the first exception stops new work
-    (``abort`` is set), in-flight requests finish (and are cached), then it is re-raised."""
-    abort = threading.Event()
-    results: list[Any] = [None] * len(items)
-    errors: list[BaseException] = []
-
-    def work(i: int) -> None:
-        if abort.is_set():
-            return
-        try:
-            results[i] = fn(items[i], abort)
-        except BaseException as e:  # noqa: BLE001
-            if not abort.is_set():
-                errors.append(e)
-            abort.set()
-
-    with ThreadPoolExecutor(max_workers=max(1, max_workers)) as pool:
-        list(pool.map(work, range(len(items))))
-    if errors:
-        raise errors[0]
-    return results
 
 
 # ---------------------------------------------------------------------------------------------
@@ -355,7 +141,7 @@ REASK = ("Your previous reply could not be used ({error}). Reply again with only
          "criterion.")
 
 
-def judge_one_api(client: ChatClient, spec: dict[str, Any], row: dict[str, Any],
+def judge_one_api(client: ApiClient, spec: dict[str, Any], row: dict[str, Any],
                   abort: threading.Event | None = None) -> dict[str, Any]:
     dims = spec["dimensions"]
     prob = spec.get("score_mode", "parse") == "prob_weighted"
@@ -500,16 +286,11 @@ def read_generations(path: str | Path) -> list[dict[str, Any]]:
 
 
 def make_api_client(spec: dict[str, Any], cache_dir: str | Path | None,
-                    purpose: str = "judge") -> ChatClient:
-    return ChatClient(model=spec["model"], base_url=spec.get("base_url"),
-                      api_key_env=spec.get("api_key_env", "OPENAI_API_KEY"),
-                      max_retries=int(spec.get("max_retries", 6)),
-                      timeout_s=float(spec.get("timeout_s", 120)),
-                      max_concurrency=int(spec.get("max_concurrency", 8)),
-                      requests_per_minute=spec.get("requests_per_minute"),
-                      price_per_1m_tokens=spec.get("price_per_1m_tokens"),
-                      cache_dir=cache_dir, retry_backoff_s=float(spec.get("retry_backoff_s", 1.0)),
-                      purpose=purpose)
+                    purpose: str = "judge") -> ApiClient:
+    """The shared API client configured from a section (``judge``, ``reward_winrate``, ...)."""
+    return make_client(spec, cache_dir, purpose=purpose,
+                       section={"judge": "judge", "reward": "reward_winrate",
+                                "sycophancy grader": "sycophancy.grader"}.get(purpose, purpose))
 
 
 def run_judge(spec: dict[str, Any], generations: str | Path, out: str | Path,
