@@ -207,8 +207,11 @@ def test_orpo_lora(env, tmp_path):
 
     merged = load_causal_lm(o, device="cpu")
     assert not any("lora" in n for n, _ in merged.named_parameters())
-    # 16 + 10 pairs minus one held-out each = 24 / effective 4 = 6 steps
-    assert summ["steps"] == 6 and summ["config"]["grad_accum"] == 2
+    # validation rows come out of the first set only: 15 + all 10 = 25 pairs = 13 micro-batches
+    # of 2, 2 per step -> 7 steps
+    assert summ["steps"] == 7 and summ["config"]["grad_accum"] == 2
+    assert (summ["data"]["prefs"]["n_eval"], summ["data"]["prefs2"]["n_eval"]) == (1, 0)
+    assert summ["data"]["prefs2"]["n_train"] == 10
     assert summ["final_eval_reward_accuracy"] is not None
     ex = _examples(_out(tmp_path, "orpo"))
     assert len(ex) == summ["n_eval"] and all(set(e) == {"id", "correct", "margin"} for e in ex)

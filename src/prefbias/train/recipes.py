@@ -6,8 +6,11 @@ with its ``ultrafeedback``/``styles`` sub-block merged over it, ``config["orpo"]
 :func:`prefbias.plan.trained_models`.
 
 Validation data: SFT uses ``W/data/sft/test.jsonl``; a preference set with a ``test`` split
-(UltraFeedback) uses it, the others (dpo_mix_en, saa, the style variants) hold out a seeded
-``eval_holdout`` fraction of ``train`` (at most ``eval_max_examples`` rows).
+(UltraFeedback) uses it, the others (dpo_mix_en, the style variants) hold out a seeded
+``eval_holdout`` fraction of ``train`` (at most ``eval_max_examples`` rows). An ORPO mix holds
+validation rows out of its base set only (``orpo.prefset``, dpo_mix_en; the first set of the mix
+when ``prefset`` is not given): every row of an added set (the 1,000 SAA rows, saa-orpo §4.1) is
+trained.
 """
 
 from __future__ import annotations
@@ -136,6 +139,16 @@ def _pairs_with_holdout(path: str, tok, spec: dict[str, Any], seed: int, prefix:
     return tre, eve, st
 
 
+def _pairs_all(path: str, tok, spec: dict[str, Any], prefix: str = ""):
+    """Every row of a preference set for training (no validation slice)."""
+    rows = read_pairs(path)
+    if not rows:
+        raise DataError(path, "the preference set is empty")
+    tre, st = encode_pairs(path, tok, rows=rows, max_length=spec.get("max_length"),
+                           long_prompts=spec.get("long_prompts", "drop"), id_prefix=prefix)
+    return tre, [], st
+
+
 def train_dpo(*, model_id: str, init: str, train: str, train_refs: str, eval: str | None,
               eval_refs: str | None, spec: dict[str, Any], seed: int, out: str, metrics: str,
               summary: str, ckpt: str, eval_examples: str | None = None) -> dict[str, Any]:
@@ -195,13 +208,20 @@ def train_orpo(*, model_id: str, init: str, train: list[str], spec: dict[str, An
 
     tok = load_tokenizer(init)
     train_ex, eval_ex, stats = [], [], {}
-    for path in train:
-        prefset = Path(path).parent.name
-        tr, ev, st = _pairs_with_holdout(path, tok, {**spec, "max_length": spec["cutoff_len"]},
-                                         seed, prefix=f"{prefset}/")
+    names = [Path(p).parent.name for p in train]
+    held_from = spec.get("prefset") or names[0]
+    if held_from not in names:
+        raise DataError(str(train[0]), f"orpo.prefset {held_from!r} is not one of the mix's sets "
+                        f"{names}", field="orpo.prefset")
+    kw = {**spec, "max_length": spec["cutoff_len"]}
+    for path, prefset in zip(train, names, strict=True):
+        if prefset == held_from:
+            tr, ev, st = _pairs_with_holdout(path, tok, kw, seed, prefix=f"{prefset}/")
+        else:
+            tr, ev, st = _pairs_all(path, tok, kw, prefix=f"{prefset}/")
         train_ex += tr
         eval_ex += ev
-        stats[prefset] = st.as_dict()
+        stats[prefset] = {**st.as_dict(), "n_train": len(tr), "n_eval": len(ev)}
     lr, opt = _optimizer(spec)
     cfg = TrainConfig(kind="orpo", model_id=model_id, seed=seed, batch_size=spec["batch_size"],
                       grad_accum=orpo_grad_accum(spec, _world()), lr=lr, optimizer=opt,
