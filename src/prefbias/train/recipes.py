@@ -25,6 +25,7 @@ import torch
 
 from prefbias.io import DataError
 from prefbias.train import refs as refs_mod
+from prefbias.train import schedule
 from prefbias.train.batching import encode_pairs, encode_sft, read_pairs, split_holdout, subsample
 from prefbias.train.layout import (  # noqa: F401 - re-exported
     dpo_group,
@@ -172,19 +173,24 @@ def train_dpo(*, model_id: str, init: str, train: str, train_refs: str, eval: st
         raise refs_mod.StaleReferenceError(f"{train_refs}: no reference log-probs for rows "
                                            f"{missing[:5]} (stale table)")
     lr, opt = _optimizer(spec)
+    # stylized-dpo §4.2's two schedule sentences, each a config choice (train/schedule.py)
+    sched = {"cycle_mode": spec.get("cycle_mode", "chained"),
+             "lr_schedule_over": spec.get("lr_schedule_over", "max_steps")}
+    schedule.lr_schedule_over(sched)  # validates
     cfg = TrainConfig(kind="dpo", model_id=model_id, seed=seed, batch_size=spec["batch_size"],
                       grad_accum=spec["grad_accum"], lr=lr, optimizer=opt,
-                      cycles=spec.get("cycles", 1), epochs=spec.get("epochs", 1),
+                      cycles=schedule.trained_cycles(spec), epochs=spec.get("epochs", 1),
                       max_steps=spec.get("max_steps"), warmup_ratio=spec["warmup_ratio"],
                       max_grad_norm=spec["max_grad_norm"], eval_steps=spec.get("eval_steps"),
                       checkpoint_steps=spec.get("checkpoint_steps"),
                       group_by_length=spec.get("group_by_length", False),
-                      extra={"beta": spec["beta"]})
+                      extra={"beta": spec["beta"], **sched})
     fp = _fingerprint(spec, seed, model_id, files=[train, train_refs], model_dir=init)
     model = _load_model(init, lora=False)
     trainer = Trainer(cfg, DPOTask(tok.pad_token_id, spec["beta"], ref), model, train_ex, eval_ex,
-                      ckpt_dir=ckpt, fingerprint=fp, summary_extra={"data": st.as_dict(),
-                                                                     "beta": spec["beta"]})
+                      ckpt_dir=ckpt, fingerprint=fp,
+                      summary_extra={"data": st.as_dict(), "beta": spec["beta"], **sched,
+                                     "cycles_in_config": spec.get("cycles", 1)})
     summ = trainer.fit()
     write_outputs(trainer, summ, tok, out_dir=out, metrics_path=metrics, summary_path=summary,
                   eval_examples_path=eval_examples)
