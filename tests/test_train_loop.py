@@ -126,9 +126,12 @@ def test_changed_settings_refuse_stale_checkpoint(env, tmp_path, monkeypatch):
 def test_empty_dataset_errors(env, tmp_path):
     empty = tmp_path / "empty.jsonl"
     empty.write_text("")
-    with pytest.raises(DataError, match="empty"):
+    with pytest.raises(DataError, match="empty.jsonl.*no rows"):
         _sft(env, tmp_path, train=empty)
     assert not Path(_out(tmp_path, "sft-s0")["out"]).exists()
+    with pytest.raises(DataError, match="empty.jsonl.*no rows"):  # an empty validation file too
+        recipes.train_sft(model_id="sft-s0", init=str(env["model"]), train=str(env["sft_train"]),
+                          eval=str(empty), spec=SFT, seed=0, **_out(tmp_path, "sft-s0"))
 
 
 def test_long_prompt_error_names_row(env, tmp_path):

@@ -46,6 +46,15 @@ DEFAULT_HOLDOUT = 0.05
 
 
 # ---------------------------------------------------------------------------------------------
+def _require_rows(path: str | Path, stats) -> None:
+    """An input file a recipe needs must have rows (and keep some after the length limits)."""
+    if stats.n_rows == 0:
+        raise DataError(path, "the file has no rows")
+    if stats.n_kept == 0:
+        raise DataError(path, f"none of its {stats.n_rows} rows is left after the length limits "
+                        f"({stats.as_dict()})")
+
+
 def _fingerprint(*parts: Any, files: list[str | Path] = (), model_dir: str | Path | None = None
                  ) -> str:
     """Cheap identity of a run: settings, data file hashes, init model config + file sizes."""
@@ -105,9 +114,11 @@ def train_sft(*, model_id: str, init: str, train: str, eval: str | None, spec: d
               max_completion_tokens=spec["max_completion_tokens"], max_length=spec["max_length"],
               long_prompts=spec.get("long_prompts", "drop"))
     train_ex, tstats = encode_sft(train, tok, **kw)
+    _require_rows(train, tstats)
     eval_ex = []
     if eval:
-        eval_ex, _ = encode_sft(eval, tok, **kw)
+        eval_ex, estats = encode_sft(eval, tok, **kw)
+        _require_rows(eval, estats)
         eval_ex = subsample(eval_ex, spec.get("eval_max_examples"), seed)
     lr, opt = _optimizer(spec)
     cfg = TrainConfig(kind="sft", model_id=model_id, seed=seed, batch_size=spec["batch_size"],
@@ -162,7 +173,9 @@ def train_dpo(*, model_id: str, init: str, train: str, train_refs: str, eval: st
                         reference_dir=init, long_prompts=lp)
     if eval:
         train_ex, st = encode_pairs(train, tok, max_length=spec["max_length"], long_prompts=lp)
-        eval_ex, _ = encode_pairs(eval, tok, max_length=spec["max_length"], long_prompts=lp)
+        _require_rows(train, st)
+        eval_ex, est = encode_pairs(eval, tok, max_length=spec["max_length"], long_prompts=lp)
+        _require_rows(eval, est)
         eval_ex = subsample(eval_ex, spec.get("eval_max_examples"), seed)
         ref.update(refs_mod.load(eval_refs, data_path=eval, max_length=spec["max_length"],
                                  reference_dir=init, long_prompts=lp))
