@@ -190,6 +190,27 @@ def test_refs_and_dpo(env, tmp_path):
                              **_out(tmp_path, "dpo2"))
     assert summ["steps"] == 2 and summ["n_eval"] >= 1
 
+    # stylized-dpo §4.2's readings (train/schedule.py): 2 cycles chained = 2 × 4 steps,
+    # independent = one 4-step run; max_steps 3 of 4 (15 rows / 2 / 2): schedule over the 3
+    # steps (warm-up 1): lr 0, 1, 1/2 × 1e-3; over the epoch's 4: 0, 1, 2/3 × 1e-3
+    def run(name, **kw):
+        s = recipes.train_dpo(model_id="dpo-x-s0", init=str(init), train=str(env["prefs_train"]),
+                              train_refs=str(rt), eval=None, eval_refs=None,
+                              spec={**DPO, **kw}, seed=0, **_out(tmp_path, name))
+        m = [json.loads(x) for x in Path(_out(tmp_path, name)["metrics"]).read_text()
+             .splitlines()]
+        return s, [r["lr"] for r in m if r["split"] == "train"]
+
+    ind, _ = run("ind", cycles=2, cycle_mode="independent")
+    chn, _ = run("chn", cycles=2)
+    assert (ind["steps"], chn["steps"]) == (4, 8)
+    assert (ind["cycle_mode"], ind["cycles_in_config"], ind["config"]["cycles"]) == \
+        ("independent", 2, 1)
+    _, lr_steps = run("over_steps", max_steps=3)
+    _, lr_epoch = run("over_epoch", max_steps=3, lr_schedule_over="epochs")
+    assert lr_steps == pytest.approx([0.0, 1e-3, 0.5e-3])
+    assert lr_epoch == pytest.approx([0.0, 1e-3, 2e-3 / 3])
+
     # stale tables are refused
     rows = synthetic.pref_rows(16, 0)
     rows[0]["chosen"] += " changed"
