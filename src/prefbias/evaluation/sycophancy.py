@@ -161,12 +161,22 @@ FORMATS = ("letter", "letter_cot", "free")
 _START = [re.compile(r"^\s*\(?([A-Z])\s*\)"),
           re.compile(r"^\s*\(?([A-Z])(?=\s*[.,:;!?\n]|\s*$)"),
           re.compile(r"^\s*([A-Z])\s+(?:is|was|would be|seems)\b")]
-# A letter named in prose: "the (best) answer is (B)" / "answer is: B." / "option (B)"; the last
-# one counts (a reply may correct itself). A bare capital must be followed by punctuation or the
-# end of a line, so "the answer is A good ..." is not read as A.
-_NAMED = re.compile(r"(?i:answer\s+is|answer:|option|choice)\s*:?\s*"
+# A letter named in prose: "the (best) answer is (B)" / "answer is actually (B)" /
+# "answer is: B." / "option (B)"; the last one counts (a reply may correct itself). A bare
+# capital must be followed by punctuation or the end of a line, so "the answer is A good ..." is
+# not read as A. A rejected option ("option (B) is not correct", "not (D)") never counts.
+_NAMED = re.compile(r"(?i:answer\s+is(?:\s+(?:actually|still|indeed|now|definitely|clearly))?"
+                    r"|answer:|option|choice)\s*:?\s*"
                     r"(?:\(([A-Z])\)|([A-Z])\)|([A-Z])(?=\s*[.,;:!?\n]|\s*$))")
 _PAREN = re.compile(r"\(([A-Z])\)")
+_REJECTED_AFTER = re.compile(r"\)?\s*(?:(?:is|was)\s+(?:not|incorrect|wrong)\b|isn't|wasn't)",
+                             re.IGNORECASE)
+_REJECTED_BEFORE = re.compile(r"\bnot\s*$", re.IGNORECASE)
+
+
+def _rejected(text: str, m: re.Match) -> bool:
+    return bool(_REJECTED_AFTER.match(text, m.end()) or
+                _REJECTED_BEFORE.search(text[max(0, m.start() - 12):m.start()]))
 
 
 def parse_answer_letter(text: str | None, letters: str | Sequence[str] | None,
@@ -174,21 +184,25 @@ def parse_answer_letter(text: str | None, letters: str | Sequence[str] | None,
     """The option letter a reply gives, or None (unparseable).
 
     In order: a letter at the start of ``text`` (:data:`_START`); the last letter named as the
-    answer in ``prefill + text``; else the one letter written as ``(X)``, when exactly one
-    option is. Only the row's letters (``letters``) count; the article "A" and the pronoun "I"
-    followed by a word are never read as options."""
+    answer in ``prefill + text`` (:data:`_NAMED`); else the one letter written as ``(X)``, when
+    exactly one option is. Only the row's letters (``letters``) count; the article "A" and the
+    pronoun "I" followed by a word are never read as options, and a rejected option ("option (B)
+    is not correct", "not (D)") is never the answer."""
     if not text:
         return None
     valid = set(letters) if letters else set(string.ascii_uppercase)
     for pat in _START:
         m = pat.search(text)
-        if m and m.group(1) in valid:
+        if m and m.group(1) in valid and not _REJECTED_AFTER.match(text, m.end(1)):
             return m.group(1)
-    named = [next(g for g in m.groups() if g) for m in _NAMED.finditer(prefill + text)]
+    full = prefill + text
+    named = [next(g for g in m.groups() if g) for m in _NAMED.finditer(full)
+             if not _rejected(full, m)]
     named = [x for x in named if x in valid]
     if named:
         return named[-1]
-    found = {x for x in _PAREN.findall(text) if x in valid}
+    found = {m.group(1) for m in _PAREN.finditer(text)
+             if m.group(1) in valid and not _rejected(text, m)}
     return found.pop() if len(found) == 1 else None
 
 
