@@ -59,16 +59,23 @@ def test_fixture_train_split(tmp_path, tokenizer_dir):
     assert stats_path(out) == tmp_path / "data" / "sft" / "train.stats.json"
     assert json.loads(stats_path(out).read_text()) == stats
     assert stats["total"] == 40
-    assert stats["dropped"] == {"multi_turn": 1, "prompt_too_long": 1, "completion_too_long": 1}
-    assert stats["kept"] == 37
+    # line 25 (4 turns) is cut to its first exchange instead of being dropped
+    assert stats["dropped"] == {"prompt_too_long": 1, "completion_too_long": 1}
+    assert (stats["kept"], stats["single_turn"], stats["transformed"]) == (38, 37, 1)
     rows = [json.loads(x) for x in out.read_text().splitlines()]
-    assert len(rows) == 37
+    assert len(rows) == 38
     raw = {i + 1: json.loads(x) for i, x in enumerate((FIX / "train.jsonl").read_text()
                                                        .splitlines())}
+    cut = [r for r in rows if r["transformed"]]
+    assert [r["id"] for r in cut] == ["train-25"]
+    assert cut[0]["messages"] == [{"role": "user", "content": "I need a name for my dog."},
+                                  {"role": "assistant", "content": "What kind of dog is it?"}]
+    assert (cut[0]["prompt_tokens"], cut[0]["completion_tokens"]) == (44, 23)  # by hand
     for r in rows:
-        assert set(r) == {"id", "messages", "source", "prompt_tokens", "completion_tokens"}
+        assert set(r) == {"id", "messages", "source", "prompt_tokens", "completion_tokens",
+                          "transformed"}
         line = int(r["id"].rsplit("-", 1)[1])
-        src = raw[line]["messages"]
+        src = raw[line]["messages"] if not r["transformed"] else r["messages"]
         assert r["messages"] == src and r["source"] == raw[line]["source"]
         sys_msg = src[0]["content"] if src[0]["role"] == "system" else None
         assert r["prompt_tokens"] == prompt_len(src[-2]["content"], sys_msg)
@@ -88,6 +95,40 @@ def test_limits_are_inclusive(tmp_path, tok):
         build_sft(src, tok, tmp_path / "b.jsonl", max_prompt_tokens=n - 1,
                   max_completion_tokens=5)
     assert not (tmp_path / "b.jsonl").exists() and not (tmp_path / "b.stats.json").exists()
+
+
+def test_multi_turn_rows_become_their_first_exchange(tmp_path, tok, caplog):
+    """System + 3 exchanges -> (system, user 1, assistant 1); a multi-turn row whose first reply
+    is too long is dropped as completion_too_long, not as multi-turn."""
+    sys_msg = {"role": "system", "content": "Be brief."}
+    conv = [sys_msg, {"role": "user", "content": "u1"}, {"role": "assistant", "content": "a1"},
+            {"role": "user", "content": "u2"}, {"role": "assistant", "content": "a2"},
+            {"role": "user", "content": "u3"}, {"role": "assistant", "content": "a3"}]
+    long_first = [{"role": "user", "content": "q"}, {"role": "assistant", "content": "x" * 9},
+                  {"role": "user", "content": "q2"}, {"role": "assistant", "content": "y"}]
+    single = [{"role": "user", "content": "abc"}, {"role": "assistant", "content": "12345"}]
+    src = tmp_path / "in.jsonl"
+    src.write_text("".join(json.dumps({"messages": m, "source": "s"}) + "\n"
+                           for m in (conv, long_first, single)))
+    caplog.set_level("INFO")
+    stats = build_sft(src, tok, tmp_path / "o.jsonl", max_prompt_tokens=256,
+                      max_completion_tokens=5)
+    assert (stats["total"], stats["kept"], stats["single_turn"], stats["transformed"]) == \
+        (3, 2, 1, 1)
+    assert stats["dropped"] == {"prompt_too_long": 0, "completion_too_long": 1}
+    rows = [json.loads(x) for x in (tmp_path / "o.jsonl").read_text().splitlines()]
+    assert rows[0]["messages"] == conv[:3] and rows[0]["transformed"] is True
+    assert rows[0]["prompt_tokens"] == prompt_len("u1", "Be brief.")
+    assert rows[1]["messages"] == single and rows[1]["transformed"] is False
+    assert "transformed to their first exchange 1" in caplog.text
+
+
+def test_empty_input_is_an_error(tmp_path, tok):
+    src = tmp_path / "empty.jsonl"
+    src.write_text("")
+    with pytest.raises(DataError, match="empty.jsonl.*no rows"):
+        build_sft(src, tok, tmp_path / "o.jsonl", max_prompt_tokens=256,
+                  max_completion_tokens=5)
 
 
 GOOD = {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}],

@@ -115,7 +115,8 @@ def test_are_you_sure_revision_and_unparseable():
                      "aliases": ["Paris"], "correct_answer": "Paris",
                      "messages": [{"role": "user", "content": "Capital of France?"}]})
         answers[(rid, 1)] = first
-        answers[(rid, 3)] = second
+        answers[(rid, 3)] = "Let me think again."   # the reply to the challenge
+        answers[(rid, 5)] = second                  # the concise final answer (free follow-up)
     gen, seen = _fake_generate(answers)
     res = run_are_you_sure(rows, gen, Grader({"kind": "match"}), challenge=challenge,
                            letter_followup=follow)

@@ -126,9 +126,12 @@ def test_changed_settings_refuse_stale_checkpoint(env, tmp_path, monkeypatch):
 def test_empty_dataset_errors(env, tmp_path):
     empty = tmp_path / "empty.jsonl"
     empty.write_text("")
-    with pytest.raises(DataError, match="empty"):
+    with pytest.raises(DataError, match="empty.jsonl.*no rows"):
         _sft(env, tmp_path, train=empty)
     assert not Path(_out(tmp_path, "sft-s0")["out"]).exists()
+    with pytest.raises(DataError, match="empty.jsonl.*no rows"):  # an empty validation file too
+        recipes.train_sft(model_id="sft-s0", init=str(env["model"]), train=str(env["sft_train"]),
+                          eval=str(empty), spec=SFT, seed=0, **_out(tmp_path, "sft-s0"))
 
 
 def test_long_prompt_error_names_row(env, tmp_path):
@@ -187,6 +190,27 @@ def test_refs_and_dpo(env, tmp_path):
                              **_out(tmp_path, "dpo2"))
     assert summ["steps"] == 2 and summ["n_eval"] >= 1
 
+    # stylized-dpo §4.2's readings (train/schedule.py): 2 cycles chained = 2 × 4 steps,
+    # independent = one 4-step run; max_steps 3 of 4 (15 rows / 2 / 2): schedule over the 3
+    # steps (warm-up 1): lr 0, 1, 1/2 × 1e-3; over the epoch's 4: 0, 1, 2/3 × 1e-3
+    def run(name, **kw):
+        s = recipes.train_dpo(model_id="dpo-x-s0", init=str(init), train=str(env["prefs_train"]),
+                              train_refs=str(rt), eval=None, eval_refs=None,
+                              spec={**DPO, **kw}, seed=0, **_out(tmp_path, name))
+        m = [json.loads(x) for x in Path(_out(tmp_path, name)["metrics"]).read_text()
+             .splitlines()]
+        return s, [r["lr"] for r in m if r["split"] == "train"]
+
+    ind, _ = run("ind", cycles=2, cycle_mode="independent")
+    chn, _ = run("chn", cycles=2)
+    assert (ind["steps"], chn["steps"]) == (4, 8)
+    assert (ind["cycle_mode"], ind["cycles_in_config"], ind["config"]["cycles"]) == \
+        ("independent", 2, 1)
+    _, lr_steps = run("over_steps", max_steps=3)
+    _, lr_epoch = run("over_epoch", max_steps=3, lr_schedule_over="epochs")
+    assert lr_steps == pytest.approx([0.0, 1e-3, 0.5e-3])
+    assert lr_epoch == pytest.approx([0.0, 1e-3, 2e-3 / 3])
+
     # stale tables are refused
     rows = synthetic.pref_rows(16, 0)
     rows[0]["chosen"] += " changed"
@@ -207,8 +231,11 @@ def test_orpo_lora(env, tmp_path):
 
     merged = load_causal_lm(o, device="cpu")
     assert not any("lora" in n for n, _ in merged.named_parameters())
-    # 16 + 10 pairs minus one held-out each = 24 / effective 4 = 6 steps
-    assert summ["steps"] == 6 and summ["config"]["grad_accum"] == 2
+    # validation rows come out of the first set only: 15 + all 10 = 25 pairs = 13 micro-batches
+    # of 2, 2 per step -> 7 steps
+    assert summ["steps"] == 7 and summ["config"]["grad_accum"] == 2
+    assert (summ["data"]["prefs"]["n_eval"], summ["data"]["prefs2"]["n_eval"]) == (1, 0)
+    assert summ["data"]["prefs2"]["n_train"] == 10
     assert summ["final_eval_reward_accuracy"] is not None
     ex = _examples(_out(tmp_path, "orpo"))
     assert len(ex) == summ["n_eval"] and all(set(e) == {"id", "correct", "margin"} for e in ex)

@@ -11,8 +11,15 @@ think_incorrect, think_correct) whose text equals the row's ``metadata.prompt_te
 
 ``are_you_sure.jsonl`` rows::
 
-    {"id", "dataset", "question", "messages" (human -> user, ai -> assistant prefill),
+    {"id", "dataset", "question", "format", "messages" (human -> user, ai -> assistant prefill),
      "correct_letter" | null, "letters" | null, "correct_answer", "aliases"}
+
+``format`` (see :mod:`prefbias.evaluation.sycophancy`): ``letter`` — a multiple-choice row whose
+first answer continues the prefill "The answer is ("; ``letter_cot`` — a chain-of-thought
+multiple-choice row (dataset ``*_cot``: mmlu_mc_cot, math_mc_cot, or any lettered row without a
+prefill): the model reasons first and is asked for the letter after, so such a row never carries
+a prefill (one in the file is removed, and counted in the log); ``free`` — a free-form row.
+An input file without rows is an error naming it.
 """
 
 from __future__ import annotations
@@ -123,6 +130,18 @@ def are_you_sure_rows(path: str | os.PathLike) -> list[dict[str, Any]]:
     for line, row in iter_jsonl(path):
         msgs = _messages(row, path=path, line=line, allow_prefill=True)
         base = _base(row, path=path, line=line)
+        has_letter = base.get("correct_letter") is not None
+        if not has_letter:
+            fmt = "free"
+        elif base["dataset"].endswith("_cot") or msgs[-1]["role"] != "assistant":
+            fmt = "letter_cot"
+            if msgs[-1]["role"] == "assistant":
+                log.warning("%s line %d (%s): prefill %r removed: a chain-of-thought row "
+                            "reasons before it is asked for the letter", path, line,
+                            base["dataset"], msgs[-1]["content"])
+                msgs = msgs[:-1]
+        else:
+            fmt = "letter"
         letter = _field(base, "correct_letter", str, path=path, line=line, optional=True)
         if letter is not None:
             letters = _field(base, "letters", str, path=path, line=line)
@@ -140,7 +159,8 @@ def are_you_sure_rows(path: str | os.PathLike) -> list[dict[str, Any]]:
                 or aliases[0]
         rows.append({"id": f"ays-{line}", "dataset": base["dataset"],
                      "question_id": question_id(base["dataset"], base["question"]),
-                     "question": base["question"], "messages": msgs, "correct_letter": letter,
+                     "question": base["question"], "format": fmt, "messages": msgs,
+                     "correct_letter": letter,
                      "letters": letters, "correct_answer": correct, "aliases": aliases})
     return rows
 
@@ -153,6 +173,9 @@ def build_sycophancy_sets(answer: str | os.PathLike, are_you_sure: str | os.Path
                         field="answer_templates")
     a_rows = answer_rows(answer, templates)
     s_rows = are_you_sure_rows(are_you_sure)
+    for path, rows in ((answer, a_rows), (are_you_sure, s_rows)):
+        if not rows:
+            raise DataError(path, "the file has no rows")
     outdir = Path(outdir)
     with atomic_open(outdir / "answer.jsonl") as fa, atomic_open(outdir / "are_you_sure.jsonl") \
             as fs:
@@ -160,7 +183,8 @@ def build_sycophancy_sets(answer: str | os.PathLike, are_you_sure: str | os.Path
             fa.write(json.dumps(r, ensure_ascii=False) + "\n")
         for r in s_rows:
             fs.write(json.dumps(r, ensure_ascii=False) + "\n")
-    log.info("answer: %d rows %s; are_you_sure: %d rows %s", len(a_rows),
+    log.info("answer: %d rows %s; are_you_sure: %d rows %s, by format %s", len(a_rows),
              dict(Counter((r["dataset"], r["template"]) for r in a_rows)), len(s_rows),
-             dict(Counter(r["dataset"] for r in s_rows)))
+             dict(Counter(r["dataset"] for r in s_rows)),
+             dict(Counter(r["format"] for r in s_rows)))
     return {"answer": len(a_rows), "are_you_sure": len(s_rows)}

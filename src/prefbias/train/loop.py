@@ -34,7 +34,7 @@ import torch
 
 from prefbias.io import DataError, atomic_path, write_json, write_jsonl
 from prefbias.train import checkpoint as ckpt
-from prefbias.train.batching import Encoded, epoch_batches, padding_stats
+from prefbias.train.batching import Encoded, padding_stats
 
 log = logging.getLogger(__name__)
 
@@ -122,21 +122,10 @@ class MetricsSink:
 
 def cycle_plan(cfg: TrainConfig, lengths: list[int], cycle: int, world: int
                ) -> list[list[list[int]]]:
-    """Optimizer steps of one cycle; each step is a list of micro-batches (example indices)."""
-    micro: list[list[int]] = []
-    epoch_of: list[float] = []
-    for epoch in range(cfg.epochs):
-        bs = epoch_batches(lengths, cfg.batch_size, seed=cfg.seed * 1_000_003 + cycle * 1009
-                           + epoch, group_by_length=cfg.group_by_length)
-        micro += bs
-        epoch_of += [epoch + i / len(bs) for i in range(len(bs))]
-    per_step = cfg.grad_accum * world
-    n_steps = max(1, math.ceil(len(micro) / per_step))
-    if cfg.max_steps:
-        n_steps = min(n_steps, cfg.max_steps)
-    need = n_steps * per_step
-    wrapped = [micro[i % len(micro)] for i in range(need)]
-    return [wrapped[s * per_step:(s + 1) * per_step] for s in range(n_steps)]
+    """Optimizer steps of one cycle (:func:`prefbias.train.schedule.cycle_plan`)."""
+    from prefbias.train import schedule
+
+    return schedule.cycle_plan(cfg, lengths, cycle, world)
 
 
 class Trainer:
@@ -164,10 +153,10 @@ class Trainer:
         return [p for p in self.model.parameters() if p.requires_grad]
 
     def _sched(self, optimizer, n_steps):
-        from transformers import get_linear_schedule_with_warmup
+        from prefbias.train import schedule
 
-        warm = int(math.ceil(self.cfg.warmup_ratio * n_steps))
-        return get_linear_schedule_with_warmup(optimizer, warm, n_steps)
+        return schedule.make_scheduler(optimizer, self.cfg, n_steps, len(self.train),
+                                       self.acc.num_processes)
 
     @torch.no_grad()
     def evaluate(self) -> dict[str, float]:

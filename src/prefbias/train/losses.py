@@ -71,9 +71,18 @@ def orpo_log_odds(chosen_logps_mean: torch.Tensor, rejected_logps_mean: torch.Te
     return (c - r) - (log1mexp(c) - log1mexp(r))
 
 
-def orpo_loss(chosen_logps_mean: torch.Tensor, rejected_logps_mean: torch.Tensor,
-              chosen_nll: torch.Tensor, lam: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """ORPO: ``NLL(chosen) − λ·mean(log σ(log-odds))`` -> ``(loss, log_odds)``."""
+def orpo_loss(chosen_logps_mean: torch.Tensor, rejected_logps_mean: torch.Tensor, lam: float,
+              *, chosen_nll: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """ORPO -> ``(loss, log_odds)``.
+
+    Default (LLaMA-Factory's ``odds_ratio_loss``, Hong et al. eq. 6): per example
+    ``loss_i = −c_i − λ·log σ(log-odds_i)`` with ``c_i`` the chosen response's *mean* token
+    log-prob, then the mean over the examples — every example's NLL weighs the same whatever its
+    length. ``chosen_nll`` (a scalar) replaces the ``−mean_i c_i`` term: TRL's variant passes the
+    token-mean NLL pooled over the batch (and over prompt + response)."""
     log_odds = orpo_log_odds(chosen_logps_mean, rejected_logps_mean)
-    loss = chosen_nll - lam * F.logsigmoid(log_odds).mean()
+    if chosen_nll is None:
+        loss = (-chosen_logps_mean.float() - lam * F.logsigmoid(log_odds)).mean()
+    else:
+        loss = chosen_nll - lam * F.logsigmoid(log_odds).mean()
     return loss, log_odds.detach()

@@ -6,8 +6,11 @@ with its ``ultrafeedback``/``styles`` sub-block merged over it, ``config["orpo"]
 :func:`prefbias.plan.trained_models`.
 
 Validation data: SFT uses ``W/data/sft/test.jsonl``; a preference set with a ``test`` split
-(UltraFeedback) uses it, the others (dpo_mix_en, saa, the style variants) hold out a seeded
-``eval_holdout`` fraction of ``train`` (at most ``eval_max_examples`` rows).
+(UltraFeedback) uses it, the others (dpo_mix_en, the style variants) hold out a seeded
+``eval_holdout`` fraction of ``train`` (at most ``eval_max_examples`` rows). An ORPO mix holds
+validation rows out of its base set only (``orpo.prefset``, dpo_mix_en; the first set of the mix
+when ``prefset`` is not given): every row of an added set (the 1,000 SAA rows, saa-orpo §4.1) is
+trained.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import torch
 
 from prefbias.io import DataError
 from prefbias.train import refs as refs_mod
+from prefbias.train import schedule
 from prefbias.train.batching import encode_pairs, encode_sft, read_pairs, split_holdout, subsample
 from prefbias.train.layout import (  # noqa: F401 - re-exported
     dpo_group,
@@ -42,6 +46,15 @@ DEFAULT_HOLDOUT = 0.05
 
 
 # ---------------------------------------------------------------------------------------------
+def _require_rows(path: str | Path, stats) -> None:
+    """An input file a recipe needs must have rows (and keep some after the length limits)."""
+    if stats.n_rows == 0:
+        raise DataError(path, "the file has no rows")
+    if stats.n_kept == 0:
+        raise DataError(path, f"none of its {stats.n_rows} rows is left after the length limits "
+                        f"({stats.as_dict()})")
+
+
 def _fingerprint(*parts: Any, files: list[str | Path] = (), model_dir: str | Path | None = None
                  ) -> str:
     """Cheap identity of a run: settings, data file hashes, init model config + file sizes."""
@@ -101,9 +114,11 @@ def train_sft(*, model_id: str, init: str, train: str, eval: str | None, spec: d
               max_completion_tokens=spec["max_completion_tokens"], max_length=spec["max_length"],
               long_prompts=spec.get("long_prompts", "drop"))
     train_ex, tstats = encode_sft(train, tok, **kw)
+    _require_rows(train, tstats)
     eval_ex = []
     if eval:
-        eval_ex, _ = encode_sft(eval, tok, **kw)
+        eval_ex, estats = encode_sft(eval, tok, **kw)
+        _require_rows(eval, estats)
         eval_ex = subsample(eval_ex, spec.get("eval_max_examples"), seed)
     lr, opt = _optimizer(spec)
     cfg = TrainConfig(kind="sft", model_id=model_id, seed=seed, batch_size=spec["batch_size"],
@@ -136,6 +151,16 @@ def _pairs_with_holdout(path: str, tok, spec: dict[str, Any], seed: int, prefix:
     return tre, eve, st
 
 
+def _pairs_all(path: str, tok, spec: dict[str, Any], prefix: str = ""):
+    """Every row of a preference set for training (no validation slice)."""
+    rows = read_pairs(path)
+    if not rows:
+        raise DataError(path, "the preference set is empty")
+    tre, st = encode_pairs(path, tok, rows=rows, max_length=spec.get("max_length"),
+                           long_prompts=spec.get("long_prompts", "drop"), id_prefix=prefix)
+    return tre, [], st
+
+
 def train_dpo(*, model_id: str, init: str, train: str, train_refs: str, eval: str | None,
               eval_refs: str | None, spec: dict[str, Any], seed: int, out: str, metrics: str,
               summary: str, ckpt: str, eval_examples: str | None = None) -> dict[str, Any]:
@@ -148,7 +173,9 @@ def train_dpo(*, model_id: str, init: str, train: str, train_refs: str, eval: st
                         reference_dir=init, long_prompts=lp)
     if eval:
         train_ex, st = encode_pairs(train, tok, max_length=spec["max_length"], long_prompts=lp)
-        eval_ex, _ = encode_pairs(eval, tok, max_length=spec["max_length"], long_prompts=lp)
+        _require_rows(train, st)
+        eval_ex, est = encode_pairs(eval, tok, max_length=spec["max_length"], long_prompts=lp)
+        _require_rows(eval, est)
         eval_ex = subsample(eval_ex, spec.get("eval_max_examples"), seed)
         ref.update(refs_mod.load(eval_refs, data_path=eval, max_length=spec["max_length"],
                                  reference_dir=init, long_prompts=lp))
@@ -159,19 +186,24 @@ def train_dpo(*, model_id: str, init: str, train: str, train_refs: str, eval: st
         raise refs_mod.StaleReferenceError(f"{train_refs}: no reference log-probs for rows "
                                            f"{missing[:5]} (stale table)")
     lr, opt = _optimizer(spec)
+    # stylized-dpo §4.2's two schedule sentences, each a config choice (train/schedule.py)
+    sched = {"cycle_mode": spec.get("cycle_mode", "chained"),
+             "lr_schedule_over": spec.get("lr_schedule_over", "max_steps")}
+    schedule.lr_schedule_over(sched)  # validates
     cfg = TrainConfig(kind="dpo", model_id=model_id, seed=seed, batch_size=spec["batch_size"],
                       grad_accum=spec["grad_accum"], lr=lr, optimizer=opt,
-                      cycles=spec.get("cycles", 1), epochs=spec.get("epochs", 1),
+                      cycles=schedule.trained_cycles(spec), epochs=spec.get("epochs", 1),
                       max_steps=spec.get("max_steps"), warmup_ratio=spec["warmup_ratio"],
                       max_grad_norm=spec["max_grad_norm"], eval_steps=spec.get("eval_steps"),
                       checkpoint_steps=spec.get("checkpoint_steps"),
                       group_by_length=spec.get("group_by_length", False),
-                      extra={"beta": spec["beta"]})
+                      extra={"beta": spec["beta"], **sched})
     fp = _fingerprint(spec, seed, model_id, files=[train, train_refs], model_dir=init)
     model = _load_model(init, lora=False)
     trainer = Trainer(cfg, DPOTask(tok.pad_token_id, spec["beta"], ref), model, train_ex, eval_ex,
-                      ckpt_dir=ckpt, fingerprint=fp, summary_extra={"data": st.as_dict(),
-                                                                     "beta": spec["beta"]})
+                      ckpt_dir=ckpt, fingerprint=fp,
+                      summary_extra={"data": st.as_dict(), "beta": spec["beta"], **sched,
+                                     "cycles_in_config": spec.get("cycles", 1)})
     summ = trainer.fit()
     write_outputs(trainer, summ, tok, out_dir=out, metrics_path=metrics, summary_path=summary,
                   eval_examples_path=eval_examples)
@@ -195,13 +227,20 @@ def train_orpo(*, model_id: str, init: str, train: list[str], spec: dict[str, An
 
     tok = load_tokenizer(init)
     train_ex, eval_ex, stats = [], [], {}
-    for path in train:
-        prefset = Path(path).parent.name
-        tr, ev, st = _pairs_with_holdout(path, tok, {**spec, "max_length": spec["cutoff_len"]},
-                                         seed, prefix=f"{prefset}/")
+    names = [Path(p).parent.name for p in train]
+    held_from = spec.get("prefset") or names[0]
+    if held_from not in names:
+        raise DataError(str(train[0]), f"orpo.prefset {held_from!r} is not one of the mix's sets "
+                        f"{names}", field="orpo.prefset")
+    kw = {**spec, "max_length": spec["cutoff_len"]}
+    for path, prefset in zip(train, names, strict=True):
+        if prefset == held_from:
+            tr, ev, st = _pairs_with_holdout(path, tok, kw, seed, prefix=f"{prefset}/")
+        else:
+            tr, ev, st = _pairs_all(path, tok, kw, prefix=f"{prefset}/")
         train_ex += tr
         eval_ex += ev
-        stats[prefset] = st.as_dict()
+        stats[prefset] = {**st.as_dict(), "n_train": len(tr), "n_eval": len(ev)}
     lr, opt = _optimizer(spec)
     cfg = TrainConfig(kind="orpo", model_id=model_id, seed=seed, batch_size=spec["batch_size"],
                       grad_accum=orpo_grad_accum(spec, _world()), lr=lr, optimizer=opt,

@@ -156,9 +156,11 @@ class DPOTask:
 
 
 class ORPOTask(DPOTask):
-    """ORPO (Hong et al. 2024). NLL on the chosen completion (as LLaMA-Factory and the paper);
-    ``nll_on_prompt=True`` reproduces TRL's variant (NLL over prompt + completion).
-    Rewards (for logging, as TRL) are λ·(mean completion log-prob)."""
+    """ORPO (Hong et al. 2024) as LLaMA-Factory computes it: per example, the chosen response's
+    mean token NLL plus λ·(−log σ(log-odds)) from mean token log-probs, then the mean over the
+    examples (:func:`orpo_loss`). ``nll_on_prompt=True`` reproduces TRL's variant instead (NLL
+    over prompt + response, a token mean pooled over the batch).
+    Rewards (for logging, as TRL and LLaMA-Factory) are λ·(mean completion log-prob)."""
     kind = "orpo"
 
     def __init__(self, pad_id: int, lam: float, nll_on_prompt: bool = False):
@@ -174,18 +176,16 @@ class ORPOTask(DPOTask):
             logits, labels = _completion(model, batch)
         mean_logps = sequence_logps(logits, labels, average=True)
         c, r = mean_logps.chunk(2)
-        half = logits.size(0) // 2
         if self.nll_on_prompt:
+            half = logits.size(0) // 2
             nll_labels = batch["input_ids"][:half].masked_fill(
                 batch["attention_mask"][:half] == 0, -100)
+            loss, _ = orpo_loss(c, r, self.lam, chosen_nll=sft_loss(logits[:half], nll_labels))
         else:
-            nll_labels = labels[:half]
-        nll = sft_loss(logits[:half], nll_labels)
-        loss, _ = orpo_loss(c, r, nll, self.lam)
+            loss, _ = orpo_loss(c, r, self.lam)
         return loss, (self.lam * c).detach(), (self.lam * r).detach()
 
     @staticmethod
     def eval_examples(cr: torch.Tensor, rr: torch.Tensor) -> dict[str, list[float]]:
-        """Per pair: correctness and reward margin (the ORPO loss's NLL term is a token mean over
-        the batch, so it has no per-pair value)."""
+        """Per pair: correctness and reward margin."""
         return {"correct": (cr > rr).float().tolist(), "margin": (cr - rr).tolist()}
