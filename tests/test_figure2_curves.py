@@ -9,6 +9,7 @@ import math
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+import pandas as pd
 import pytest
 import torch
 
@@ -95,11 +96,14 @@ def test_resume_keeps_one_step0_row(env, tmp_path, monkeypatch):
     assert [r["step"] for r in rows if r["split"] == "eval"] == [0, 1, 2, 3, 4]
 
 
-def _metrics(R: Path, model: str, acc: list[float], steps: list[int]) -> None:
+def _metrics(R: Path, model: str, acc: list[float], steps: list[int],
+             lrs: list[float] | None = None) -> None:
     p = R / "train" / model / "metrics.jsonl"
     p.parent.mkdir(parents=True, exist_ok=True)
-    rows = [{"step": s, "split": "eval", "loss": 0.6931 - 0.004 * s, "reward_accuracy": a}
-            for s, a in zip(steps, acc, strict=True)]
+    rows = [{"step": s, "split": "train", "loss": 0.7, "lr": lr}
+            for s, lr in enumerate(lrs or [], start=1)]
+    rows += [{"step": s, "split": "eval", "loss": 0.6931 - 0.004 * s, "reward_accuracy": a}
+             for s, a in zip(steps, acc, strict=True)]
     p.write_text("".join(json.dumps(r) + "\n" for r in rows))
 
 
@@ -126,3 +130,25 @@ def test_figure2_ticks_and_start_of_training(tmp_path):
     assert figures.first_eval_after_start([]) is None
     paths = figures.figure2(tmp_path, rows, tmp_path / "fig" / "stylized_figure2")
     assert all(p.stat().st_size > 1000 for p in paths)
+
+
+def test_start_of_training_skips_warmup_steps_without_update(tmp_path):
+    """A linear warm-up gives step 1 lr = 0: after it the policy is still the reference, so the
+    start-of-training accuracy is read at step 2, the first evaluation after a weight update."""
+    steps = [0, 1, 2, 3, 4]
+    lrs = [0.0, 5e-4, 1e-3, 5e-4]  # train rows of steps 1..4
+    _metrics(tmp_path, "dpo-authoritative-s0", [0.5, 0.5, 0.875, 0.875, 1.0], steps, lrs)
+    _metrics(tmp_path, "dpo-persuasive-s0", [0.25, 0.25, 0.625, 0.75, 0.75], steps, lrs)
+    rows = [{"id": "dpo-authoritative-s0", "label": "Ultrafeedback authoritative", "seed": 0},
+            {"id": "dpo-persuasive-s0", "label": "Ultrafeedback persuasive", "seed": 0}]
+    assert figures.first_update_step(tmp_path, "dpo-authoritative-s0") == 2
+    fig = figures.figure2_axes(tmp_path, rows)
+    legend = fig.axes[1].get_legend()
+    assert legend.get_title().get_text() == "Preference set (acc. at step 2)"
+    assert [t.get_text() for t in legend.get_texts()] == ["authoritative (0.88)",
+                                                           "persuasive (0.62)"]
+    plt.close(fig)
+    # no update at all (every lr 0): no start-of-training point to name
+    _metrics(tmp_path, "dpo-x-s0", [0.5, 0.5], [0, 1], [0.0])
+    assert figures.first_update_step(tmp_path, "dpo-x-s0") == 2
+    assert figures.first_eval_after_start([pd.DataFrame(index=[0, 1])], 2) is None

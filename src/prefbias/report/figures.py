@@ -61,11 +61,22 @@ def eval_curves(results: str | Path, model: str) -> pd.DataFrame:
     return df.groupby("step", as_index=False).mean(numeric_only=True)
 
 
-def first_eval_after_start(curves: Sequence[pd.DataFrame]) -> int | None:
-    """The first evaluated step after step 0 common to the curves (the paper's "start of
-    training"): at step 0 the policy is the reference, so its accuracy only counts rounding."""
+def first_update_step(results: str | Path, model: str) -> int | None:
+    """The first training step that changed the weights (``lr > 0``; a linear warm-up starts at
+    0, so step 1 often leaves the policy equal to the reference). ``None`` if no train rows."""
+    rows = [r for r in read_jsonl(Path(results) / "train" / model / "metrics.jsonl")
+            if r.get("split") == "train"]
+    moved = [int(r["step"]) for r in rows if (r.get("lr") or 0) > 0]
+    return min(moved) if moved else (None if not rows else max(int(r["step"]) for r in rows) + 1)
+
+
+def first_eval_after_start(curves: Sequence[pd.DataFrame], moved_at: int | None = None,
+                           ) -> int | None:
+    """The paper's "start of training": the first step common to the curves that is after step 0
+    and at or after ``moved_at`` (the first weight update). Before it the policy is the
+    reference: margins are zero up to rounding, so accuracy there only counts rounding."""
     steps = sorted(set.intersection(*(set(c.index) for c in curves))) if curves else []
-    later = [s for s in steps if s > 0]
+    later = [s for s in steps if s > 0 and (moved_at is None or s >= moved_at)]
     return int(later[0]) if later else None
 
 
@@ -74,7 +85,7 @@ def figure2_axes(results: str | Path, rows: Sequence[dict[str, Any]],
                  ) -> plt.Figure:
     """stylized-dpo Figure 2 as a matplotlib figure: curves from step 0 (``eval_at_start``),
     integer step ticks; the accuracy legend gives each set's accuracy at the first evaluation
-    after step 0 (the start-of-training difference the paper discusses, §5)."""
+    after the first weight update (the start-of-training difference the paper discusses, §5)."""
     from matplotlib.ticker import MaxNLocator
 
     fig, axes = plt.subplots(1, 2, figsize=(7.0, 2.8), constrained_layout=True)
@@ -83,7 +94,10 @@ def figure2_axes(results: str | Path, rows: Sequence[dict[str, Any]],
         labels.setdefault(r["label"], []).append(r["id"])
     all_curves = {label: [eval_curves(results, m).set_index("step") for m in ids]
                   for label, ids in labels.items()}
-    start = first_eval_after_start([c for cs in all_curves.values() for c in cs])
+    moved = [first_update_step(results, m) for ids in labels.values() for m in ids]
+    moved = [m for m in moved if m is not None]
+    start = first_eval_after_start([c for cs in all_curves.values() for c in cs],
+                                   max(moved) if moved else None)
     has_zero = any(0 in c.index for cs in all_curves.values() for c in cs)
     for i, (label, curves) in enumerate(all_curves.items()):
         for ax, col, name in ((axes[0], "loss", "Validation loss"),
