@@ -2,6 +2,9 @@
 # (saa-orpo §3). Model lists come from prefbias.plan; numbers from the config sections passed as
 # --spec (a changed judge prompt re-runs judge jobs only). API answers are cached under
 # W/cache/<kind>/ so a re-run makes no requests.
+from prefbias.evaluation.winrate import scoring_spec as _scoring_spec
+from prefbias.report import rows as _rt
+
 JUDGE = config["judge"]
 SECOND_JUDGE = JUDGE.get("second_judge")
 STYLIZED = list(
@@ -11,9 +14,13 @@ SYCOPHANCY = list(
     dict.fromkeys(m.id for s in SEEDS for m in plan.sycophancy_models(config, s))
 )
 
+# reward_winrate.pairs (stylized-dpo §3.3.1: DPO vs SFT, ...): prefbias.evaluation.winrate
+REWARD_PAIRS = _rt.reward_pair_rows(config)
+
 EVALUATE_TARGETS = (
     [f"{R}/eval/judge/{m}.summary.json" for m in STYLIZED]
     + [f"{R}/eval/reward/{m}.json" for m in STYLIZED]
+    + sorted({f"{R}/{p['file']}" for p in REWARD_PAIRS})
     + [f"{R}/eval/sycophancy/{m}/answer_scores.json" for m in SYCOPHANCY]
     + [f"{R}/eval/sycophancy/{m}/are_you_sure_scores.json" for m in SYCOPHANCY]
     + ([f"{R}/eval/judge_agreement.json"] if SECOND_JUDGE else [])
@@ -93,13 +100,41 @@ rule reward_winrate:
     resources:
         **res("reward_winrate"),
     params:
-        spec=lambda w: spec("reward_winrate"),
+        spec=lambda w: json.dumps(
+            _scoring_spec(config["reward_winrate"]), sort_keys=True
+        ),
         cache=f"{W}/cache/reward",
     shell:
         "prefbias reward-winrate --spec {params.spec:q} --generations {input.gens}"
         " --baseline-generations {input.baseline} --model {wildcards.model}"
         " --reward-model-dir {input.reward_model} --cache-dir {params.cache}"
         " --out {output} 2> {log}"
+
+
+# a pair of reward_winrate.pairs whose baseline is not Table 3's (those reuse Table 3's file)
+use rule reward_winrate as reward_winrate_pair with:
+    input:
+        gens=f"{R}/generations/{{model}}/reward.jsonl",
+        baseline=f"{R}/generations/{{baseline}}/reward.jsonl",
+        reward_model=_local_model(
+            {
+                "backend": config["reward_winrate"].get("backend", "hf"),
+                "model": config["reward_winrate"]["reward_model"],
+            }
+        ),
+    output:
+        f"{R}/eval/reward_vs/{{baseline}}/{{model}}.json",
+    log:
+        log_path("reward_winrate_pair", "baseline", "model"),
+    benchmark:
+        bench_path("reward_winrate_pair", "baseline", "model")
+    wildcard_constraints:
+        baseline=r"[A-Za-z0-9][A-Za-z0-9._-]*",
+    params:
+        spec=lambda w: json.dumps(
+            _scoring_spec(config["reward_winrate"], w.baseline), sort_keys=True
+        ),
+        cache=f"{W}/cache/reward",
 
 
 rule sycophancy_answer:

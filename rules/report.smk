@@ -52,6 +52,30 @@ rule table3:
         " --bootstrap {params.bootstrap:q} --out-prefix {params.prefix} 2> {log}"
 
 
+# companion of Table 3: win rates of reward_winrate.pairs (REWARD_PAIRS, rules/evaluate.smk)
+rule table3_pairs:
+    input:
+        sorted({f"{R}/{p['file']}" for p in REWARD_PAIRS}),
+    output:
+        table_out("table3_pairs"),
+    log:
+        log_path("table3_pairs"),
+    benchmark:
+        bench_path("table3_pairs")
+    container:
+        image("train")
+    threads: nthreads("table3_pairs")
+    resources:
+        **res("table3_pairs"),
+    params:
+        results=results_of,
+        prefix=prefix_of,
+        rows=lambda w: json.dumps(REWARD_PAIRS, sort_keys=True),
+    shell:
+        "prefbias report-table table3_pairs --results {params.results} --rows {params.rows:q}"
+        " --out-prefix {params.prefix} 2> {log}"
+
+
 rule table4:
     input:
         [f"{R}/eval/helm/{g}.csv" for g in HELM_TABLE_GROUPS.values()],

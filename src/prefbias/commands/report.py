@@ -11,7 +11,8 @@
   prefbias unfreeze R
 
 ``--rows`` is the JSON list of ``{id, label, seed, kind, instruct?}`` made by
-``prefbias.report.rows.stylized_rows`` / ``sycophancy_rows`` (every seed); a table writes
+``prefbias.report.rows.stylized_rows`` / ``sycophancy_rows`` (every seed; ``table3_pairs``:
+``reward_pair_rows``, which add ``baseline``, ``baseline_label`` and ``file``); a table writes
 ``<prefix>.{csv,md,tex}`` and ``<prefix>_vs_paper.{csv,md}``; a figure ``<prefix>.{png,pdf}``.
 """
 
@@ -136,6 +137,18 @@ def run_table(args: argparse.Namespace) -> int:
             note = "95% bootstrap CI over the scenario's instances in brackets."
         tables.write_table(prefix, df, ["label"], cols, caption, note=note)
         compare.write_numeric(vs, name, df)
+    elif name == "table3_pairs":  # rows: prefbias.report.rows.reward_pair_rows
+        df = tables.reward_pairs_table(R, rows)
+        ns = sorted({int(n) for n in df["n_prompts"].dropna()}) if len(df) else []
+        caption = paper.load()["table3_pairs"]["caption"].format(
+            n=ns[0] if len(ns) == 1 else "/".join(map(str, ns)) or "no")
+        note = ("Each model's generations against its baseline's on the same prompts, scored by "
+                "the reward model; 95% bootstrap CI over prompts in brackets; ties count one "
+                "half. Table 3 holds every model against the base model."
+                if len(df) else "No pairs configured (config reward_winrate.pairs).")
+        tables.write_table(prefix, df, ["label", "baseline_label"], ["win_rate"], caption,
+                           note=note, titles={"label": "Model"})
+        compare.write_pairs(vs, df)
     elif name == "judge_scores":
         dims = _need(args.dimensions, "--dimensions", name)
         df = tables.judge_table(R, rows, dims)

@@ -63,6 +63,11 @@ def run_entries(spec: dict[str, Any], scenario: str, model: str) -> list[str]:
     template = spec["scenarios"][scenario]
     if scenario == "mmlu":
         entries = [template.format(subject=s) for s in spec["mmlu_subjects"]]
+    elif scenario == "natural_qa":  # the mode is config helm.natural_qa_mode (issue 14 item 3)
+        if "{mode}" not in template:
+            raise ValueError(f"helm.scenarios.natural_qa {template!r} has no '{{mode}}': the "
+                             "mode comes from helm.natural_qa_mode")
+        entries = [template.format(mode=spec.get("natural_qa_mode", "openbook_longans"))]
     else:
         entries = [template]
     extra = f"model={model}"

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 ITEMS: dict[str, tuple[str, str, str]] = {
     "table3": ("stylized-dpo", "Table 3", "table"),
+    # companion of Table 3: reward win rates of reward_winrate.pairs (§3.3.1: DPO vs SFT, ...)
+    "table3_pairs": ("stylized-dpo", "Table 3 companion: further win-rate pairs", "table"),
     "table4": ("stylized-dpo", "Table 4", "table"),
     "table5": ("stylized-dpo", "Table 5", "table"),
     "table6": ("stylized-dpo", "Table 6", "table"),

@@ -69,9 +69,55 @@ def write_numeric(out_prefix: str | Path, name: str, df: pd.DataFrame) -> list[P
                f"{paper.reported_table(name)['caption']}")
     paths = [prefix.with_suffix(".csv"), prefix.with_suffix(".md")]
     write_csv(paths[0], cmp)
-    write_text(paths[1], to_markdown(header, body, caption,
-                                     "Difference = reproduced − reported. N/A: not reported or "
-                                     "not reproduced.", n_left=2))
+    note = "Difference = reproduced − reported. N/A: not reported or not reproduced."
+    extra = paper.reported_table(name).get("vs_paper_note")
+    if extra:
+        note += " Deliberate differences: " + extra
+    write_text(paths[1], to_markdown(header, body, caption, note, n_left=2))
+    return paths
+
+
+def pairs_vs_paper(df: pd.DataFrame) -> pd.DataFrame:
+    """``table3_pairs`` beside the paper: a pair against the base model ("Qwen 2.5 0.5B") is
+    Table 3's win rate of its model; the paper reports no other pair (reported = NaN)."""
+    t3 = paper.reported_table("table3")
+    col = t3["columns"].index("win_rate")
+    base = paper.row_order("table4")[0]  # the base model's label in the paper's tables
+    records = []
+    for _, r in df.iterrows():
+        reported = math.nan
+        if r["baseline_label"] == base and r["label"] in t3["rows"]:
+            reported = _f(t3["rows"][r["label"]][col])
+        reproduced = _f(r.get("win_rate"))
+        records.append({"table": "table3_pairs", "label": r["label"],
+                        "baseline": r["baseline_label"], "column": "win_rate",
+                        "reported": reported, "reproduced": reproduced,
+                        "reproduced_std": _f(r.get("win_rate_std")),
+                        "ci_low": _f(r.get("win_rate_ci_low")),
+                        "ci_high": _f(r.get("win_rate_ci_high")),
+                        "difference": reproduced - reported, "n_seeds": int(r["n_seeds"])})
+    return pd.DataFrame.from_records(records, columns=[
+        "table", "label", "baseline", "column", "reported", "reproduced", "reproduced_std",
+        "ci_low", "ci_high", "difference", "n_seeds"])
+
+
+def write_pairs(out_prefix: str | Path, df: pd.DataFrame) -> list[Path]:
+    cmp = pairs_vs_paper(df)
+    prefix = Path(out_prefix)
+    body = []
+    for _, r in cmp.iterrows():
+        ci = ("" if math.isnan(r["ci_low"]) else f"[{r['ci_low']:.3f}, {r['ci_high']:.3f}]")
+        body.append([r["label"], r["baseline"], _s(r["reported"]), _s(r["reproduced"]),
+                     "" if math.isnan(r["reproduced_std"]) else _s(r["reproduced_std"]), ci,
+                     "N/A" if math.isnan(r["difference"]) else f"{r['difference']:+.3f}"])
+    paths = [prefix.with_suffix(".csv"), prefix.with_suffix(".md")]
+    write_csv(paths[0], cmp)
+    note = ("Difference = reproduced − reported. N/A: not reported or not reproduced. "
+            + paper.load()["table3_pairs"]["vs_paper_note"])
+    write_text(paths[1], to_markdown(
+        ["Model", "Baseline", "Reported", "Reproduced", "Std (seeds)", "95% CI", "Difference"],
+        body, "table3_pairs: reported (stylized-dpo) vs reproduced reward win rates", note,
+        n_left=2))
     return paths
 
 

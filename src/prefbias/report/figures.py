@@ -61,22 +61,54 @@ def eval_curves(results: str | Path, model: str) -> pd.DataFrame:
     return df.groupby("step", as_index=False).mean(numeric_only=True)
 
 
-def figure2(results: str | Path, rows: Sequence[dict[str, Any]], out_prefix: str | Path,
-            title: str = "Validation loss and accuracy for synthetic preference sets",
-            ) -> list[Path]:
+def first_update_step(results: str | Path, model: str) -> int | None:
+    """The first training step that changed the weights (``lr > 0``; a linear warm-up starts at
+    0, so step 1 often leaves the policy equal to the reference). ``None`` if no train rows."""
+    rows = [r for r in read_jsonl(Path(results) / "train" / model / "metrics.jsonl")
+            if r.get("split") == "train"]
+    moved = [int(r["step"]) for r in rows if (r.get("lr") or 0) > 0]
+    return min(moved) if moved else (None if not rows else max(int(r["step"]) for r in rows) + 1)
+
+
+def first_eval_after_start(curves: Sequence[pd.DataFrame], moved_at: int | None = None,
+                           ) -> int | None:
+    """The paper's "start of training": the first step common to the curves that is after step 0
+    and at or after ``moved_at`` (the first weight update). Before it the policy is the
+    reference: margins are zero up to rounding, so accuracy there only counts rounding."""
+    steps = sorted(set.intersection(*(set(c.index) for c in curves))) if curves else []
+    later = [s for s in steps if s > 0 and (moved_at is None or s >= moved_at)]
+    return int(later[0]) if later else None
+
+
+def figure2_axes(results: str | Path, rows: Sequence[dict[str, Any]],
+                 title: str = "Validation loss and accuracy for synthetic preference sets",
+                 ) -> plt.Figure:
+    """stylized-dpo Figure 2 as a matplotlib figure: curves from step 0 (``eval_at_start``),
+    integer step ticks; the accuracy legend gives each set's accuracy at the first evaluation
+    after the first weight update (the start-of-training difference the paper discusses, §5)."""
+    from matplotlib.ticker import MaxNLocator
+
     fig, axes = plt.subplots(1, 2, figsize=(7.0, 2.8), constrained_layout=True)
     labels: dict[str, list[str]] = {}
     for r in dedupe(rows):
         labels.setdefault(r["label"], []).append(r["id"])
-    for i, (label, ids) in enumerate(labels.items()):
-        curves = [eval_curves(results, m).set_index("step") for m in ids]
+    all_curves = {label: [eval_curves(results, m).set_index("step") for m in ids]
+                  for label, ids in labels.items()}
+    moved = [first_update_step(results, m) for ids in labels.values() for m in ids]
+    moved = [m for m in moved if m is not None]
+    start = first_eval_after_start([c for cs in all_curves.values() for c in cs],
+                                   max(moved) if moved else None)
+    has_zero = any(0 in c.index for cs in all_curves.values() for c in cs)
+    for i, (label, curves) in enumerate(all_curves.items()):
         for ax, col, name in ((axes[0], "loss", "Validation loss"),
                               (axes[1], "reward_accuracy", "Validation accuracy")):
             data = pd.concat([c[col].rename(j) for j, c in enumerate(curves)], axis=1)
             mean = data.mean(axis=1)
             color = PALETTE[i % len(PALETTE)]
-            ax.plot(mean.index, mean.values, marker="o", ms=3, color=color,
-                    label=label.replace("Ultrafeedback ", ""))
+            name_ = label.replace("Ultrafeedback ", "")
+            if col == "reward_accuracy" and start is not None and start in mean.index:
+                name_ += f" ({mean[start]:.2f})"
+            ax.plot(mean.index, mean.values, marker="o", ms=3, color=color, label=name_)
             if data.shape[1] > 1:
                 sd = data.std(axis=1)
                 # loss >= 0 and accuracy in [0, 1]: the band never leaves the metric's range
@@ -86,10 +118,26 @@ def figure2(results: str | Path, rows: Sequence[dict[str, Any]], out_prefix: str
             ax.set_xlabel("Step")
             ax.set_ylabel(name)
             ax.grid(alpha=0.3)
-    axes[1].legend(title="Preference set", frameon=False)
+    for ax in axes:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, steps=[1, 2, 5, 10]))
+    if has_zero:  # policy = reference at step 0: DPO loss ln 2
+        axes[0].axhline(math.log(2), color="black", lw=0.6, ls=":")
+        axes[0].annotate("ln 2 (policy = reference)", (0, math.log(2)), fontsize=7,
+                         xytext=(2, 2), textcoords="offset points", va="bottom")
+    axes[1].set_ylim(-0.02, 1.02)
+    if start is not None:
+        axes[1].axvline(start, color="black", lw=0.6, ls=":")
+    axes[1].legend(title="Preference set" + (f" (acc. at step {start})" if start else ""),
+                   frameon=False)
     n = max(len(v) for v in labels.values()) if labels else 1
     fig.suptitle(title + (f" (mean ± std, {n} seeds)" if n > 1 else ""))
-    return save(fig, out_prefix)
+    return fig
+
+
+def figure2(results: str | Path, rows: Sequence[dict[str, Any]], out_prefix: str | Path,
+            title: str = "Validation loss and accuracy for synthetic preference sets",
+            ) -> list[Path]:
+    return save(figure2_axes(results, rows, title), out_prefix)
 
 
 def figure3(judge: pd.DataFrame, dimensions: Sequence[str], out_prefix: str | Path,

@@ -34,6 +34,15 @@ def sycophancy_rows(config: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+def reward_pair_rows(config: dict[str, Any]) -> list[dict[str, Any]]:
+    """Rows of the companion of Table 3 (``table3_pairs``): the ``reward_winrate.pairs`` over
+    every seed, each with ``file`` = its win-rate JSON relative to ``results/<run>``."""
+    from prefbias.evaluation.winrate import pair_result_path, resolve_pairs
+
+    return [{**p, "file": pair_result_path(config, p["id"], p["baseline"])}
+            for p in resolve_pairs(config)]
+
+
 def dedupe(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     seen: dict[str, dict[str, Any]] = {}
     for r in rows:

@@ -29,7 +29,7 @@ COLUMN_TITLES = {
     "natural_qa": "NaturalQuestions", "quac": "QuAC", "hellaswag": "HellaSwag",
     "accuracy": "Accuracy", "calibration": "Calibration", "robustness": "Robustness",
     "fairness": "Fairness", "label": "Dataset", "instruct": "Model", "dataset": "Dataset",
-    "revision_rate": "Revision rate",
+    "revision_rate": "Revision rate", "baseline_label": "Baseline", "n_prompts": "Prompts",
 }
 INSTRUCT_NAMES = {"mistral-7b-it-v0.2": "Mistral-7B-v0.2", "mistral-7b-it-v0.3": "Mistral-7B-v0.3",
                   "gemma-7b-it": "Gemma-7B", "falcon-7b-it": "Falcon-7B"}
@@ -155,6 +155,37 @@ def reward_prompt_counts(results: str | Path, rows: Sequence[dict[str, Any]]) ->
     R = Path(results)
     return sorted({int(read_json(R / "eval" / "reward" / f"{r['id']}.json").get("n") or 0)
                    for r in rows if r.get("kind", "") != "base"})
+
+
+def reward_pairs_table(results: str | Path, rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
+    """Companion of Table 3 (stylized-dpo §3.3.1: "SFT vs. base, DPO vs. SFT"): the reward win
+    rate of each configured (model, baseline) pair, mean over seeds, CI as Table 3's.
+
+    ``rows`` = :func:`prefbias.report.rows.reward_pair_rows`. A result file whose ``model`` or
+    ``baseline`` is not the row's pair is an error (a stale or misplaced file)."""
+    R = Path(results)
+
+    def values(r: dict[str, Any]) -> dict[str, Any]:
+        path = R / r["file"]
+        w = read_json(path)
+        for field, want in (("model", r["model_id"]), ("baseline", r["baseline"])):
+            if w.get(field) != want:
+                raise DataError(path, f"{field} is {w.get(field)!r}, expected {want!r}",
+                                field=field)
+        return {"win_rate": w.get("win_rate"), "win_rate_ci_low": w.get("ci_low"),
+                "win_rate_ci_high": w.get("ci_high"), "n_prompts": w.get("n")}
+
+    # dedupe() keys on "id": one model may face several baselines, so key rows by the pair
+    keyed = [{**r, "model_id": r["id"], "id": f"{r['id']}|{r['baseline']}"} for r in rows]
+    if not keyed:
+        return pd.DataFrame(columns=["label", "baseline_label", "n_seeds", "models", "win_rate",
+                                     "win_rate_std", "win_rate_ci_low", "win_rate_ci_high",
+                                     "n_prompts"])
+    df = aggregate(keyed, values,
+                   key=("label", "baseline_label"), columns=("win_rate", "n_prompts"),
+                   ci_columns=("win_rate",))
+    df["models"] = df["models"].str.replace("|", " vs ", regex=False)
+    return df.drop(columns=["n_prompts_std"])
 
 
 def read_helm_group(results: str | Path, group: str) -> pd.DataFrame:

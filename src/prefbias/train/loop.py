@@ -62,6 +62,7 @@ class TrainConfig:
     warmup_ratio: float = 0.0
     max_grad_norm: float | None = 1.0
     eval_steps: int | None = None
+    eval_at_start: bool = False  # also evaluate before the first step (logged as step 0)
     eval_batch_size: int | None = None
     checkpoint_steps: int | None = None
     group_by_length: bool = False
@@ -222,6 +223,15 @@ class Trainer:
             runtime_before = resume_state["runtime_s"]
         last_eval: dict[str, float] = {}
         progress = _progress(total_steps, global_step, cfg.model_id, acc.is_main_process)
+        # -- step-0 evaluation (issue 14 item 4: stylized-dpo Figure 2 starts at step 0) --------
+        # Evaluation draws no random numbers and leaves the weights alone, so training is the
+        # same with or without it. A resumed run skips it: its metrics already hold step 0.
+        if cfg.eval_at_start and global_step == 0:
+            first_eval = self.evaluate()
+            if sink and first_eval:
+                sink.write({"step": 0, "epoch": 0.0, "split": "eval", "lr": None,
+                            "grad_norm": None, **first_eval})
+        # ------------------------------------------------------------------------------------
         try:
             for cycle in range(start_cycle, cfg.cycles):
                 steps = plans[cycle]

@@ -195,6 +195,7 @@ def train_dpo(*, model_id: str, init: str, train: str, train_refs: str, eval: st
                       cycles=schedule.trained_cycles(spec), epochs=spec.get("epochs", 1),
                       max_steps=spec.get("max_steps"), warmup_ratio=spec["warmup_ratio"],
                       max_grad_norm=spec["max_grad_norm"], eval_steps=spec.get("eval_steps"),
+                      eval_at_start=bool(spec.get("eval_at_start", False)),
                       checkpoint_steps=spec.get("checkpoint_steps"),
                       group_by_length=spec.get("group_by_length", False),
                       extra={"beta": spec["beta"], **sched})
