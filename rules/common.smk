@@ -64,7 +64,7 @@ def rule_image(rule_name):
 # API-calling rules run on the login node unless cluster.internet.partition names a partition
 # whose nodes reach the internet (docs/HPC.md "Internet and credentials").
 # (the localrules directive takes literal names only: its method, with the computed list)
-workflow.localrules(*_needs.api_local_rules(config, list(_needs.BACKEND_SECTION)))
+workflow.localrules(*_needs.api_local_rules(config, list(_needs.API_RULES)))
 
 
 def model_dir(model):

@@ -142,8 +142,7 @@ rule sycophancy_answer:
         data=f"{W}/data/sycophancy/answer.jsonl",
         model=lambda w: model_dir(w.model),
     output:
-        rows=f"{R}/eval/sycophancy/{{model}}/answer.jsonl",
-        scores=f"{R}/eval/sycophancy/{{model}}/answer_scores.json",
+        f"{R}/eval/sycophancy/{{model}}/answer_dialogues.jsonl",
     log:
         log_path("sycophancy_answer", "model"),
     benchmark:
@@ -155,11 +154,9 @@ rule sycophancy_answer:
         **res("sycophancy_answer"),
     params:
         spec=job_spec("sycophancy_answer"),
-        cache=f"{W}/cache/grader",
     shell:
         "prefbias sycophancy-answer --spec {params.spec:q} --data {input.data}"
-        " --model-dir {input.model} --model {wildcards.model} --out {output.rows}"
-        " --scores {output.scores} --cache-dir {params.cache} 2> {log}"
+        " --model-dir {input.model} --model {wildcards.model} --out {output} 2> {log}"
 
 
 rule sycophancy_ays:
@@ -167,8 +164,7 @@ rule sycophancy_ays:
         data=f"{W}/data/sycophancy/are_you_sure.jsonl",
         model=lambda w: model_dir(w.model),
     output:
-        rows=f"{R}/eval/sycophancy/{{model}}/are_you_sure.jsonl",
-        scores=f"{R}/eval/sycophancy/{{model}}/are_you_sure_scores.json",
+        f"{R}/eval/sycophancy/{{model}}/are_you_sure_dialogues.jsonl",
     log:
         log_path("sycophancy_ays", "model"),
     benchmark:
@@ -180,8 +176,35 @@ rule sycophancy_ays:
         **res("sycophancy_ays"),
     params:
         spec=job_spec("sycophancy_ays"),
-        cache=f"{W}/cache/grader",
     shell:
         "prefbias sycophancy-ays --spec {params.spec:q} --data {input.data}"
-        " --model-dir {input.model} --model {wildcards.model} --out {output.rows}"
+        " --model-dir {input.model} --model {wildcards.model} --out {output} 2> {log}"
+
+
+# Grading is its own job: generation needs a GPU and no internet, the paper's LLM grader needs
+# the internet and no GPU (a localrule then, prefbias.hpc.needs).
+rule sycophancy_grade:
+    input:
+        data=f"{W}/data/sycophancy/{{task}}.jsonl",
+        dialogues=f"{R}/eval/sycophancy/{{model}}/{{task}}_dialogues.jsonl",
+    output:
+        rows=f"{R}/eval/sycophancy/{{model}}/{{task}}.jsonl",
+        scores=f"{R}/eval/sycophancy/{{model}}/{{task}}_scores.json",
+    log:
+        log_path("sycophancy_grade", "model", "task"),
+    benchmark:
+        bench_path("sycophancy_grade", "model", "task")
+    wildcard_constraints:
+        task="answer|are_you_sure",
+    container:
+        rule_image("sycophancy_grade")
+    threads: nthreads("sycophancy_grade")
+    resources:
+        **res("sycophancy_grade"),
+    params:
+        spec=job_spec("sycophancy_grade"),
+        cache=f"{W}/cache/grader",
+    shell:
+        "prefbias sycophancy-grade --task {wildcards.task} --spec {params.spec:q}"
+        " --data {input.data} --dialogues {input.dialogues} --out {output.rows}"
         " --scores {output.scores} --cache-dir {params.cache} 2> {log}"

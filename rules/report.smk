@@ -63,7 +63,7 @@ rule table3_pairs:
     benchmark:
         bench_path("table3_pairs")
     container:
-        image("train")
+        rule_image("table3_pairs")
     threads: nthreads("table3_pairs")
     resources:
         **res("table3_pairs"),

@@ -169,16 +169,24 @@ def test_sycophancy_cli_tiny(tmp_path, tiny_dirs, tiny_config):
          "aliases": ["Paris"], "correct_answer": "Paris",
          "messages": [{"role": "user", "content": "Capital of France?"}]}])
     common = ["--spec", json.dumps(spec), "--model-dir", str(tiny_dirs["lm"]), "--model", "lm"]
-    assert main(["sycophancy-answer", "--data", str(ans), "--out", str(tmp_path / "a.jsonl"),
-                 "--scores", str(tmp_path / "a.json"), *common]) == 0
+    assert main(["sycophancy-answer", "--data", str(ans), "--out", str(tmp_path / "ad.jsonl"),
+                 *common]) == 0
+    # grading is its own step (its own job: the LLM grader needs the internet, not a GPU)
+    assert not (tmp_path / "a.json").exists()
+    assert main(["sycophancy-grade", "--task", "answer", "--spec", json.dumps(spec),
+                 "--data", str(ans), "--dialogues", str(tmp_path / "ad.jsonl"),
+                 "--out", str(tmp_path / "a.jsonl"), "--scores", str(tmp_path / "a.json")]) == 0
     scores = read_json(tmp_path / "a.json")["trivia_qa"]
     assert set(scores) == set(spec["answer_templates"])
     assert scores["none"]["score"] == 0.0 and scores["none"]["n"] == 2
     out = read_jsonl(tmp_path / "a.jsonl")
     assert len(out) == 8 and all("\n" not in r["response"] for r in out)
-    assert main(["sycophancy-ays", "--data", str(ays), "--out", str(tmp_path / "y.jsonl"),
-                 "--scores", str(tmp_path / "y.json"), *common]) == 0
+    assert main(["sycophancy-ays", "--data", str(ays), "--out", str(tmp_path / "yd.jsonl"),
+                 *common]) == 0
+    assert main(["sycophancy-grade", "--task", "are_you_sure", "--spec", json.dumps(spec),
+                 "--data", str(ays), "--dialogues", str(tmp_path / "yd.jsonl"),
+                 "--out", str(tmp_path / "y.jsonl"), "--scores", str(tmp_path / "y.json")]) == 0
     s = read_json(tmp_path / "y.json")
-    assert set(s) == {"aqua_mc", "trivia_qa"} and s["aqua_mc"]["n"] == 1
+    assert set(s) == {"aqua_mc", "trivia_qa", "all"} and s["aqua_mc"]["n"] == 1
     y = {r["id"]: r for r in read_jsonl(tmp_path / "y.jsonl")}
     assert y["m0"]["kind"] == "letter" and "final_response" in y["m0"]

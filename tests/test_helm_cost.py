@@ -84,7 +84,10 @@ def test_inputs_match_helms_own_run_specs(paper_config):
         "    out[scen] = [rs.adapter_spec.max_tokens, rs.adapter_spec.method,\n"
         "                 len(rs.data_augmenter_spec.perturbation_specs)]\n"
         "print(json.dumps(out))\n")
-    entries = {s: t.format(subject="abstract_algebra") for s, t in helm["scenarios"].items()}
+    from prefbias.evaluation.helm_stage import scenario_entries
+
+    entries = {s: scenario_entries({**helm, "mmlu_subjects": ["abstract_algebra"]}, s)[0]
+               for s in helm["scenarios"]}
     env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
     proc = subprocess.run([str(bin_dir / "python"), "-c", code, json.dumps(entries)],
                           capture_output=True, text=True, env=env, timeout=300, cwd=ROOT)

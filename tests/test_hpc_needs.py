@@ -58,21 +58,34 @@ def test_api_rules_are_localrules_unless_an_internet_partition_is_named(paper_co
     assert resolve(cfg, "judge")["gpu"] == 1
 
 
+def test_sycophancy_grading_is_split_from_the_gpu_dialogues(paper_config, monkeypatch):
+    """The paper's LLM grader needs the internet, the dialogues a GPU: separate jobs, so the
+    grader runs on the login node and the GPU jobs stay offline."""
+    monkeypatch.delenv("PREFBIAS_INTERNET_PARTITION", raising=False)
+    monkeypatch.delenv("PREFBIAS_INTERNET_GPU_PARTITION", raising=False)
+    assert paper_config["sycophancy"]["grader"]["kind"] == "llm"
+    assert needs.credentials(paper_config, "sycophancy_grade") == ["OPENAI_API_KEY"]
+    for rule in ("sycophancy_answer", "sycophancy_ays"):
+        assert not needs.needs_internet(paper_config, rule)
+        assert resolve(paper_config, rule)["gpu"] == 1
+    assert "sycophancy_grade" in needs.api_local_rules(paper_config, list(needs.API_RULES))
+    assert needs.internet_problems(paper_config, list(needs.API_RULES)) == []
+    cfg = copy.deepcopy(paper_config)
+    cfg["sycophancy"]["grader"] = {"kind": "match"}
+    assert not needs.needs_internet(cfg, "sycophancy_grade")
+
+
 def test_gpu_rule_calling_an_api_needs_an_internet_gpu_partition(paper_config, monkeypatch):
     monkeypatch.delenv("PREFBIAS_INTERNET_GPU_PARTITION", raising=False)
     cfg = copy.deepcopy(paper_config)
-    cfg["sycophancy"]["grader"] = {"kind": "llm", "model": "gpt-3.5-turbo-0125"}
-    assert needs.credentials(cfg, "sycophancy_answer") == ["OPENAI_API_KEY"]
-    (problem,) = needs.internet_problems(cfg, ["sycophancy_answer", "sycophancy_ays"])
-    assert "cluster.internet.gpu_partition" in problem and "sycophancy_ays" in problem
+    # a grader given a GPU (e.g. a site that wants it beside a local model): GPU + internet
+    cfg["resources"]["sycophancy_grade"] = {"slurm_partition": "gpu", "gpu": 1}
+    (problem,) = needs.internet_problems(cfg, ["sycophancy_grade", "sycophancy_ays"])
+    assert "cluster.internet.gpu_partition" in problem and "sycophancy_grade" in problem
     monkeypatch.setenv("PREFBIAS_INTERNET_GPU_PARTITION", "gpu-web")
-    assert needs.internet_problems(cfg, ["sycophancy_answer"]) == []
-    r = resolve(cfg, "sycophancy_answer")
+    assert needs.internet_problems(cfg, ["sycophancy_grade"]) == []
+    r = resolve(cfg, "sycophancy_grade")
     assert r["slurm_partition"] == "gpu-web" and r["gpu"] == 1
-    # the offline match grader (the demo's) needs no internet; the paper's LLM grader does
-    assert needs.needs_internet(paper_config, "sycophancy_answer")
-    cfg["sycophancy"]["grader"] = {"kind": "match"}
-    assert not needs.needs_internet(cfg, "sycophancy_answer")
 
 
 def test_needs_table_lists_every_rule(paper_config):

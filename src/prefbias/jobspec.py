@@ -65,11 +65,16 @@ def job_spec(config: dict[str, Any], rule: str, **wc: str) -> dict[str, Any]:
     if rule == "judge":  # the first judge never reads the second judge's block
         j = config["judge"]
         return j if wc["judge"] == "judge_second" else _without(j, "second_judge")
+    # sycophancy: dialogues (model side) and grading are separate jobs
+    ays_keys = ("are_you_sure_challenge", "are_you_sure_letter_followup",
+                "are_you_sure_free_followup")
     if rule == "sycophancy_answer":
-        return _without(config["sycophancy"], "are_you_sure_challenge",
-                        "are_you_sure_letter_followup")
+        return _without(config["sycophancy"], "grader", "bootstrap", *ays_keys)
     if rule == "sycophancy_ays":
-        return _without(config["sycophancy"], "answer_templates")
+        return _without(config["sycophancy"], "grader", "bootstrap", "answer_templates")
+    if rule == "sycophancy_grade":  # max_questions: the same rows as the dialogues
+        y = config["sycophancy"]
+        return {k: y[k] for k in ("grader", "bootstrap", "max_questions") if k in y}
     raise KeyError(f"no job spec for rule {rule!r}")
 
 

@@ -66,23 +66,19 @@ def _generate_fn(args: argparse.Namespace):
 
 
 @_guard
-def cmd_answer(args: argparse.Namespace) -> None:
-    from prefbias.evaluation.grading import Grader
-    from prefbias.evaluation.sycophancy import evaluate_answer
+def cmd_dialogues(args: argparse.Namespace) -> None:
+    from prefbias.evaluation.sycophancy import generate_task
 
-    Grader(args.spec.get("grader") or {}, args.cache_dir)  # missing key fails before loading
-    evaluate_answer(args.spec, args.data, args.out, args.scores, _generate_fn(args),
-                    model_name=args.model, cache_dir=args.cache_dir)
+    generate_task(args.task, args.spec, args.data, args.out, _generate_fn(args),
+                  model_name=args.model)
 
 
 @_guard
-def cmd_ays(args: argparse.Namespace) -> None:
-    from prefbias.evaluation.grading import Grader
-    from prefbias.evaluation.sycophancy import evaluate_are_you_sure
+def cmd_grade(args: argparse.Namespace) -> None:
+    from prefbias.evaluation.sycophancy import grade_task
 
-    Grader(args.spec.get("grader") or {}, args.cache_dir)
-    evaluate_are_you_sure(args.spec, args.data, args.out, args.scores, _generate_fn(args),
-                          model_name=args.model, cache_dir=args.cache_dir)
+    grade_task(args.task, args.spec, args.data, args.dialogues, args.out, args.scores,
+               cache_dir=args.cache_dir)
 
 
 def register(sub) -> None:
@@ -115,14 +111,24 @@ def register(sub) -> None:
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_reward)
 
-    for name, func, help_ in (("sycophancy-answer", cmd_answer, "Answer Suggestion task"),
-                              ("sycophancy-ays", cmd_ays, "Are You Sure task")):
+    for name, task, help_ in (("sycophancy-answer", "answer",
+                               "Answer Suggestion task: the model's answers (ungraded)"),
+                              ("sycophancy-ays", "are_you_sure",
+                               "Are You Sure task: the model's dialogues (ungraded)")):
         p = sub.add_parser(name, help=help_)
         p.add_argument("--spec", type=spec_arg, required=True, help="config['sycophancy']")
         p.add_argument("--data", required=True)
         p.add_argument("--model-dir", required=True)
         p.add_argument("--model", required=True)
-        p.add_argument("--out", required=True, help="per-row JSONL")
-        p.add_argument("--scores", required=True, help="scores JSON")
-        p.add_argument("--cache-dir")
-        p.set_defaults(func=func)
+        p.add_argument("--out", required=True, help="dialogues JSONL")
+        p.set_defaults(func=cmd_dialogues, task=task)
+
+    p = sub.add_parser("sycophancy-grade", help="grade a model's sycophancy dialogues, score them")
+    p.add_argument("--task", choices=["answer", "are_you_sure"], required=True)
+    p.add_argument("--spec", type=spec_arg, required=True, help="config['sycophancy']")
+    p.add_argument("--data", required=True, help="the task's data file (gold answers)")
+    p.add_argument("--dialogues", required=True, help="output of sycophancy-answer/-ays")
+    p.add_argument("--out", required=True, help="graded per-row JSONL")
+    p.add_argument("--scores", required=True, help="scores JSON")
+    p.add_argument("--cache-dir", help="disk cache of the LLM grader's answers")
+    p.set_defaults(func=cmd_grade)

@@ -37,6 +37,7 @@ from prefbias.evaluation.helm_env import (  # noqa: F401 - HelmError, helm_bin_d
     weights_hash,
     write_prod_env,
 )
+from prefbias.evaluation.helm_stage import scenario_entries
 from prefbias.evaluation.helm_summary import SCENARIOS, mean_over_runs, read_run
 from prefbias.io import write_json
 
@@ -60,16 +61,7 @@ def run_entries(spec: dict[str, Any], scenario: str, model: str) -> list[str]:
     """HELM run entries for ``scenario`` (MMLU: one per subject in ``helm.mmlu_subjects``)."""
     if scenario not in SCENARIOS:
         raise ValueError(f"unknown HELM scenario {scenario!r} (known: {', '.join(SCENARIOS)})")
-    template = spec["scenarios"][scenario]
-    if scenario == "mmlu":
-        entries = [template.format(subject=s) for s in spec["mmlu_subjects"]]
-    elif scenario == "natural_qa":  # the mode is config helm.natural_qa_mode (issue 14 item 3)
-        if "{mode}" not in template:
-            raise ValueError(f"helm.scenarios.natural_qa {template!r} has no '{{mode}}': the "
-                             "mode comes from helm.natural_qa_mode")
-        entries = [template.format(mode=spec.get("natural_qa_mode", "openbook_longans"))]
-    else:
-        entries = [template]
+    entries = scenario_entries(spec, scenario)
     extra = f"model={model}"
     cap = spec.get("num_output_tokens")
     if cap is not None and int(cap) < DEFAULT_MAX_TOKENS[scenario]:

@@ -36,23 +36,31 @@ MANIFEST = "staged.json"
 
 
 #: the ``helm`` keys staging depends on (its rule's params: other keys never re-stage)
-STAGE_KEYS = ("scenarios", "mmlu_subjects", "fixtures", "python")
+STAGE_KEYS = ("scenarios", "mmlu_subjects", "natural_qa_mode", "fixtures", "python")
 
 
 def stage_spec_json(helm: dict[str, Any]) -> str:
     return json.dumps({k: helm.get(k) for k in STAGE_KEYS}, sort_keys=True)
 
 
+def scenario_entries(spec: dict[str, Any], scenario: str) -> list[str]:
+    """Model-less HELM run entries of one configured scenario: MMLU one per subject of
+    ``helm.mmlu_subjects``, NaturalQuestions in ``helm.natural_qa_mode`` (issue 14 item 3)."""
+    template = spec["scenarios"][scenario]
+    if scenario == "natural_qa":
+        if "{mode}" not in template:
+            raise ValueError(f"helm.scenarios.natural_qa {template!r} has no '{{mode}}': the "
+                             "mode comes from helm.natural_qa_mode")
+        return [template.format(mode=spec.get("natural_qa_mode", "openbook_longans"))]
+    if "{subject}" in template:
+        return [template.format(subject=s) for s in spec["mmlu_subjects"]]
+    return [template]
+
+
 def stage_entries(spec: dict[str, Any], scenarios: list[str] | None = None) -> list[str]:
-    """Model-less HELM run entries of the configured scenarios (MMLU: one per subject)."""
-    out = []
-    for scen in scenarios or list(spec["scenarios"]):
-        template = spec["scenarios"][scen]
-        if "{subject}" in template:
-            out += [template.format(subject=s) for s in spec["mmlu_subjects"]]
-        else:
-            out.append(template)
-    return out
+    """Model-less HELM run entries of the configured scenarios."""
+    return [e for scen in scenarios or list(spec["scenarios"])
+            for e in scenario_entries(spec, scen)]
 
 
 def stage(spec: dict[str, Any], out: str | Path, *, fixtures: str | Path | None = None,

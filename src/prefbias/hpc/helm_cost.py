@@ -29,6 +29,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from prefbias.evaluation.helm_stage import scenario_entries
+
 #: HELM 0.5.16 max_tokens per scenario (same as prefbias.evaluation.helm_run.DEFAULT_MAX_TOKENS)
 MAX_TOKENS = {"boolq": 5, "mmlu": 1, "natural_qa": 300, "quac": 100, "hellaswag": 0}
 #: scoring requests per instance (multiple_choice_separate_*: one per answer choice)
@@ -62,12 +64,13 @@ def entry_costs(helm: dict[str, Any], scenario: str) -> list[dict[str, Any]]:
     variants = 1 + PERTURBATIONS[aug]
     n_max = int(helm["max_eval_instances"])
     subjects = helm["mmlu_subjects"] if "{subject}" in template else [None]
+    entries = scenario_entries(helm, scenario)
     out = []
-    for subject in subjects:
+    for subject, entry in zip(subjects, entries, strict=True):
         instances = min(n_max, MMLU_EVAL.get(subject, n_max)) if subject else n_max
         requests = instances * variants * CHOICES.get(scenario, 1)
         seconds = requests * (float(cost["request_s"]) + max_tokens * float(cost["step_s"]))
-        out.append({"entry": template.format(subject=subject) if subject else template,
+        out.append({"entry": entry,
                     "instances": instances, "variants": variants, "requests": requests,
                     "max_tokens": max_tokens, "seconds": seconds})
     return out

@@ -40,6 +40,8 @@ BACKEND_SECTION = {
 }
 #: section -> backend when the section does not set one (the code's defaults)
 DEFAULT_BACKEND = {"reward_winrate": "hf"}
+#: rules that may call an HTTP API (the backend-chosen ones, and the sycophancy grader)
+API_RULES = (*BACKEND_SECTION, "sycophancy_grade")
 #: rules whose image does not depend on a backend
 FIXED_IMAGE = {"helm_stage": "helm", "helm_run": "helm", "helm_summarize": "helm"}
 #: packages a rule's command needs whatever its backend (checked against the .def as well)
@@ -80,7 +82,7 @@ def packages(config: dict[str, Any], rule: str) -> tuple[str, ...]:
     b = backend(config, rule)
     if b:
         out += BACKEND_PACKAGES[b]
-    if rule in ("sycophancy_answer", "sycophancy_ays") and _grader_kind(config) == "llm":
+    if rule == "sycophancy_grade" and _grader_kind(config) == "llm":
         out.append("openai")
     return tuple(dict.fromkeys(out))
 
@@ -102,7 +104,7 @@ def api_keys(config: dict[str, Any], rule: str) -> list[str]:
     if rule == "judge" and second.get("backend") == "openai":  # the second judge's jobs
         keys.append(second.get("api_key_env") or config["judge"].get("api_key_env")
                     or "OPENAI_API_KEY")
-    if rule in ("sycophancy_answer", "sycophancy_ays") and _grader_kind(config) == "llm":
+    if rule == "sycophancy_grade" and _grader_kind(config) == "llm":
         grader = (config.get("sycophancy") or {}).get("grader") or {}
         keys.append(grader.get("api_key_env") or "OPENAI_API_KEY")
     return list(dict.fromkeys(keys))

@@ -30,8 +30,8 @@ ESCALATING = ("runtime", "mem_mb")
 GPU_RULES = ("style_shard", "generate", "ref_logps", "train_sft", "train_dpo", "train_orpo",
              "helm_run", "judge", "reward_winrate", "sycophancy_answer", "sycophancy_ays")
 
-#: rules that share another rule's ``resources`` entry (rules/evaluate.smk: res("judge"))
-RESOURCE_ALIAS = {"judge_second": "judge"}
+#: rules that share another rule's ``resources`` entry (none at present)
+RESOURCE_ALIAS: dict[str, str] = {}
 
 
 class ResourceError(ValueError):

@@ -39,10 +39,12 @@ def landing_page(config: dict[str, Any], repo: Path) -> str:
     commit = git.get("commit") or "unknown (not a git checkout)"
     if git.get("dirty"):
         commit += " (with uncommitted changes)"
-    lines = [f"**Run** ``{config['run']}`` · **commit** ``{commit}`` · **seeds** "
-             f"{', '.join(map(str, config['seeds']))}. The resolved config is in "
+    seeds = ", ".join(map(str, config.get("seeds", [])))
+    lines = [f"**Run** ``{config.get('run', '?')}`` · **commit** ``{commit}`` · **seeds** "
+             f"{seeds}. The resolved config is in "
              "``MANIFEST.json`` (key ``config``) beside this report.", "", ""]
-    return "\n".join(lines) + (repo / "report" / "workflow.rst").read_text(encoding="utf-8")
+    body = repo / "report" / "workflow.rst"
+    return "\n".join(lines) + (body.read_text(encoding="utf-8") if body.is_file() else "")
 
 
 class ReportError(RuntimeError):
