@@ -1,7 +1,7 @@
 # HELM (stylized-dpo §5.1.2, Tables 4-8): crfm-helm 0.5.16 in its own environment (.venv-helm,
-# scripts/setup-helm-env.sh; helm.sif on the cluster). Scenario data is staged once (helm_stage). One job per (model, scenario) for the six
-# stylized models of every seed (config helm.jobs: per_scenario; per_model: one job per model),
-# then one summary over all seeds. Logic: prefbias.evaluation.helm_*.
+# scripts/setup-helm-env.sh; helm.sif on the cluster). Scenario data is staged once
+# (helm_stage); helm_run evaluates the six stylized models of every seed, then one summary over
+# all seeds. Logic: prefbias.evaluation.helm_*.
 from prefbias.evaluation import helm_stage as _helm_stage
 
 HELM_SCENARIOS = list(config["helm"]["scenarios"])
@@ -37,62 +37,42 @@ rule helm_stage:
         "prefbias helm-stage --spec {params.spec:q} --out {output} 2> {log}"
 
 
-if config["helm"]["jobs"] == "per_model":
+# helm.jobs: per_scenario -> one job per (model, scenario) (the cluster); per_model -> one job
+# per model running every scenario in one helm-run (tiny/local runs: HELM's start-up and the
+# model load paid once per model). Both write one stats file per (model, scenario).
+HELM_PER_MODEL = config["helm"]["jobs"] == "per_model"
+HELM_JOB_WILDCARDS = ["model"] if HELM_PER_MODEL else ["model", "scenario"]
+HELM_SCENARIO_RE = "|".join(HELM_SCENARIOS)
 
-    # one helm-run per model with every scenario's run entries (tiny/local runs: HELM's
-    # start-up, the model load and a Snakemake job paid 6 times instead of 30)
-    rule helm_run:
-        input:
-            model=lambda w: model_dir(w.model),
-            data=HELM_DATA,
-        output:
-            stats=[f"{R}/eval/helm/{{model}}/{s}.json" for s in HELM_SCENARIOS],
-        log:
-            log_path("helm_run", "model"),
-        benchmark:
-            bench_path("helm_run", "model")
-        priority: HELM_STAGE
-        container:
-            rule_image("helm_run")
-        threads: nthreads("helm_run")
-        resources:
-            **res("helm_run"),
-        params:
-            spec=job_spec("helm_run"),
-            scenarios=HELM_SCENARIOS,
-            outdir=lambda w: f"{W}/helm/{w.model}/all",
-        shell:
-            "prefbias helm-run --model-dir {input.model} --model-name {wildcards.model}"
-            " --scenario {params.scenarios} --spec {params.spec:q} --fixtures {input.data}"
-            " --outdir {params.outdir} --stats {output.stats} 2> {log}"
 
-else:
-
-    rule helm_run:
-        input:
-            model=lambda w: model_dir(w.model),
-            data=HELM_DATA,
-        output:
-            stats=f"{R}/eval/helm/{{model}}/{{scenario}}.json",
-        log:
-            log_path("helm_run", "model", "scenario"),
-        benchmark:
-            bench_path("helm_run", "model", "scenario")
-        wildcard_constraints:
-            scenario="|".join(HELM_SCENARIOS),
-        priority: HELM_STAGE
-        container:
-            rule_image("helm_run")
-        threads: nthreads("helm_run")
-        resources:
-            **res("helm_run"),
-        params:
-            spec=job_spec("helm_run"),
-            outdir=lambda w: f"{W}/helm/{w.model}/{w.scenario}",
-        shell:
-            "prefbias helm-run --model-dir {input.model} --model-name {wildcards.model}"
-            " --scenario {wildcards.scenario} --spec {params.spec:q} --fixtures {input.data}"
-            " --outdir {params.outdir} --stats {output.stats} 2> {log}"
+rule helm_run:
+    input:
+        model=lambda w: model_dir(w.model),
+        data=HELM_DATA,
+    output:
+        stats=(
+            [f"{R}/eval/helm/{{model}}/{s}.json" for s in HELM_SCENARIOS]
+            if HELM_PER_MODEL
+            else f"{R}/eval/helm/{{model}}/{{scenario,{HELM_SCENARIO_RE}}}.json"
+        ),
+    log:
+        log_path("helm_run", *HELM_JOB_WILDCARDS),
+    benchmark:
+        bench_path("helm_run", *HELM_JOB_WILDCARDS)
+    priority: HELM_STAGE
+    container:
+        rule_image("helm_run")
+    threads: nthreads("helm_run")
+    resources:
+        **res("helm_run"),
+    params:
+        spec=job_spec("helm_run"),
+        scenarios=lambda w: w.get("scenario") or HELM_SCENARIOS,
+        outdir=lambda w: f"{W}/helm/{w.model}/{w.get('scenario') or 'all'}",
+    shell:
+        "prefbias helm-run --model-dir {input.model} --model-name {wildcards.model}"
+        " --scenario {params.scenarios} --spec {params.spec:q} --fixtures {input.data}"
+        " --outdir {params.outdir} --stats {output.stats} 2> {log}"
 
 
 rule helm_summarize:
