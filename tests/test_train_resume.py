@@ -280,3 +280,23 @@ def test_kill_during_final_cleanup_does_not_block_rerun(env, tmp_path, monkeypat
     _same_weights(o["out"], reference)
     ck = Path(o["ckpt"])
     assert not ck.exists() and not list(ck.parent.glob(".sft-s0.tmp-*"))
+
+
+def test_slurm_profile_asks_for_a_handled_signal_ahead_of_the_wall_time():
+    """The profile's sbatch extra for each training rule passes the executor plugin's check and
+    names a signal the trainer handles, with lead time for a step plus a checkpoint."""
+    import re
+    from types import SimpleNamespace
+
+    import yaml
+    from snakemake_executor_plugin_slurm.validation import validate_slurm_extra
+
+    prof = yaml.safe_load((Path(prefbias.__file__).parents[2] / "slurm" / "config.yaml")
+                          .read_text())
+    for rule in ("train_sft", "train_dpo", "train_orpo"):
+        extra = eval(prof["set-resources"][rule]["slurm_extra"])  # noqa: S307 - as Snakemake does
+        validate_slurm_extra(SimpleNamespace(resources=SimpleNamespace(slurm_extra=extra)))
+        m = re.fullmatch(r"--signal=(?:R:)?(\w+)@(\d+)", extra)
+        assert m, extra  # not B: (that would reach only the batch shell, never the trainer)
+        assert getattr(signal, f"SIG{m.group(1)}") in loop.STOP_SIGNALS
+        assert int(m.group(2)) >= 120
