@@ -300,3 +300,35 @@ def test_slurm_profile_asks_for_a_handled_signal_ahead_of_the_wall_time():
         assert m, extra  # not B: (that would reach only the batch shell, never the trainer)
         assert getattr(signal, f"SIG{m.group(1)}") in loop.STOP_SIGNALS
         assert int(m.group(2)) >= 120
+
+
+def test_readme_recovery_recipe_unlocks_after_a_killed_controller(tmp_path):
+    """What the README says is what Snakemake does: after the controller is killed, a rerun is
+    refused (locked) until --unlock; then --rerun-incomplete redoes the cut-off job."""
+    readme = (Path(prefbias.__file__).parents[2] / "README.md").read_text()
+    recipe = readme[readme.index("The Snakemake controller itself was killed"):]
+    assert recipe.index("--unlock") < recipe.index("--rerun-incomplete")
+
+    (tmp_path / "Snakefile").write_text(
+        'rule slow:\n    output: "out.txt"\n'
+        '    shell: "echo partial > {output}; echo started > started.txt; sleep 60"\n')
+    smk = [str(Path(sys.executable).with_name("snakemake")), "--cores", "1", "-d", str(tmp_path),
+           "-s", str(tmp_path / "Snakefile")]
+    ctl = subprocess.Popen(smk, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                           start_new_session=True)
+    deadline = time.time() + 120
+    while not (tmp_path / "started.txt").exists() and time.time() < deadline:
+        time.sleep(0.1)
+    os.killpg(ctl.pid, signal.SIGKILL)  # the controller and its job die at once
+    ctl.wait()
+    again = subprocess.run([*smk, "--rerun-incomplete"], capture_output=True, text=True,
+                           timeout=120)  # what the profile does: refused, the lock is stale
+    assert again.returncode != 0 and "--unlock" in again.stdout + again.stderr
+    assert (tmp_path / "out.txt").read_text() == "partial\n"
+    subprocess.run([*smk, "--unlock"], check=True, capture_output=True, timeout=120)
+    (tmp_path / "Snakefile").write_text(  # (the job itself finishes quickly this time)
+        'rule slow:\n    output: "out.txt"\n    shell: "echo done > {output}"\n')
+    ok = subprocess.run([*smk, "--rerun-incomplete"], capture_output=True, text=True,
+                        timeout=120)
+    assert ok.returncode == 0, ok.stderr[-2000:]
+    assert (tmp_path / "out.txt").read_text() == "done\n"
