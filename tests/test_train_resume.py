@@ -332,3 +332,58 @@ def test_readme_recovery_recipe_unlocks_after_a_killed_controller(tmp_path):
                         timeout=120)
     assert ok.returncode == 0, ok.stderr[-2000:]
     assert (tmp_path / "out.txt").read_text() == "done\n"
+
+
+def test_sigterm_to_one_ddp_rank_stops_all_ranks_at_the_same_step(env, tmp_path):
+    """Two processes (torchrun, gloo on CPU): a SIGTERM to the non-main rank only still stops
+    both after the same step (no rank hangs in a collective), the main rank writes the
+    checkpoint, and the resumed run ends with the weights of an uninterrupted one."""
+    torchrun = Path(sys.executable).with_name("torchrun")
+    if not torchrun.exists():
+        pytest.skip("torchrun not installed")
+    penv = {k: v for k, v in os.environ.items() if not k.startswith("PREFBIAS_")}
+    penv.update(PYTHONPATH=str(Path(prefbias.__file__).parents[1]), OMP_NUM_THREADS="1")
+
+    def launch(name: str, port: int) -> tuple[subprocess.Popen, dict[str, str]]:
+        o = _out(tmp_path / name)
+        cmd = [str(torchrun), "--nproc_per_node", "2", "--master_port", str(port), "-m",
+               "prefbias.cli", "train-sft", "--model-id", "sft-s0", "--init", str(env["model"]),
+               "--spec", json.dumps(LONG), "--seed", "0", "--out", o["out"], "--metrics",
+               o["metrics"], "--summary", o["summary"], "--ckpt", o["ckpt"], "--train",
+               str(env["long_train"]), "--eval", str(env["sft_test"])]
+        return subprocess.Popen(cmd, env=penv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True), o
+
+    port = 29400 + os.getpid() % 500
+    proc, ref = launch("a", port)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err[-3000:]
+    total = json.loads(Path(ref["summary"]).read_text())["steps"]
+    assert json.loads(Path(ref["summary"]).read_text())["world_size"] == 2
+
+    proc, o = launch("b", port + 1)
+    stream = Path(o["ckpt"]) / "metrics.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if stream.exists() and len(_train_steps(stream)) >= 5:
+            break
+        time.sleep(0.02)
+    ranks = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True)
+    by_rank = {}
+    for pid in map(int, ranks.stdout.split()):
+        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        by_rank[next(v for v in environ if v.startswith(b"RANK=")).decode()] = pid
+    assert set(by_rank) == {"RANK=0", "RANK=1"} and proc.poll() is None
+    os.kill(by_rank["RANK=1"], signal.SIGTERM)  # not the main process
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode != 0
+    assert "stopped on SIGTERM" in err and "received by another process" in err
+    done = _train_steps(stream)
+    assert 5 <= done[-1] < total
+    assert (Path(o["ckpt"]) / "latest").read_text().strip() == f"step-{done[-1]}"
+
+    proc, o = launch("b", port + 2)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err[-3000:]
+    assert _train_steps(o["metrics"]) == list(range(1, total + 1))
+    _same_weights(o["out"], ref["out"])

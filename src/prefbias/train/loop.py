@@ -100,7 +100,9 @@ class StopSignals:
 
     @property
     def name(self) -> str:
-        return signal.Signals(self.signum).name if self.signum else "a stop request"
+        if self.signum is None:
+            return "a stop signal received by another process of the run"
+        return signal.Signals(self.signum).name
 
 
 @dataclass
