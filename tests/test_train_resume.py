@@ -387,3 +387,17 @@ def test_sigterm_to_one_ddp_rank_stops_all_ranks_at_the_same_step(env, tmp_path)
     assert proc.returncode == 0, err[-3000:]
     assert _train_steps(o["metrics"]) == list(range(1, total + 1))
     _same_weights(o["out"], ref["out"])
+
+
+def test_resume_from_a_checkpoint_at_a_cycle_boundary(env, tmp_path, monkeypatch, reference):
+    """A checkpoint after the last step of a cycle resumes into the next cycle with a fresh
+    optimizer and schedule, as the uninterrupted run does (3 steps per cycle here)."""
+    spec = {**SFT, "checkpoint_steps": 3}
+    monkeypatch.setenv("PREFBIAS_CRASH_AT_STEP", "4")
+    with pytest.raises(SimulatedCrash):
+        _sft(env, tmp_path, spec=spec)
+    monkeypatch.delenv("PREFBIAS_CRASH_AT_STEP")
+    st = json.loads((Path(_out(tmp_path)["ckpt"]) / "step-3" / "state.json").read_text())
+    assert (st["cycle"], st["step_in_cycle"]) == (1, 0)
+    _sft(env, tmp_path, spec=spec)
+    _same_weights(_out(tmp_path)["out"], reference)

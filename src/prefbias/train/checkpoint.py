@@ -199,6 +199,8 @@ def find_latest(ckpt_dir: Path, fingerprint: str) -> Path | None:
 
 
 def load(path: Path, *, model, optimizer, scheduler) -> dict[str, Any]:
+    """Restore weights and RNG states, and the optimizer/scheduler states unless None (a resume at
+    the start of a cycle, which begins with a fresh optimizer and schedule)."""
     try:
         weights = torch.load(path / "weights.pt", map_location="cpu", weights_only=True)
         missing = set(n for n, p in model.named_parameters() if p.requires_grad) - set(weights)
@@ -208,9 +210,11 @@ def load(path: Path, *, model, optimizer, scheduler) -> dict[str, Any]:
         with torch.no_grad():
             for n, t in weights.items():
                 params[n].copy_(t.to(params[n].device, params[n].dtype))
-        optimizer.load_state_dict(torch.load(path / "optimizer.pt", map_location="cpu",
-                                             weights_only=True))
-        scheduler.load_state_dict(torch.load(path / "scheduler.pt", weights_only=False))
+        if optimizer is not None:
+            optimizer.load_state_dict(torch.load(path / "optimizer.pt", map_location="cpu",
+                                                 weights_only=True))
+        if scheduler is not None:
+            scheduler.load_state_dict(torch.load(path / "scheduler.pt", weights_only=False))
         set_rng_state(torch.load(path / "rng.pt", weights_only=False))
     except CheckpointError:
         raise

@@ -300,22 +300,7 @@ class Trainer:
                                          len(steps))
                         progress.update(1)
                         progress.set_postfix(loss=f"{self._last_loss:.4f}")
-                        last = s == len(steps) - 1 and cycle == cfg.cycles - 1
-                        nxt = (cycle, s + 1) if s + 1 < len(steps) else (cycle + 1, 0)
-                        if (cfg.eval_steps and run.global_step % cfg.eval_steps == 0) or last:
-                            self._eval_and_log(run, self._epoch(cycle, s, len(steps)))
-                        due = bool(cfg.checkpoint_steps
-                                   and run.global_step % cfg.checkpoint_steps == 0)
-                        if due and not last:
-                            self._checkpoint(run, optimizer, scheduler, nxt)
-                        if not last and stop.requested(acc):
-                            if not due:
-                                self._checkpoint(run, optimizer, scheduler, nxt)
-                            msg = (f"{cfg.model_id}: stopped on {stop.name} after step "
-                                   f"{run.global_step}; checkpoint written to {self.ckpt_dir}, "
-                                   f"rerun to continue from there")
-                            log.warning(msg)
-                            raise Preempted(msg)
+                        self._after_step(run, stop, optimizer, scheduler, cycle, s, len(steps))
                         if crash_at and run.global_step == crash_at:
                             raise SimulatedCrash(f"PREFBIAS_CRASH_AT_STEP={crash_at}")
         finally:
@@ -345,14 +330,18 @@ class Trainer:
                          rows=ckpt.read_metrics(path))
 
     def _start_cycle(self, run: _Progress, cycle: int, n_steps: int):
-        """A fresh optimizer and LR schedule per cycle; the resumed cycle loads their state."""
+        """A fresh optimizer and LR schedule per cycle; a resume loads the weights and RNG state,
+        and the optimizer/schedule state only when it resumes inside a cycle (a checkpoint after
+        a cycle's last step holds the finished cycle's optimizer, which the next cycle drops)."""
         optimizer = make_optimizer(self._params(), self.cfg)
         scheduler = self._sched(optimizer, n_steps)
         if self.acc.num_processes > 1:
             optimizer = self.acc.prepare_optimizer(optimizer)
         if run.resume_path is not None and cycle == run.cycle:
+            inside = run.step_in_cycle > 0
             ckpt.load(run.resume_path, model=self.acc.unwrap_model(self.model),
-                      optimizer=optimizer, scheduler=scheduler)
+                      optimizer=optimizer if inside else None,
+                      scheduler=scheduler if inside else None)
         return optimizer, scheduler
 
     def _epoch(self, cycle: int, s: int, n_steps: int) -> float:
@@ -400,6 +389,26 @@ class Trainer:
             self._sink.write({"step": run.global_step, "epoch": self._epoch(cycle, s, n_steps),
                               "split": "train", "loss": loss_sum, "lr": lr, "grad_norm": gn,
                               "cycle": cycle})
+
+    def _after_step(self, run: _Progress, stop: StopSignals, optimizer, scheduler, cycle: int,
+                    s: int, n_steps: int) -> None:
+        """Eval when due (and after the last step), checkpoint when due (not after the last step:
+        the outputs follow), and on a stop signal checkpoint (if not just done) and exit."""
+        cfg = self.cfg
+        last = s == n_steps - 1 and cycle == cfg.cycles - 1
+        nxt = (cycle, s + 1) if s + 1 < n_steps else (cycle + 1, 0)
+        if (cfg.eval_steps and run.global_step % cfg.eval_steps == 0) or last:
+            self._eval_and_log(run, self._epoch(cycle, s, n_steps))
+        due = bool(cfg.checkpoint_steps and run.global_step % cfg.checkpoint_steps == 0)
+        if due and not last:
+            self._checkpoint(run, optimizer, scheduler, nxt)
+        if not last and stop.requested(self.acc):
+            if not due:
+                self._checkpoint(run, optimizer, scheduler, nxt)
+            msg = (f"{cfg.model_id}: stopped on {stop.name} after step {run.global_step}; "
+                   f"checkpoint written to {self.ckpt_dir}, rerun to continue from there")
+            log.warning(msg)
+            raise Preempted(msg)
 
     def _eval_and_log(self, run: _Progress, epoch: float) -> None:
         run.last_eval = self.evaluate()
