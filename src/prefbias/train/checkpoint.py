@@ -168,7 +168,8 @@ def check(path: Path) -> dict[str, Any]:
 
 
 def find_latest(ckpt_dir: Path, fingerprint: str) -> Path | None:
-    """The newest intact checkpoint to resume from, or None; raises if none is usable."""
+    """The newest intact checkpoint to resume from, or None; raises if none is usable. Removes
+    temporaries of killed writes first: call it from one process of a run only."""
     remove_stale(ckpt_dir)
     pointer = ckpt_dir / "latest"
     if not pointer.exists():

@@ -315,11 +315,21 @@ class Trainer:
         """Progress restored from the newest intact checkpoint (weights/optimizer are loaded by
         :meth:`_start_cycle`), or a fresh start. Leftovers of a killed earlier run beside the
         checkpoint directory (a clean-up interrupted after the outputs were written) go first."""
+        found: list[Any] = [None, None]  # (checkpoint path, error): checked once, on rank 0
         if self.acc.is_main_process:
             for p in remove_stale_temporaries(self.ckpt_dir):
                 log.info("removed %s left by an interrupted earlier run", p)
-        self.acc.wait_for_everyone()
-        path = ckpt.find_latest(self.ckpt_dir, self.fingerprint)
+            try:
+                found[0] = ckpt.find_latest(self.ckpt_dir, self.fingerprint)
+            except ckpt.CheckpointError as e:
+                found[1] = str(e)
+        if self.acc.num_processes > 1:
+            from accelerate.utils import broadcast_object_list
+
+            broadcast_object_list(found, from_process=0)
+        if found[1]:
+            raise ckpt.CheckpointError(found[1])
+        path = found[0]
         if path is None:
             return _Progress()
         st = ckpt.read_state(path)
