@@ -64,3 +64,13 @@ onstart:
     make_writable(Path(R))
     # with --profile slurm: job environment + preflight (partitions, account, GPUs, images)
     on_workflow_start(workflow, config)
+
+
+onsuccess:
+    # onstart made a frozen results/<run>/ writable; give the read-only state back when the
+    # run leaves a manifest (a stale one is still reported by `prefbias verify`)
+    from pathlib import Path
+    from prefbias.report.freeze import make_readonly
+
+    if Path(R, "MANIFEST.json").exists():
+        make_readonly(Path(R))

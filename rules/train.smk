@@ -1,7 +1,9 @@
 # Training: SFT -> reference log-probs -> DPO (stylized-dpo), ORPO+LoRA (saa-orpo).
 # Which files a model needs comes from prefbias.train.recipes.rule_inputs (built on
 # prefbias.plan.trained_models); numbers come from the config sections passed as --spec.
-# Checkpoints go to W/ckpt/<model>/ (outside the outputs); a re-run resumes from them.
+# Checkpoints go to W/ckpt/<model>/ (outside the outputs); a re-run resumes from them. `exec`:
+# Slurm's pre-emption SIGTERM reaches the trainer itself, which checkpoints and exits (no bash
+# in between that would die first).
 # Multi-GPU: prefix the shell command with `accelerate launch --num_processes N -m prefbias.cli`
 # (DDP; ORPO's grad_accum = effective_batch_size / (batch_size * N)). 7B ORPO on small GPUs:
 # `accelerate launch --use_fsdp --fsdp_sharding_strategy FULL_SHARD
@@ -37,7 +39,7 @@ rule train_sft:
         seed=lambda w: _recipes.model_seed(config, w.model),
         ckpt=lambda w: f"{W}/ckpt/{w.model}",
     shell:
-        "prefbias train-sft --model-id {wildcards.model} --init {input.init}"
+        "exec prefbias train-sft --model-id {wildcards.model} --init {input.init}"
         " --train {input.train} --eval {input.eval} --spec {params.spec:q}"
         " --seed {params.seed} --out {output.model} --metrics {output.metrics}"
         " --summary {output.summary} --eval-examples {output.eval_examples}"
@@ -94,7 +96,7 @@ rule train_dpo:
         ckpt=lambda w: f"{W}/ckpt/{w.model}",
         eval=_dpo_eval_args,
     shell:
-        "prefbias train-dpo --model-id {wildcards.model} --init {input.init}"
+        "exec prefbias train-dpo --model-id {wildcards.model} --init {input.init}"
         " --train {input.train} --train-refs {input.train_refs}"
         " {params.eval} --spec {params.spec:q} --seed {params.seed} --out {output.model}"
         " --metrics {output.metrics} --summary {output.summary}"
@@ -125,7 +127,7 @@ rule train_orpo:
         seed=lambda w: _recipes.model_seed(config, w.model),
         ckpt=lambda w: f"{W}/ckpt/{w.model}",
     shell:
-        "prefbias train-orpo --model-id {wildcards.model} --init {input.init}"
+        "exec prefbias train-orpo --model-id {wildcards.model} --init {input.init}"
         " --train {input.train} --spec {params.spec:q} --seed {params.seed}"
         " --out {output.model} --metrics {output.metrics} --summary {output.summary}"
         " --eval-examples {output.eval_examples} --ckpt {params.ckpt} 2> {log}"

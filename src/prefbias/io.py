@@ -8,6 +8,7 @@ failed or killed job never leaves a file that looks finished.
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import json
 import os
@@ -94,12 +95,34 @@ def write_jsonl(path: str | os.PathLike, rows: Iterable[Mapping[str, Any]]) -> i
     return n
 
 
-def read_json(path: str | os.PathLike) -> Any:
+def _utf8_error(path: Path, data: bytes, e: UnicodeDecodeError, *, line_offset: int = 0
+                ) -> DataError:
+    """A :class:`DataError` naming the line, column and bytes of invalid UTF-8 in ``data``."""
+    start = data.rfind(b"\n", 0, e.start) + 1
+    line = data.count(b"\n", 0, e.start) + 1 + line_offset
+    bad = data[e.start:e.end].hex(" ")
+    return DataError(path, f"not valid UTF-8 text: byte(s) {bad} at column {e.start - start + 1} "
+                     f"({e.reason}); re-encode the file as UTF-8", line=line)
+
+
+def read_text(path: str | os.PathLike) -> str:
+    """The UTF-8 text of an input file; a missing file or invalid UTF-8 raises :class:`DataError`
+    naming the file, line and bytes."""
     p = Path(path)
     if not p.exists():
         raise DataError(p, "file does not exist")
+    data = p.read_bytes()
     try:
-        return json.loads(p.read_text(encoding="utf-8"))
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise _utf8_error(p, data, e) from e
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    p = Path(path)
+    text = read_text(p)
+    try:
+        return json.loads(text)
     except json.JSONDecodeError as e:
         raise DataError(p, f"invalid JSON: {e.msg} (column {e.colno})", line=e.lineno) from e
 
@@ -133,12 +156,17 @@ def check_field(row: Mapping[str, Any], field: str, typ: type | tuple[type, ...]
 
 
 def iter_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Yield ``(line_number, row)`` for each non-blank line; bad JSON raises :class:`DataError`."""
+    """Yield ``(line_number, row)`` for each non-blank line; bad JSON or bytes that are not UTF-8
+    raise :class:`DataError` naming the file and line."""
     p = Path(path)
     if not p.exists():
         raise DataError(p, "file does not exist")
-    with open(p, encoding="utf-8") as fh:
-        for lineno, raw in enumerate(fh, start=1):
+    with open(p, "rb") as fh:
+        for lineno, raw_bytes in enumerate(fh, start=1):
+            try:
+                raw = raw_bytes.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise _utf8_error(p, raw_bytes, e, line_offset=lineno - 1) from e
             if not raw.strip():
                 continue
             try:
@@ -152,8 +180,32 @@ def iter_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, dict[str, Any]]]:
             yield lineno, row
 
 
-def read_jsonl(path: str | os.PathLike) -> list[dict[str, Any]]:
-    return [row for _, row in iter_jsonl(path)]
+def read_jsonl(path: str | os.PathLike, *, required: bool = False) -> list[dict[str, Any]]:
+    """All rows of a JSONL file; ``required=True``: a file without any row is a
+    :class:`DataError` (an empty input must never turn into an empty result)."""
+    rows = [row for _, row in iter_jsonl(path)]
+    if required and not rows:
+        raise DataError(path, "no rows: the file is empty (or only blank lines) but at least one "
+                        "row is required")
+    return rows
+
+
+def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
+    """Delete the ``.<name>.tmp-*`` siblings that :func:`atomic_path` leaves behind when a writer of
+    ``path`` is killed (SIGKILL skips its clean-up). Call it only where no other writer of the same
+    ``path`` can be running (one Snakemake job per output). Returns what was removed."""
+    final = Path(path)
+    removed = []
+    if not final.parent.is_dir():
+        return removed
+    for tmp in final.parent.glob(f".{glob.escape(final.name)}.tmp-*"):
+        if tmp.is_dir() and not tmp.is_symlink():
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+        removed.append(tmp)
+    return removed
 
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:

@@ -1,15 +1,20 @@
 """Freeze a results directory: ``MANIFEST.json`` + ``CITATION.cff``, then read-only.
 
-The manifest records: sha256 and size of every file under ``results/<run>/`` (except the manifest
-itself and the freeze rule's own log/benchmark, which are written around it); git commit and dirty
-flag; the resolved config (values under keys that look secret are redacted); dataset and model
-revisions and container images from the config; versions of the key packages; hardware; per-rule
-runtimes from the Snakemake benchmark TSVs under ``benchmarks/``.
+The manifest records: sha256 and size of every file and the list of every directory under
+``results/<run>/`` (only the manifest itself is not listed; the freeze rule's log lives in ``W``);
+git commit and dirty flag; the resolved config (values under keys that look secret are redacted);
+dataset and model revisions and container images from the config; versions of the key packages;
+hardware; per-rule runtimes from the Snakemake benchmark TSVs under ``benchmarks/``; whether the
+tree was made read-only. A sha256 ``digest`` of all other fields (and one per field, to name an
+edited one) covers the manifest itself. A tree with a symlink or a special file is not frozen.
 
 Environment variables are never read into the manifest (the judge key lives in the variable named by
 ``judge.api_key_env``; only that *name* is part of the config).
 
-``verify`` recomputes the file list and hashes and names every changed, missing or extra file.
+``verify`` checks the whole tree against the manifest and returns one line per problem:
+``changed:``/``missing:``/``extra:`` files and directories (``d/``), ``changed: MANIFEST.json
+field 'x'`` for an edited manifest field, ``symlink:``, ``special file:``, ``writable:`` (a write
+bit on a file or directory of a read-only freeze) and ``malformed: MANIFEST.json (...)``.
 ``unfreeze`` restores write permission so the DAG can rerun (Snakemake's ``onstart`` or the
 Makefile calls it before a run; ``freeze`` calls it itself).
 """
@@ -17,6 +22,7 @@ Makefile calls it before a run; ``freeze`` calls it itself).
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 import importlib.metadata as md
 import json
 import os
@@ -35,7 +41,8 @@ from prefbias.io import atomic_path
 
 MANIFEST = "MANIFEST.json"
 CITATION = "CITATION.cff"
-EXCLUDE_PREFIXES = ("logs/freeze/", "benchmarks/freeze/")
+MANIFEST_VERSION = 2
+WRITE_BITS = stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH
 KEY_PACKAGES = ("prefbias", "torch", "transformers", "tokenizers", "datasets", "accelerate", "peft",
                 "trl", "huggingface_hub", "safetensors", "openai", "vllm", "crfm-helm", "pandas",
                 "numpy", "matplotlib", "jsonschema", "PyYAML", "snakemake",
@@ -62,19 +69,47 @@ def redact(obj: Any) -> Any:
 
 
 # ------------------------------------------------------------------------------------------------
-def _excluded(rel: str) -> bool:
-    return rel in (MANIFEST,) or rel.startswith(EXCLUDE_PREFIXES) or "/.snakemake" in rel
+class FreezeError(RuntimeError):
+    pass
+
+
+def walk(root: Path) -> tuple[list[str], list[str], list[str], list[str]]:
+    """``(files, dirs, symlinks, special)`` under ``root`` as sorted POSIX relative paths; symlinks
+    are never followed; ``MANIFEST.json`` at the top is left out of ``files``."""
+    files, dirs, links, special = [], [], [], []
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        dirnames.sort()
+        base = Path(dirpath)
+        for name in [*dirnames, *filenames]:
+            p = base / name
+            rel = p.relative_to(root).as_posix()
+            mode = p.lstat().st_mode
+            if stat.S_ISLNK(mode):
+                links.append(rel)
+            elif stat.S_ISDIR(mode):
+                dirs.append(rel)
+            elif stat.S_ISREG(mode):
+                if rel != MANIFEST:
+                    files.append(rel)
+            else:
+                special.append(rel)
+    return sorted(files), sorted(dirs), sorted(links), sorted(special)
 
 
 def list_files(root: Path) -> list[str]:
-    out = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames.sort()
-        for name in sorted(filenames):
-            rel = (Path(dirpath) / name).relative_to(root).as_posix()
-            if not _excluded(rel) and not (Path(dirpath) / name).is_symlink():
-                out.append(rel)
-    return sorted(out)
+    return walk(Path(root))[0]
+
+
+def _canonical(obj: Any) -> bytes:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str,
+                      ensure_ascii=False).encode("utf-8")
+
+
+def _digests(manifest: dict[str, Any]) -> tuple[str, dict[str, str]]:
+    """The overall digest of every field but the digests, and one digest per field."""
+    body = {k: v for k, v in manifest.items() if k not in ("digest", "field_digests")}
+    fields = {k: hashlib.sha256(_canonical(v)).hexdigest() for k, v in body.items()}
+    return hashlib.sha256(_canonical({"fields": fields, "body": body})).hexdigest(), fields
 
 
 def file_entry(path: Path) -> dict[str, Any]:
@@ -239,9 +274,12 @@ def freeze(root: str | Path, config: dict[str, Any], *, repo: str | Path = ".",
     cit = root / CITATION
     with atomic_path(cit) as tmp:
         tmp.write_text(citation(config, git), encoding="utf-8")
-    files = {rel: file_entry(root / rel) for rel in list_files(root)}
+    files, dirs, links, special = walk(root)
+    if links or special:
+        raise FreezeError(f"{root}: cannot freeze a tree with symlinks or special files (a frozen "
+                          f"run must hold its own data): {[*links, *special][:10]}")
     manifest = {
-        "manifest_version": 1,
+        "manifest_version": MANIFEST_VERSION,
         "run": config.get("run"),
         "created_utc": _dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat(),
         "git": git,
@@ -251,9 +289,12 @@ def freeze(root: str | Path, config: dict[str, Any], *, repo: str | Path = ".",
         "hardware": hardware(),
         "benchmarks": benchmarks(root),
         "snakemake_report": "report.html" if (root / "report.html").exists() else None,
-        "excluded": list(EXCLUDE_PREFIXES),
-        "files": files,
+        "readonly": readonly,
+        "dirs": dirs,
+        "files": {rel: file_entry(root / rel) for rel in files},
     }
+    manifest = json.loads(json.dumps(manifest, default=str))  # the digest covers what is stored
+    manifest["digest"], manifest["field_digests"] = _digests(manifest)
     with atomic_path(root / MANIFEST) as tmp:
         tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True, default=str) + "\n",
                        encoding="utf-8")
@@ -262,26 +303,70 @@ def freeze(root: str | Path, config: dict[str, Any], *, repo: str | Path = ".",
     return manifest
 
 
+def _manifest_problems(manifest: Any) -> list[str]:
+    """Shape errors of a loaded manifest (each as ``malformed: MANIFEST.json (...)``)."""
+    bad = []
+    if not isinstance(manifest, dict):
+        return [f"a JSON object expected, got {type(manifest).__name__}"]
+    if manifest.get("manifest_version") != MANIFEST_VERSION:
+        bad.append(f"manifest_version {manifest.get('manifest_version')!r} is not "
+                   f"{MANIFEST_VERSION} (written by another prefbias version: freeze again)")
+    for key, typ in (("files", dict), ("dirs", list), ("digest", str), ("field_digests", dict),
+                     ("readonly", bool)):
+        if not isinstance(manifest.get(key), typ):
+            bad.append(f"field '{key}' missing or not {typ.__name__}")
+    if isinstance(manifest.get("files"), dict):
+        for rel, e in manifest["files"].items():
+            if not (isinstance(e, dict) and isinstance(e.get("sha256"), str)
+                    and len(e["sha256"]) == 64 and isinstance(e.get("size"), int)):
+                bad.append(f"files[{rel!r}] is not {{sha256: 64 hex digits, size: integer}}")
+    if isinstance(manifest.get("dirs"), list) and not all(isinstance(d, str)
+                                                          for d in manifest["dirs"]):
+        bad.append("field 'dirs' holds a non-string")
+    return bad
+
+
 def verify(root: str | Path) -> list[str]:
-    """Problems (empty = intact): ``changed: f``, ``missing: f``, ``extra: f``."""
+    """Problems (empty = intact), one line each; see the module docstring for the kinds."""
     root = Path(root)
     mpath = root / MANIFEST
-    if not mpath.exists():
+    if not mpath.is_file() or mpath.is_symlink():
         return [f"missing: {MANIFEST}"]
     try:
-        manifest = json.loads(mpath.read_text(encoding="utf-8"))
-        recorded = manifest["files"]
-    except (json.JSONDecodeError, KeyError) as e:
-        return [f"changed: {MANIFEST} (unreadable: {e})"]
-    present = set(list_files(root))
-    problems = []
-    for rel in sorted(set(recorded) | present):
+        manifest = json.loads(mpath.read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        return [f"malformed: {MANIFEST} (not valid UTF-8 JSON: {e})"]
+    shape = _manifest_problems(manifest)
+    if shape:
+        return [f"malformed: {MANIFEST} ({b})" for b in shape]
+
+    problems: list[str] = []
+    digest, fields = _digests(manifest)
+    if digest != manifest["digest"]:
+        recorded = manifest["field_digests"]
+        edited = sorted(k for k in set(fields) | set(recorded) if fields.get(k) != recorded.get(k))
+        problems += [f"changed: {MANIFEST} field '{k}'" for k in edited] or [
+            f"changed: {MANIFEST} (its digest does not match its content)"]
+
+    files, dirs, links, special = walk(root)
+    problems += [f"symlink: {rel} -> {os.readlink(root / rel)}" for rel in links]
+    problems += [f"special file: {rel}" for rel in special]
+    recorded_dirs, present_dirs = set(manifest["dirs"]), set(dirs)
+    problems += [f"missing: {d}/" for d in sorted(recorded_dirs - present_dirs)]
+    problems += [f"extra: {d}/" + ("" if any((root / d).iterdir()) else " (empty directory)")
+                 for d in sorted(present_dirs - recorded_dirs)]
+    recorded_files, present = manifest["files"], set(files)
+    for rel in sorted(set(recorded_files) | present):
         if rel not in present:
             problems.append(f"missing: {rel}")
-        elif rel not in recorded:
+        elif rel not in recorded_files:
             problems.append(f"extra: {rel}")
-        else:
-            got = file_entry(root / rel)
-            if got != recorded[rel]:
-                problems.append(f"changed: {rel}")
+        elif file_entry(root / rel) != recorded_files[rel]:
+            problems.append(f"changed: {rel}")
+    if manifest["readonly"]:
+        for rel in [".", MANIFEST, *dirs, *files]:
+            mode = (root / rel).lstat().st_mode
+            if mode & WRITE_BITS:
+                problems.append(f"writable: {rel} (mode {stat.S_IMODE(mode):o}; a frozen run is "
+                                f"read-only)")
     return problems

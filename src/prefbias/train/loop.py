@@ -10,8 +10,13 @@
 * bf16 autocast on GPU, fp32 on CPU. Non-finite losses or gradient norms stop the run with an
   error naming the step and the example ids.
 * Metrics stream to ``<ckpt>/metrics.jsonl`` (and TensorBoard ``<ckpt>/tb`` when installed) while
-  training; the declared outputs (model dir, ``metrics.jsonl``, ``summary.json``) are written
-  atomically only when training completes.
+  training; the rows so far are also part of each checkpoint (checksummed), and a resume restarts
+  from those, never from the streamed file. The declared outputs (model dir, ``metrics.jsonl``,
+  ``summary.json``) are written atomically only when training completes.
+* Pre-emption: SIGTERM or SIGUSR1 (Slurm's time-limit/pre-emption signal; ``slurm/config.yaml``
+  asks for it ahead of the wall time) lets the current optimizer step finish, writes a checkpoint
+  and exits with :class:`Preempted`, so a rerun (``--rerun-incomplete``, Slurm requeue) continues
+  from that step: at most the interrupted step is redone.
 * ``PREFBIAS_CRASH_AT_STEP=<n>`` raises :class:`SimulatedCrash` right after optimizer step n (and
   its checkpoint, if one is due) — used by the resume test.
 """
@@ -24,7 +29,9 @@ import logging
 import math
 import os
 import shutil
+import signal
 import sys
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -32,7 +39,14 @@ from typing import Any
 
 import torch
 
-from prefbias.io import DataError, atomic_path, write_json, write_jsonl
+from prefbias.io import (
+    DataError,
+    atomic_open,
+    atomic_path,
+    remove_stale_temporaries,
+    write_json,
+    write_jsonl,
+)
 from prefbias.train import checkpoint as ckpt
 from prefbias.train.batching import Encoded, padding_stats
 
@@ -45,6 +59,50 @@ class TrainingError(RuntimeError):
 
 class SimulatedCrash(RuntimeError):
     pass
+
+
+class Preempted(SystemExit):
+    """Training stopped on SIGTERM/SIGUSR1 after writing a checkpoint; a rerun continues. Exits
+    the process with status 1 and the message (no traceback)."""
+
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
+
+
+class StopSignals:
+    """While active (main thread only), SIGTERM/SIGUSR1 only set a flag that the loop checks after
+    each optimizer step; the previous handlers are restored on exit."""
+
+    def __init__(self):
+        self.signum: int | None = None
+        self._old: dict[int, Any] = {}
+
+    def __enter__(self) -> StopSignals:
+        if threading.current_thread() is threading.main_thread():
+            for sig in STOP_SIGNALS:
+                self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, _frame) -> None:
+        self.signum = signum
+
+    def __exit__(self, *exc) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+    def requested(self, acc) -> bool:
+        """True on every rank if any rank got a stop signal (so all ranks stop at one step)."""
+        flag = self.signum is not None
+        if acc.num_processes > 1:
+            t = acc.reduce(torch.tensor(float(flag), device=acc.device), reduction="sum")
+            flag = float(t) > 0
+        return flag
+
+    @property
+    def name(self) -> str:
+        if self.signum is None:
+            return "a stop signal received by another process of the run"
+        return signal.Signals(self.signum).name
 
 
 @dataclass
@@ -85,15 +143,14 @@ def make_optimizer(params, cfg: TrainConfig):
 
 
 class MetricsSink:
-    def __init__(self, path: Path, tb_dir: Path | None, keep_up_to_step: int | None):
+    """Metrics rows in memory (the source of truth, saved with each checkpoint) and streamed to
+    ``path`` for watching; ``path`` starts as an atomic copy of ``rows`` (a resume's history)."""
+
+    def __init__(self, path: Path, tb_dir: Path | None, rows: list[dict[str, Any]]):
         self.path = path
-        rows = []
-        if keep_up_to_step is not None and path.exists():
-            rows = [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x]
-            rows = [r for r in rows if r["step"] <= keep_up_to_step]
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "w", encoding="utf-8") as fh:
-            fh.writelines(json.dumps(r) + "\n" for r in rows)
+        self._rows = list(rows)
+        with atomic_open(path) as fh:
+            fh.writelines(json.dumps(r) + "\n" for r in self._rows)
         self.fh = open(path, "a", encoding="utf-8")  # noqa: SIM115
         self.tb = None
         if tb_dir is not None:
@@ -104,6 +161,7 @@ class MetricsSink:
                 self.tb = None
 
     def write(self, row: dict[str, Any]) -> None:
+        self._rows.append(row)
         self.fh.write(json.dumps(row) + "\n")
         self.fh.flush()
         if self.tb is not None:
@@ -112,13 +170,26 @@ class MetricsSink:
                     self.tb.add_scalar(f"{row['split']}/{k}", v, row["step"])
 
     def rows(self) -> list[dict[str, Any]]:
-        self.fh.flush()
-        return [json.loads(x) for x in self.path.read_text(encoding="utf-8").splitlines() if x]
+        return list(self._rows)
 
     def close(self):
         self.fh.close()
         if self.tb is not None:
             self.tb.close()
+
+
+@dataclass
+class _Progress:
+    """Where a fit stands: restored from a checkpoint on resume, saved into the next one."""
+    global_step: int = 0
+    tokens: int = 0
+    slots: int = 0
+    runtime_before: float = 0.0
+    cycle: int = 0          # the next step to run: (cycle, step_in_cycle)
+    step_in_cycle: int = 0
+    resume_path: Path | None = None
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    last_eval: dict[str, float] = field(default_factory=dict)
 
 
 def cycle_plan(cfg: TrainConfig, lengths: list[int], cycle: int, world: int
@@ -194,138 +265,200 @@ class Trainer:
 
     # -- main loop -----------------------------------------------------------------------------
     def fit(self) -> dict[str, Any]:
+        """Resume (if a checkpoint exists), run the remaining optimizer steps of every cycle with
+        periodic evals and checkpoints, stop cleanly on SIGTERM/SIGUSR1; return the summary."""
         cfg, acc = self.cfg, self.acc
         torch.manual_seed(cfg.seed)
-        world, rank = acc.num_processes, acc.process_index
         self.model = acc.prepare(self.model)
         self.model.train()
-        resume_path = ckpt.find_latest(self.ckpt_dir, self.fingerprint)
-        resume_state = None
-        if resume_path is not None:
-            resume_state = json.loads((resume_path / "state.json").read_text(encoding="utf-8"))
-            log.info("resuming %s from %s", cfg.model_id, resume_path)
-        sink = MetricsSink(self.ckpt_dir / "metrics.jsonl",
-                           self.ckpt_dir / "tb" if acc.is_main_process else None,
-                           keep_up_to_step=resume_state["global_step"] if resume_state else -1
-                           ) if acc.is_main_process else None
+        run = self._resume()
+        self._sink = MetricsSink(self.ckpt_dir / "metrics.jsonl", self.ckpt_dir / "tb",
+                                 run.rows) if acc.is_main_process else None
+        plans = [cycle_plan(cfg, self.lengths, c, acc.num_processes) for c in range(cfg.cycles)]
+        self._t0 = time.time()
+        progress = _progress(sum(len(p) for p in plans), run.global_step, cfg.model_id,
+                             acc.is_main_process)
         crash_at = int(os.environ.get("PREFBIAS_CRASH_AT_STEP", "0") or 0)
-        plans = [cycle_plan(cfg, self.lengths, c, world) for c in range(cfg.cycles)]
-        total_steps = sum(len(p) for p in plans)
-        global_step = 0
-        tokens = slots = 0
-        t0 = time.time()
-        runtime_before = 0.0
-        start_cycle, start_step = 0, 0
-        if resume_state:
-            start_cycle, start_step = resume_state["cycle"], resume_state["step_in_cycle"]
-            global_step = resume_state["global_step"]
-            tokens, slots = resume_state["tokens"], resume_state["slots"]
-            runtime_before = resume_state["runtime_s"]
-        last_eval: dict[str, float] = {}
-        progress = _progress(total_steps, global_step, cfg.model_id, acc.is_main_process)
-        # -- step-0 evaluation (issue 14 item 4: stylized-dpo Figure 2 starts at step 0) --------
-        # Evaluation draws no random numbers and leaves the weights alone, so training is the
-        # same with or without it. A resumed run skips it: its metrics already hold step 0.
-        if cfg.eval_at_start and global_step == 0:
-            first_eval = self.evaluate()
-            if sink and first_eval:
-                sink.write({"step": 0, "epoch": 0.0, "split": "eval", "lr": None,
-                            "grad_norm": None, **first_eval})
-        # ------------------------------------------------------------------------------------
+        if cfg.eval_at_start and run.global_step == 0:
+            self._eval_at_start()
         try:
-            for cycle in range(start_cycle, cfg.cycles):
-                steps = plans[cycle]
-                optimizer = make_optimizer(self._params(), cfg)
-                scheduler = self._sched(optimizer, len(steps))
-                optimizer = acc.prepare_optimizer(optimizer) if world > 1 else optimizer
-                first = 0
-                if resume_state and cycle == start_cycle:
-                    ckpt.load(resume_path, model=acc.unwrap_model(self.model),
-                              optimizer=optimizer, scheduler=scheduler)
-                    first = start_step
-                for s in range(first, len(steps)):
-                    micro = steps[s][rank::world]
-                    loss_sum = 0.0
-                    for k, idx in enumerate(micro):
-                        exs = [self.train[i] for i in idx]
-                        batch = self.task.collate(exs, acc.device)
-                        real, slot = padding_stats(batch)
-                        tokens += real
-                        slots += slot
-                        sync = contextlib.nullcontext() if (k == len(micro) - 1 or world == 1) \
-                            else acc.no_sync(self.model)
-                        with sync, acc.autocast():
-                            loss, _ = self.task.loss(self.model, batch)
-                            if not torch.isfinite(loss):
-                                raise TrainingError(
-                                    f"{cfg.model_id}: non-finite loss ({loss.item()}) at step "
-                                    f"{global_step + 1} (cycle {cycle}); batch ids "
-                                    f"{[e.id for e in exs][:8]}")
-                            acc.backward(loss / len(micro))
-                        loss_sum += float(loss.detach()) / len(micro)
-                    gn = acc.clip_grad_norm_(self._params(), cfg.max_grad_norm or float("inf"))
-                    gn = float(gn)
-                    if not math.isfinite(gn):
-                        raise TrainingError(f"{cfg.model_id}: non-finite gradient norm at step "
-                                            f"{global_step + 1} (cycle {cycle})")
-                    lr = scheduler.get_last_lr()[0]
-                    optimizer.step()
-                    scheduler.step()
-                    optimizer.zero_grad(set_to_none=True)
-                    global_step += 1
-                    epoch = cycle * cfg.epochs + cfg.epochs * (s + 1) / len(steps)
-                    if world > 1:
-                        loss_sum = float(acc.reduce(torch.tensor(loss_sum, device=acc.device),
-                                                    reduction="mean"))
-                    if sink:
-                        sink.write({"step": global_step, "epoch": round(epoch, 4),
-                                    "split": "train", "loss": loss_sum, "lr": lr,
-                                    "grad_norm": gn, "cycle": cycle})
-                    progress.update(1)
-                    progress.set_postfix(loss=f"{loss_sum:.4f}")
-                    last = s == len(steps) - 1 and cycle == cfg.cycles - 1
-                    if (cfg.eval_steps and global_step % cfg.eval_steps == 0) or last:
-                        last_eval = self.evaluate()
-                        if sink and last_eval:
-                            sink.write({"step": global_step, "epoch": round(epoch, 4),
-                                        "split": "eval", "lr": lr, "grad_norm": None,
-                                        **last_eval})
-                    if cfg.checkpoint_steps and global_step % cfg.checkpoint_steps == 0 \
-                            and not last:
-                        acc.wait_for_everyone()
-                        if acc.is_main_process:
-                            nxt = (cycle, s + 1) if s + 1 < len(steps) else (cycle + 1, 0)
-                            ckpt.save(self.ckpt_dir, model=acc.unwrap_model(self.model),
-                                      optimizer=optimizer, scheduler=scheduler, state={
-                                          "fingerprint": self.fingerprint,
-                                          "global_step": global_step, "cycle": nxt[0],
-                                          "step_in_cycle": nxt[1], "tokens": tokens,
-                                          "slots": slots,
-                                          "runtime_s": runtime_before + time.time() - t0})
-                        acc.wait_for_everyone()
-                    if crash_at and global_step == crash_at:
-                        raise SimulatedCrash(f"PREFBIAS_CRASH_AT_STEP={crash_at}")
+            with StopSignals() as stop:
+                for cycle in range(run.cycle, cfg.cycles):
+                    steps = plans[cycle]
+                    optimizer, scheduler = self._start_cycle(run, cycle, len(steps))
+                    first = run.step_in_cycle if cycle == run.cycle else 0
+                    for s in range(first, len(steps)):
+                        self._train_step(run, steps[s], optimizer, scheduler, cycle, s,
+                                         len(steps))
+                        progress.update(1)
+                        progress.set_postfix(loss=f"{self._last_loss:.4f}")
+                        self._after_step(run, stop, optimizer, scheduler, cycle, s, len(steps))
+                        if crash_at and run.global_step == crash_at:
+                            raise SimulatedCrash(f"PREFBIAS_CRASH_AT_STEP={crash_at}")
         finally:
             progress.close()
-        runtime = runtime_before + time.time() - t0
-        rows = sink.rows() if sink else []
-        if sink:
-            sink.close()
-        summary = {
-            "model": cfg.model_id, "kind": cfg.kind, "steps": global_step,
+            if self._sink:
+                self._sink.close()
+        self.metrics_rows = self._sink.rows() if self._sink else []
+        return self._summary(run)
+
+    # -- parts of fit --------------------------------------------------------------------------
+    def _resume(self) -> _Progress:
+        """Progress restored from the newest intact checkpoint (weights/optimizer are loaded by
+        :meth:`_start_cycle`), or a fresh start. Leftovers of a killed earlier run beside the
+        checkpoint directory (a clean-up interrupted after the outputs were written) go first."""
+        found: list[Any] = [None, None]  # (checkpoint path, error): checked once, on rank 0
+        if self.acc.is_main_process:
+            for p in remove_stale_temporaries(self.ckpt_dir):
+                log.info("removed %s left by an interrupted earlier run", p)
+            try:
+                found[0] = ckpt.find_latest(self.ckpt_dir, self.fingerprint)
+            except ckpt.CheckpointError as e:
+                found[1] = str(e)
+        if self.acc.num_processes > 1:
+            from accelerate.utils import broadcast_object_list
+
+            broadcast_object_list(found, from_process=0)
+        if found[1]:
+            raise ckpt.CheckpointError(found[1])
+        path = found[0]
+        if path is None:
+            return _Progress()
+        st = ckpt.read_state(path)
+        log.info("resuming %s from %s (step %d)", self.cfg.model_id, path, st["global_step"])
+        return _Progress(global_step=st["global_step"], tokens=st["tokens"], slots=st["slots"],
+                         runtime_before=st["runtime_s"], cycle=st["cycle"],
+                         step_in_cycle=st["step_in_cycle"], resume_path=path,
+                         rows=ckpt.read_metrics(path))
+
+    def _start_cycle(self, run: _Progress, cycle: int, n_steps: int):
+        """A fresh optimizer and LR schedule per cycle; a resume loads the weights and RNG state,
+        and the optimizer/schedule state only when it resumes inside a cycle (a checkpoint after
+        a cycle's last step holds the finished cycle's optimizer, which the next cycle drops)."""
+        optimizer = make_optimizer(self._params(), self.cfg)
+        scheduler = self._sched(optimizer, n_steps)
+        if self.acc.num_processes > 1:
+            optimizer = self.acc.prepare_optimizer(optimizer)
+        if run.resume_path is not None and cycle == run.cycle:
+            inside = run.step_in_cycle > 0
+            ckpt.load(run.resume_path, model=self.acc.unwrap_model(self.model),
+                      optimizer=optimizer if inside else None,
+                      scheduler=scheduler if inside else None)
+        return optimizer, scheduler
+
+    def _epoch(self, cycle: int, s: int, n_steps: int) -> float:
+        return round(cycle * self.cfg.epochs + self.cfg.epochs * (s + 1) / n_steps, 4)
+
+    def _train_step(self, run: _Progress, micro_all: list[list[int]], optimizer, scheduler,
+                    cycle: int, s: int, n_steps: int) -> None:
+        """One optimizer step over this rank's micro-batches (gradient accumulation), with the
+        non-finite checks; logs the train row."""
+        cfg, acc = self.cfg, self.acc
+        world, rank = acc.num_processes, acc.process_index
+        micro = micro_all[rank::world]
+        loss_sum = 0.0
+        for k, idx in enumerate(micro):
+            exs = [self.train[i] for i in idx]
+            batch = self.task.collate(exs, acc.device)
+            real, slot = padding_stats(batch)
+            run.tokens += real
+            run.slots += slot
+            sync = contextlib.nullcontext() if (k == len(micro) - 1 or world == 1) \
+                else acc.no_sync(self.model)
+            with sync, acc.autocast():
+                loss, _ = self.task.loss(self.model, batch)
+                if not torch.isfinite(loss):
+                    raise TrainingError(
+                        f"{cfg.model_id}: non-finite loss ({loss.item()}) at step "
+                        f"{run.global_step + 1} (cycle {cycle}); batch ids "
+                        f"{[e.id for e in exs][:8]}")
+                acc.backward(loss / len(micro))
+            loss_sum += float(loss.detach()) / len(micro)
+        gn = float(acc.clip_grad_norm_(self._params(), cfg.max_grad_norm or float("inf")))
+        if not math.isfinite(gn):
+            raise TrainingError(f"{cfg.model_id}: non-finite gradient norm at step "
+                                f"{run.global_step + 1} (cycle {cycle})")
+        lr = scheduler.get_last_lr()[0]
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        run.global_step += 1
+        if world > 1:
+            loss_sum = float(acc.reduce(torch.tensor(loss_sum, device=acc.device),
+                                        reduction="mean"))
+        self._last_loss, self._last_lr = loss_sum, lr
+        if self._sink:
+            self._sink.write({"step": run.global_step, "epoch": self._epoch(cycle, s, n_steps),
+                              "split": "train", "loss": loss_sum, "lr": lr, "grad_norm": gn,
+                              "cycle": cycle})
+
+    def _after_step(self, run: _Progress, stop: StopSignals, optimizer, scheduler, cycle: int,
+                    s: int, n_steps: int) -> None:
+        """Eval when due (and after the last step), checkpoint when due (not after the last step:
+        the outputs follow), and on a stop signal checkpoint (if not just done) and exit."""
+        cfg = self.cfg
+        last = s == n_steps - 1 and cycle == cfg.cycles - 1
+        nxt = (cycle, s + 1) if s + 1 < n_steps else (cycle + 1, 0)
+        if (cfg.eval_steps and run.global_step % cfg.eval_steps == 0) or last:
+            self._eval_and_log(run, self._epoch(cycle, s, n_steps))
+        due = bool(cfg.checkpoint_steps and run.global_step % cfg.checkpoint_steps == 0)
+        if due and not last:
+            self._checkpoint(run, optimizer, scheduler, nxt)
+        if not last and stop.requested(self.acc):
+            if not due:
+                self._checkpoint(run, optimizer, scheduler, nxt)
+            msg = (f"{cfg.model_id}: stopped on {stop.name} after step {run.global_step}; "
+                   f"checkpoint written to {self.ckpt_dir}, rerun to continue from there")
+            log.warning(msg)
+            raise Preempted(msg)
+
+    def _eval_at_start(self) -> None:
+        """Step-0 evaluation (stylized-dpo Figure 2 starts at step 0). Evaluation draws no
+        random numbers and leaves the weights alone, so training is the same with or without
+        it; a resumed run skips it (its metrics already hold step 0)."""
+        first = self.evaluate()
+        if self._sink and first:
+            self._sink.write({"step": 0, "epoch": 0.0, "split": "eval", "lr": None,
+                              "grad_norm": None, **first})
+
+    def _eval_and_log(self, run: _Progress, epoch: float) -> None:
+        run.last_eval = self.evaluate()
+        if self._sink and run.last_eval:
+            self._sink.write({"step": run.global_step, "epoch": epoch, "split": "eval",
+                              "lr": self._last_lr, "grad_norm": None, **run.last_eval})
+
+    def _checkpoint(self, run: _Progress, optimizer, scheduler, nxt: tuple[int, int]) -> None:
+        """Save weights, optimizer, scheduler, RNG, data position and metrics so far; ``nxt`` is
+        the (cycle, step_in_cycle) a resume starts with."""
+        acc = self.acc
+        acc.wait_for_everyone()
+        if acc.is_main_process:
+            ckpt.save(self.ckpt_dir, model=acc.unwrap_model(self.model), optimizer=optimizer,
+                      scheduler=scheduler, metrics_rows=self._sink.rows(), state={
+                          "fingerprint": self.fingerprint, "global_step": run.global_step,
+                          "cycle": nxt[0], "step_in_cycle": nxt[1], "tokens": run.tokens,
+                          "slots": run.slots,
+                          "runtime_s": run.runtime_before + time.time() - self._t0})
+        acc.wait_for_everyone()
+
+    def _summary(self, run: _Progress) -> dict[str, Any]:
+        cfg, acc = self.cfg, self.acc
+        world = acc.num_processes
+        runtime = run.runtime_before + time.time() - self._t0
+        last_eval = run.last_eval
+        return {
+            "model": cfg.model_id, "kind": cfg.kind, "steps": run.global_step,
             "runtime_s": round(runtime, 3),
             "final_eval_loss": last_eval.get("loss"),
             "final_eval_reward_accuracy": last_eval.get("reward_accuracy"),
             "final_eval": last_eval,
-            "tokens_per_s": round(tokens * world / max(runtime, 1e-9), 2),
-            "train_tokens": tokens * world,
-            "padding_waste": round(1 - tokens / slots, 4) if slots else None,
+            "tokens_per_s": round(run.tokens * world / max(runtime, 1e-9), 2),
+            "train_tokens": run.tokens * world,
+            "padding_waste": round(1 - run.tokens / run.slots, 4) if run.slots else None,
             "world_size": world, "n_train": len(self.train), "n_eval": len(self.eval_set),
             "device": str(acc.device), "mixed_precision": acc.mixed_precision,
             "config": asdict(cfg), **self.summary_extra,
         }
-        self.metrics_rows = rows
-        return summary
 
     def unwrapped(self):
         return self.acc.unwrap_model(self.model)
@@ -355,10 +488,14 @@ def write_outputs(trainer: Trainer, summary: dict[str, Any], tokenizer, *, out_d
                   eval_examples_path: str | Path | None = None) -> None:
     """Write the declared outputs atomically (model dir first, summary last), then drop the
     checkpoints. ``eval_examples_path``: one row per example of the final eval (``id`` and the
-    task's per-example columns), for bootstrap CIs of the validation metrics."""
+    task's per-example columns), for bootstrap CIs of the validation metrics. Temporaries that a
+    killed earlier write of these outputs left behind (``.<name>.tmp-*``) are removed first."""
     acc = trainer.acc
     acc.wait_for_everyone()
     if acc.is_main_process:
+        for p in (out_dir, metrics_path, summary_path, eval_examples_path):
+            for stale in remove_stale_temporaries(p) if p is not None else ():
+                log.info("removed %s left by an interrupted earlier write", stale)
         model = trainer.unwrapped()
         with atomic_path(out_dir, is_dir=True) as tmp:
             if lora:
@@ -376,5 +513,20 @@ def write_outputs(trainer: Trainer, summary: dict[str, Any], tokenizer, *, out_d
             write_jsonl(eval_examples_path, [dict(zip(ex, vals, strict=True))
                                              for vals in zip(*ex.values(), strict=True)])
         write_json(summary_path, summary)
-        shutil.rmtree(trainer.ckpt_dir, ignore_errors=True)
+        drop_checkpoints(trainer.ckpt_dir)
     acc.wait_for_everyone()
+
+
+def drop_checkpoints(ckpt_dir: Path) -> None:
+    """Remove the checkpoints of a completed run: first renamed aside in one step (so a kill
+    during the slow delete never leaves a half-deleted checkpoint that a rerun would refuse),
+    then deleted; a rename target left by a kill is removed by the next run (:meth:`Trainer.fit`).
+    """
+    ckpt_dir = Path(ckpt_dir)
+    if not ckpt_dir.exists():
+        return
+    trash = ckpt_dir.with_name(f".{ckpt_dir.name}.tmp-done-{os.getpid()}")
+    if trash.exists():
+        shutil.rmtree(trash, ignore_errors=True)
+    os.replace(ckpt_dir, trash)
+    shutil.rmtree(trash, ignore_errors=True)
