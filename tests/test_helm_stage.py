@@ -92,7 +92,7 @@ def test_the_helm_rules_read_the_staged_data():
     text = (ROOT / "rules" / "helm.smk").read_text()
     local = text.split("localrules:", 1)[1].split("rule ", 1)[0]
     assert "helm_stage" in local
-    assert text.count("--fixtures {input.data}") == 2  # per_model and per_scenario variants
+    assert text.count("--fixtures {input.data}") == 1  # the one helm_run rule
     assert "stage_spec_json" in text  # only the keys staging reads: no re-staging otherwise
     assert json.loads(helm_stage.stage_spec_json(_spec()))["scenarios"]
 
