@@ -235,7 +235,7 @@ def _model_name(table: pd.DataFrame, inst: str) -> str:
     import textwrap
 
     names = dict(zip(table["instruct"], table["model"], strict=True)) if "model" in table else {}
-    return textwrap.fill(names.get(inst, inst), 28)
+    return textwrap.fill(names.get(inst, inst), 28, break_on_hyphens=False)
 
 
 def ays_figure(ays: pd.DataFrame, variants: Sequence[str], out_prefix: str | Path,

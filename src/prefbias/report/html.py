@@ -54,6 +54,8 @@ def provenance_lines(config: dict[str, Any]) -> list[str]:
     report's numbers rest on, named by what ran."""
     from prefbias import plan
 
+    if not all(k in config for k in ("models", "sft", "orpo")):  # not a pipeline config
+        return []
     models = plan.run_models(config)
     notice = plan.provenance_notice(config, models)
     out = [f".. warning:: {notice}", ""] if notice else []
