@@ -196,7 +196,9 @@ def report_item_spec(kind):
 
 def report_item_notice(kind):
     """Params function: the item's stand-in notice (the caption reads it)."""
-    return lambda w: plan.report_spec(config, getattr(w, kind))["notice"]
+    return lambda w: plan.provenance_notice(
+        config, plan.item_models(config, getattr(w, kind))
+    )
 
 
 def table_files(name):
