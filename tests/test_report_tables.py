@@ -153,6 +153,14 @@ def test_every_item_builds_from_its_plan_spec_and_says_what_ran(results, cfg, tm
         assert (tmp_path / "tables" / f"{name}_vs_paper.md").exists()
     answer = (tmp_path / "tables" / "sycophancy_answer.md").read_text()
     assert "| Mistral-7B-v0.2 (random-weight tiny stand-in) | non-aligned |" in answer
+    # template columns in the config's order, though the rule passes the spec as sorted JSON
+    spec = json.loads(json.dumps(plan.report_spec(cfg, "sycophancy_answer"), sort_keys=True))
+    build_table("sycophancy_answer", results, spec, tmp_path / "sorted")
+    header = (tmp_path / "sorted.md").read_text().splitlines()[4]
+    order = [k for k in cfg["sycophancy"]["answer_templates"] if k != "none"]
+    cells = [cfg["sycophancy"]["answer_templates"][k].replace("{question}", "").strip()
+             for k in order]
+    assert [header.index(c) for c in cells] == sorted(header.index(c) for c in cells)
     for name in plan.FIGURES:
         build_figure(name, results, plan.report_spec(cfg, name), tmp_path / "figures" / name)
         assert (tmp_path / "figures" / f"{name}.png").stat().st_size > 1000

@@ -420,11 +420,14 @@ def item_models(config: dict[str, Any], name: str) -> list[str]:
 
 def report_spec(config: dict[str, Any], name: str) -> dict[str, Any]:
     """Everything ``prefbias report-table/report-figure NAME`` reads from the config: its rows,
-    the caption notice on stand-ins, and the item's further keys."""
+    the caption notice on stand-ins, and the item's further keys (``templates`` as ``[key,
+    template]`` pairs, in config order)."""
     spec: dict[str, Any] = {"rows": report_rows(config, name),
                             "notice": provenance_notice(config, item_models(config, name))}
     sources = {"dimensions": lambda: config["judge"]["dimensions"],
-               "templates": lambda: config["sycophancy"]["answer_templates"],
+               # [key, template] pairs: the config's order survives the params' sorted JSON
+               "templates": lambda: [list(kv) for kv in
+                                     config["sycophancy"]["answer_templates"].items()],
                "bootstrap": lambda: config["report"]["bootstrap"]}
     for key in REPORT_ITEMS[name].needs:
         spec[key] = sources[key]()

@@ -3,7 +3,8 @@
 
 ``spec`` is :func:`prefbias.plan.report_spec`: ``rows`` (every seed), ``notice`` (what the numbers
 are built from: random-weight or other stand-ins, joined to every caption) and, per item,
-``dimensions`` (judge), ``templates`` (sycophancy answer templates) or ``bootstrap``.
+``dimensions`` (judge), ``templates`` (sycophancy answer templates, ``[key, template]`` pairs in
+the config's order) or ``bootstrap``.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ class SpecError(ValueError):
 def _need(spec: dict[str, Any], key: str, name: str) -> Any:
     if not spec.get(key):
         raise SpecError(f"report item {name}: spec key '{key}' is required")
-    return spec[key]
+    return dict(spec[key]) if key == "templates" else spec[key]  # [key, template] pairs
 
 
 def build_table(name: str, results: str | Path, spec: dict[str, Any],

@@ -41,11 +41,12 @@ def save(fig: plt.Figure, out_prefix: str | Path, notice: str = "") -> list[Path
     """Write ``<prefix>.png`` and ``.pdf``; ``notice`` (what the numbers are built from,
     :func:`prefbias.plan.provenance_notice`) is printed under the figure."""
     prefix = Path(out_prefix)
-    if notice:
+    if notice:  # above the figure: the bottom holds legends placed outside the axes
         import textwrap
 
-        fig.text(0.5, 0.0, textwrap.fill(notice, 120), ha="center", va="top", fontsize=7,
-                 color="#b00020", wrap=True)
+        width = max(40, int(fig.get_figwidth() * 72 / (7 * 0.55)))  # characters of 7 pt
+        fig.text(0.5, 1.01, textwrap.fill(notice, width, break_on_hyphens=False), ha="center",
+                 va="bottom", fontsize=7, color="#b00020")
     paths = []
     for ext in ("png", "pdf"):
         path = prefix.with_suffix(f".{ext}")
