@@ -9,8 +9,6 @@ from prefbias.config import sections_json
 from prefbias.jobspec import job_spec_json
 from prefbias.hpc import needs as _needs
 from prefbias.hpc.resources import rule_resources, rule_threads
-from prefbias.report import catalog as _catalog
-from prefbias.train import layout as _recipes
 
 W = plan.workdir(config)
 R = plan.resultdir(config)
@@ -123,13 +121,13 @@ def tokenizer_corpus(wildcards):
 
 # train.smk
 def _train_inputs(wildcards):
-    return _recipes.rule_inputs(config, wildcards.model)
+    return plan.rule_inputs(config, wildcards.model)
 
 
 def _refs_inputs(wildcards):
     return {
         "model": model_dir(wildcards.refmodel),
-        "prefs": _recipes.prefs_path(config, wildcards.prefset, wildcards.split),
+        "prefs": plan.prefs_path(config, wildcards.prefset, wildcards.split),
     }
 
 
@@ -158,25 +156,63 @@ def _judge_dir_arg(block):
     return f"--judge-model-dir {dirs[0]}" if dirs else ""
 
 
-# report.smk: the main file of every table and figure is flagged report() (caption:
-# report/<name>.rst), so the HTML report shows them grouped by paper (prefbias.report.catalog).
-def _ids(rows):
-    return list(dict.fromkeys(r["id"] for r in rows))
-
-
+# report.smk: the table and figure rules, one job per item of prefbias.plan.REPORT_ITEMS. Their
+# main files are flagged report() so the HTML report shows them grouped by paper; captions:
+# report/table.rst, report/figure.rst (per item, Jinja) and report/vs_paper.rst.
 def caption(name):
     return f"{workflow.basedir}/report/{name}.rst"
 
 
-def _in_report(path, name, subcategory, what, caption_file):
-    paper, item, _kind = _catalog.ITEMS[name]
+def _item_label(kind, what):
+    """report() labels of an item's file: its display name in the HTML report."""
+    return lambda w: {
+        "item": plan.REPORT_ITEMS[getattr(w, kind)].title,
+        "content": what,
+    }
+
+
+def _in_report(path, kind, subcategory, what, caption_name):
     return report(
         path,
-        caption=caption_file,
-        category=paper,
+        caption=caption(caption_name),
+        category=lambda w: plan.REPORT_ITEMS[getattr(w, kind)].paper,
         subcategory=subcategory,
-        labels={"item": item, "content": what},
+        labels=_item_label(kind, what),
     )
+
+
+def report_item_inputs(kind):
+    """Input function of the table / figure rule: the files the item reads."""
+    return lambda w: plan.report_inputs(config, getattr(w, kind))
+
+
+def report_item_spec(kind):
+    """Params function: JSON of prefbias.plan.report_spec (rows, notice, item keys), so a
+    config edit reruns only the items whose rows or keys changed."""
+    return lambda w: json.dumps(
+        plan.report_spec(config, getattr(w, kind)), sort_keys=True
+    )
+
+
+def report_item_notice(kind):
+    """Params function: the item's stand-in notice (the caption reads it)."""
+    return lambda w: plan.provenance_notice(
+        config, plan.item_models(config, getattr(w, kind))
+    )
+
+
+def table_files(name):
+    p = f"{R}/tables/{name}"
+    return [f"{p}.csv", f"{p}.md", f"{p}.tex", f"{p}_vs_paper.csv", f"{p}_vs_paper.md"]
+
+
+def figure_files(name):
+    return [f"{R}/figures/{name}.png", f"{R}/figures/{name}.pdf"]
+
+
+def item_files(name):
+    kind = plan.REPORT_ITEMS[name].kind
+    return table_files(name) if kind == "table" else figure_files(name)
 
 
 def results_of(wildcards, output):
@@ -187,28 +223,3 @@ def results_of(wildcards, output):
 def prefix_of(wildcards, output):
     """The --out-prefix of a table or figure (R/tables/table3.csv -> R/tables/table3)."""
     return os.path.splitext(output[0])[0]
-
-
-def table_out(name):
-    p = f"{R}/tables/{name}"
-    return [
-        _in_report(f"{p}.csv", name, "Tables", "reproduced", caption(name)),
-        f"{p}.md",
-        f"{p}.tex",
-        _in_report(
-            f"{p}_vs_paper.csv",
-            name,
-            "Reported vs reproduced",
-            "reported vs reproduced",
-            caption("vs_paper"),
-        ),
-        f"{p}_vs_paper.md",
-    ]
-
-
-def figure_out(name):
-    p = f"{R}/figures/{name}"
-    return [
-        _in_report(f"{p}.png", name, "Figures", "reproduced", caption(name)),
-        f"{p}.pdf",
-    ]

@@ -3,19 +3,14 @@
 # --spec (a changed judge prompt re-runs judge jobs only). API answers are cached under
 # W/cache/<kind>/ so a re-run makes no requests.
 from prefbias.evaluation.winrate import scoring_spec as _scoring_spec
-from prefbias.report import rows as _rt
 
 JUDGE = config["judge"]
 SECOND_JUDGE = JUDGE.get("second_judge")
-STYLIZED = list(
-    dict.fromkeys(m.id for s in SEEDS for m in plan.stylized_models(config, s))
-)
-SYCOPHANCY = list(
-    dict.fromkeys(m.id for s in SEEDS for m in plan.sycophancy_models(config, s))
-)
+STYLIZED = plan.stylized_ids(config)
+SYCOPHANCY = plan.sycophancy_ids(config)
 
 # reward_winrate.pairs (stylized-dpo §3.3.1: DPO vs SFT, ...): prefbias.evaluation.winrate
-REWARD_PAIRS = _rt.reward_pair_rows(config)
+REWARD_PAIRS = plan.reward_pair_rows(config)
 
 EVALUATE_TARGETS = (
     [f"{R}/eval/judge/{m}.summary.json" for m in STYLIZED]

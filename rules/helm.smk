@@ -5,9 +5,7 @@
 from prefbias.evaluation import helm_stage as _helm_stage
 
 HELM_SCENARIOS = list(config["helm"]["scenarios"])
-HELM_MODELS = list(
-    dict.fromkeys(m.id for s in SEEDS for m in plan.stylized_models(config, s))
-)
+HELM_MODELS = plan.stylized_ids(config)
 HELM_GROUPS = config["helm"]["groups"]
 
 HELM_TARGETS = [f"{R}/eval/helm/{g}.csv" for g in HELM_GROUPS] + [

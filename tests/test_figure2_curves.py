@@ -13,9 +13,9 @@ import pandas as pd
 import pytest
 import torch
 
+from prefbias.plan import dpo_group_spec
 from prefbias.report import figures
 from prefbias.train import recipes, refs, synthetic
-from prefbias.train.layout import dpo_group_spec
 from prefbias.train.loop import SimulatedCrash
 
 DPO = {"batch_size": 2, "grad_accum": 2, "max_length": 128, "eval_steps": 2, "warmup_ratio": 0.1,

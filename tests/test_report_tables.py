@@ -10,8 +10,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from prefbias.report import compare, figures, paper, tables
-from prefbias.report import rows as rows_
+from prefbias import plan
+from prefbias.report import compare, figures, paper, render, tables
+from prefbias.report.aggregate import paper_order
 
 sys.path.insert(0, str(Path(__file__).parent / "fixtures" / "report"))
 from build import build  # noqa: E402
@@ -42,7 +43,7 @@ def test_paper_numbers_complete():
 
 
 def test_table3_aggregates_seeds(results, cfg):
-    df = tables.table3(results, rows_.stylized_rows(cfg))
+    df = tables.table3(results, plan.stylized_rows(cfg))
     assert list(df["label"])[0] == "SFT"
     assert "Qwen 2.5 0.5B" not in set(df["label"])
     sft = df[df["label"] == "SFT"].iloc[0]
@@ -64,21 +65,21 @@ def test_table3_aggregates_seeds(results, cfg):
 
 def test_single_seed_has_no_std(tmp_path, tiny_config):
     R = build(tmp_path, tiny_config)
-    df = tables.table3(R, rows_.stylized_rows(tiny_config))
+    df = tables.table3(R, plan.stylized_rows(tiny_config))
     assert df["n_seeds"].eq(1).all() and df["validation_loss_std"].isna().all()
 
 
 def test_helm_tables_and_paper_order(results, cfg):
-    rows = rows_.stylized_rows(cfg)
-    t7 = tables.paper_order(tables.helm_table(results, rows, "robustness"),
+    rows = plan.stylized_rows(cfg)
+    t7 = paper_order(tables.helm_table(results, rows, "robustness"),
                             paper.row_order("table7"))
     assert list(t7["label"]) == paper.row_order("table7")
     t4 = tables.table4(results, rows)
-    assert set(tables.HELM_GROUPS) <= set(t4.columns) and len(t4) == 6
+    assert set(plan.HELM_GROUPS) <= set(t4.columns) and len(t4) == 6
 
 
 def test_vs_paper(results, cfg, tmp_path):
-    df = tables.table3(results, rows_.stylized_rows(cfg))
+    df = tables.table3(results, plan.stylized_rows(cfg))
     cmp = compare.numeric_vs_paper("table3", df)
     row = cmp[(cmp["label"] == "SFT") & (cmp["column"] == "validation_loss")].iloc[0]
     assert row["reported"] == 1.04
@@ -89,7 +90,7 @@ def test_vs_paper(results, cfg, tmp_path):
 
 
 def test_sycophancy_tables_and_claims(results, cfg, tmp_path):
-    rows = rows_.sycophancy_rows(cfg)
+    rows = plan.sycophancy_rows(cfg)
     templates = cfg["sycophancy"]["answer_templates"]
     ans = tables.answer_table(results, rows, list(templates))
     assert set(ans["label"]) == {"non-aligned", "aligned", "aligned-SAA"}
@@ -112,8 +113,8 @@ def test_sycophancy_tables_and_claims(results, cfg, tmp_path):
 
 def test_write_table_formats(results, cfg, tmp_path):
     dims = cfg["judge"]["dimensions"]
-    df = tables.judge_table(results, rows_.stylized_rows(cfg), dims)
-    paths = tables.write_table(tmp_path / "judge_scores", df, ["label"], dims, "Judge")
+    df = tables.judge_table(results, plan.stylized_rows(cfg), dims)
+    paths = render.write_table(tmp_path / "judge_scores", df, ["label"], dims, "Judge")
     csv, md, tex = (p.read_text() for p in paths)
     assert "helpfulness_ci_low" in csv.splitlines()[0]
     assert "±" in md and "[" in md and "over 2 seeds" in md
@@ -121,12 +122,12 @@ def test_write_table_formats(results, cfg, tmp_path):
 
 
 def test_figures_render(results, cfg, tmp_path):
-    rows = rows_.stylized_rows(cfg)
+    rows = plan.stylized_rows(cfg)
     styles = [r for r in rows if r["kind"] == "dpo" and r["label"] != "Ultrafeedback"]
     made = figures.figure2(results, styles, tmp_path / "f2")
     dims = cfg["judge"]["dimensions"]
     made += figures.figure3(tables.judge_table(results, rows, dims), dims, tmp_path / "f3")
-    yrows = rows_.sycophancy_rows(cfg)
+    yrows = plan.sycophancy_rows(cfg)
     templates = cfg["sycophancy"]["answer_templates"]
     ans = tables.answer_table(results, yrows, list(templates))
     made += figures.answer_figure(ans, templates, ("aligned", "aligned-SAA"), tmp_path / "s4",
@@ -136,3 +137,47 @@ def test_figures_render(results, cfg, tmp_path):
     for p in made:
         assert p.stat().st_size > 1000
     assert {p.suffix for p in made} == {".png", ".pdf"}
+
+
+def test_every_item_builds_from_its_plan_spec_and_says_what_ran(results, cfg, tmp_path):
+    """Every table and figure of the catalog, built as the rules build it (plan.report_spec);
+    a run of random-weight stand-ins says so in every caption (issue 15.5)."""
+    from prefbias.report.build import build_figure, build_table
+
+    for name in plan.TABLES:
+        spec = plan.report_spec(cfg, name)
+        build_table(name, results, spec, tmp_path / "tables" / name)
+        md = (tmp_path / "tables" / f"{name}.md").read_text()
+        tex = (tmp_path / "tables" / f"{name}.tex").read_text()
+        assert "random-weight tiny stand-ins of" in md and "random-weight tiny stand-ins" in tex
+        assert (tmp_path / "tables" / f"{name}_vs_paper.md").exists()
+    answer = (tmp_path / "tables" / "sycophancy_answer.md").read_text()
+    assert "| Mistral-7B-v0.2 (random-weight tiny stand-in) | non-aligned |" in answer
+    # template columns in the config's order, though the rule passes the spec as sorted JSON
+    spec = json.loads(json.dumps(plan.report_spec(cfg, "sycophancy_answer"), sort_keys=True))
+    build_table("sycophancy_answer", results, spec, tmp_path / "sorted")
+    header = (tmp_path / "sorted.md").read_text().splitlines()[4]
+    order = [k for k in cfg["sycophancy"]["answer_templates"] if k != "none"]
+    cells = [cfg["sycophancy"]["answer_templates"][k].replace("{question}", "").strip()
+             for k in order]
+    assert [header.index(c) for c in cells] == sorted(header.index(c) for c in cells)
+    for name in plan.FIGURES:
+        build_figure(name, results, plan.report_spec(cfg, name), tmp_path / "figures" / name)
+        assert (tmp_path / "figures" / f"{name}.png").stat().st_size > 1000
+
+
+def test_figure_footnote_and_legend_name_what_ran(results, cfg, tmp_path, monkeypatch):
+    drawn = []
+    monkeypatch.setattr(figures.plt, "close", drawn.append)
+    spec = plan.report_spec(cfg, "stylized_figure3")
+    from prefbias.report.build import build_figure
+
+    build_figure("stylized_figure3", results, spec, tmp_path / "f3")
+    (fig,) = drawn
+    assert any(t.get_text().startswith("Built from random-weight") for t in fig.texts)
+    legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert legend[0] == "Qwen2.5-0.5B (random-weight tiny stand-in)" and "SFT" in legend
+    drawn.clear()
+    build_figure("saa_figure3", results, plan.report_spec(cfg, "saa_figure3"), tmp_path / "s3")
+    ticks = [t.get_text().replace("\n", " ") for t in drawn[0].axes[0].get_xticklabels()]
+    assert ticks[0] == "Mistral-7B-v0.2 (random-weight tiny stand-in)"

@@ -11,12 +11,12 @@ import math
 import pandas as pd
 import pytest
 
+from prefbias import plan
 from prefbias.cli import main
 from prefbias.config import sections_json
 from prefbias.evaluation import winrate
 from prefbias.io import DataError
 from prefbias.report import compare, tables
-from prefbias.report import rows as rows_
 
 
 @pytest.fixture()
@@ -45,7 +45,7 @@ def test_resolve_pairs_per_seed(cfg):
     assert got[0]["label"] == "Ultrafeedback" and got[0]["baseline_label"] == "SFT"
     assert got[1]["baseline_label"] == "Qwen 2.5 0.5B"
     assert got[2]["label"] == "Ultrafeedback sycophantic"
-    rows = rows_.reward_pair_rows(cfg)
+    rows = plan.reward_pair_rows(cfg)
     # against Table 3's baseline: Table 3's own file (scored once); else eval/reward_vs/
     assert [r["file"] for r in rows[:3]] == [
         "eval/reward_vs/sft-s0/dpo-ultrafeedback-s0.json", "eval/reward/sft-s0.json",
@@ -65,7 +65,7 @@ def test_bad_pairs_name_the_key(cfg, pairs, match):
 
 def test_no_pairs_is_empty(cfg):
     cfg["reward_winrate"].pop("pairs")
-    assert winrate.resolve_pairs(cfg) == [] and rows_.reward_pair_rows(cfg) == []
+    assert winrate.resolve_pairs(cfg) == [] and plan.reward_pair_rows(cfg) == []
 
 
 def test_scoring_spec_ignores_pairs(cfg):
@@ -103,7 +103,7 @@ def _hand_results(R, rows):
 
 
 def test_pairs_table_hand_values(cfg, tmp_path):
-    rows = rows_.reward_pair_rows(cfg)
+    rows = plan.reward_pair_rows(cfg)
     _hand_results(tmp_path, rows)
     df = tables.reward_pairs_table(tmp_path, rows)
     assert list(zip(df["label"], df["baseline_label"], strict=True)) == [
@@ -125,7 +125,7 @@ def test_pairs_table_hand_values(cfg, tmp_path):
 
 
 def test_pairs_table_rejects_a_misplaced_file(cfg, tmp_path):
-    rows = rows_.reward_pair_rows(cfg)
+    rows = plan.reward_pair_rows(cfg)
     _hand_results(tmp_path, rows)
     # a win rate against the base model sitting where the DPO-vs-SFT result belongs
     _result(tmp_path, rows[0]["file"], rows[0]["id"], "qwen2.5-0.5b", 0.9, 0.8, 1.0)
@@ -134,11 +134,13 @@ def test_pairs_table_rejects_a_misplaced_file(cfg, tmp_path):
 
 
 def test_report_table_cli(cfg, tmp_path):
-    rows = rows_.reward_pair_rows(cfg)
+    rows = plan.reward_pair_rows(cfg)
     _hand_results(tmp_path, rows)
     prefix = tmp_path / "tables" / "table3_pairs"
-    assert main(["report-table", "table3_pairs", "--results", str(tmp_path), "--rows",
-                 json.dumps(rows), "--out-prefix", str(prefix)]) == 0
+    spec = plan.report_spec(cfg, "table3_pairs")
+    assert spec["rows"] == rows
+    assert main(["report-table", "table3_pairs", "--results", str(tmp_path), "--spec",
+                 json.dumps(spec), "--out-prefix", str(prefix)]) == 0
     md = prefix.with_suffix(".md").read_text()
     assert "SFT vs. base, DPO vs. SFT); 50 prompts." in md
     assert "| Ultrafeedback | SFT | 0.500 ± 0.141 [0.350, 0.650] |" in md
@@ -147,6 +149,6 @@ def test_report_table_cli(cfg, tmp_path):
     vs = (tmp_path / "tables" / "table3_pairs_vs_paper.md").read_text()
     assert "| SFT | Qwen 2.5 0.5B | 0.820 | 0.850 |" in vs and "reports win rates only" in vs
     # no pairs configured: an empty table that says so
-    assert main(["report-table", "table3_pairs", "--results", str(tmp_path), "--rows", "[]",
-                 "--out-prefix", str(tmp_path / "empty")]) == 0
+    assert main(["report-table", "table3_pairs", "--results", str(tmp_path), "--spec",
+                 json.dumps({**spec, "rows": []}), "--out-prefix", str(tmp_path / "empty")]) == 0
     assert "No pairs configured" in (tmp_path / "empty.md").read_text()

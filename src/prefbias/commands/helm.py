@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-from pathlib import Path
 
 from prefbias.cli import spec_arg
 
@@ -98,55 +97,10 @@ def stage_cmd(args: argparse.Namespace) -> int:
     return 0
 
 
-def summary_rows(spec: dict, seeds: list[int]) -> list[tuple[str, str, list[str]]]:
-    """``[(label, model column, [model ids, one per seed])]`` in the paper's row order."""
-    from prefbias import plan
-
-    per_seed = [plan.stylized_models(spec, seed) for seed in seeds]
-    rows = []
-    for i, spec0 in enumerate(per_seed[0]):
-        ids = list(dict.fromkeys(specs[i].id for specs in per_seed))
-        rows.append((spec0.label, "+".join(ids), ids))
-    return rows
-
-
 def summarize_cmd(args: argparse.Namespace) -> int:
-    from prefbias.evaluation.helm_summary import GROUPS, SCENARIOS, group_ci, group_tables
-    from prefbias.evaluation.stats import bootstrap_args
-    from prefbias.io import DataError, atomic_open, read_json
+    from prefbias.evaluation.helm_summary import summarize
 
-    seeds = args.seeds or args.spec["seeds"]
-    boot = bootstrap_args((args.spec.get("report") or {}).get("bootstrap"))
-    rows = summary_rows(args.spec, seeds)
-    stats_dir = Path(args.stats_dir)
-    cells: dict[str, dict[str, dict[str, float | None]]] = {}
-    for _label, key, ids in rows:
-        for scen in SCENARIOS:
-            vals = []
-            for mid in ids:
-                path = stats_dir / mid / f"{scen}.json"
-                if not path.exists():
-                    if args.allow_missing:
-                        continue
-                    raise DataError(path, "HELM stats file missing (run helm-run first)")
-                vals.append(read_json(path))
-            cell = {}
-            for g in GROUPS:
-                xs = [v[g] for v in vals if v.get(g) is not None]
-                cell[g] = sum(xs) / len(xs) if xs else None
-                # bootstrap CI over instances per seed; several seeds: mean of the bounds
-                bounds = [group_ci([r.get("instances") for r in v.get("runs", {}).values()], g,
-                                   **boot) for v in vals]
-                for i, b in enumerate(("low", "high")):
-                    ys = [bd[i] for bd in bounds if bd[i] is not None]
-                    cell[f"{g}_ci_{b}"] = sum(ys) / len(ys) if ys else None
-            cells.setdefault(key, {})[scen] = cell
-    tables, summary = group_tables(cells, [(key, label) for label, key, _ in rows])
-    out = Path(args.outdir)
-    for g, df in tables.items():
-        with atomic_open(out / f"{g}.csv") as fh:
-            df.to_csv(fh, index=False, float_format="%.6g")
-    with atomic_open(out / "summary.csv") as fh:
-        summary.to_csv(fh, index=False, float_format="%.6g")
-    log.info("HELM tables for %d models written to %s", len(rows), out)
+    n = summarize(args.stats_dir, args.spec, args.outdir, args.seeds,
+                  allow_missing=args.allow_missing)
+    log.info("HELM tables for %d models written to %s", n, args.outdir)
     return 0

@@ -28,12 +28,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-SCENARIOS = ["mmlu", "boolq", "natural_qa", "quac", "hellaswag"]  # the paper's column order
+from prefbias.plan import HELM_GROUPS, HELM_SCENARIOS
+
+SCENARIOS = list(HELM_SCENARIOS)  # the paper's column order (prefbias.plan: defined once)
 MAIN_METRIC = {"boolq": "quasi_exact_match", "mmlu": "exact_match", "hellaswag": "exact_match",
                "natural_qa": "f1_score", "quac": "f1_score"}
 MAIN_SPLIT = {"boolq": "valid", "mmlu": "test", "hellaswag": "valid", "natural_qa": "valid",
               "quac": "valid"}
-GROUPS = ["accuracy", "calibration", "robustness", "fairness"]
+GROUPS = list(HELM_GROUPS)
 LOWER_IS_BETTER = {"calibration"}
 
 
@@ -239,3 +241,63 @@ def group_tables(cells: dict[str, dict[str, dict[str, float | None]]],
                                 for g in GROUPS}} for m, label in rows],
                            columns=["model", "label", *GROUPS])
     return tables, summary
+
+
+def summary_rows(config: dict[str, Any], seeds: Sequence[int]) -> list[tuple[str, str, list[str]]]:
+    """``[(label, model column, [model ids, one per seed])]`` in the paper's row order."""
+    from prefbias.plan import stylized_models
+
+    per_seed = [stylized_models(config, seed) for seed in seeds]
+    rows = []
+    for i, first in enumerate(per_seed[0]):
+        ids = list(dict.fromkeys(specs[i].id for specs in per_seed))
+        rows.append((first.label, "+".join(ids), ids))
+    return rows
+
+
+def _mean_present(values: Sequence[float | None]) -> float | None:
+    xs = [v for v in values if v is not None]
+    return sum(xs) / len(xs) if xs else None
+
+
+def seed_cell(stats: Sequence[dict[str, Any]], boot: dict[str, Any]) -> dict[str, float | None]:
+    """One (row, scenario) cell from the stats files of its seeds: each group's mean over seeds
+    and its bootstrap CI over instances (per seed; several seeds: the mean of the bounds)."""
+    cell: dict[str, float | None] = {}
+    for g in GROUPS:
+        cell[g] = _mean_present([v.get(g) for v in stats])
+        bounds = [group_ci([r.get("instances") for r in v.get("runs", {}).values()], g, **boot)
+                  for v in stats]
+        cell[f"{g}_ci_low"] = _mean_present([b[0] for b in bounds])
+        cell[f"{g}_ci_high"] = _mean_present([b[1] for b in bounds])
+    return cell
+
+
+def summarize(stats_dir: str | Path, config: dict[str, Any], outdir: str | Path,
+              seeds: Sequence[int] | None = None, *, allow_missing: bool = False) -> int:
+    """Write ``<outdir>/<group>.csv`` (Tables 5-8) and ``summary.csv`` (Table 4) from the
+    per-run stats JSONs ``<stats_dir>/<model>/<scenario>.json`` of every seed; ``config`` holds
+    the sections of :func:`prefbias.plan.stylized_models` and ``report.bootstrap``. Returns the
+    number of rows."""
+    from prefbias.evaluation.stats import bootstrap_args
+    from prefbias.io import DataError, atomic_open, read_json
+
+    boot = bootstrap_args((config.get("report") or {}).get("bootstrap"))
+    rows = summary_rows(config, seeds or config["seeds"])
+    cells: dict[str, dict[str, dict[str, float | None]]] = {}
+    for _label, key, ids in rows:
+        for scen in SCENARIOS:
+            stats = []
+            for mid in ids:
+                path = Path(stats_dir) / mid / f"{scen}.json"
+                if path.exists():
+                    stats.append(read_json(path))
+                elif not allow_missing:
+                    raise DataError(path, "HELM stats file missing (run helm-run first)")
+            cells.setdefault(key, {})[scen] = seed_cell(stats, boot)
+    tables, summary = group_tables(cells, [(key, label) for label, key, _ in rows])
+    out = Path(outdir)
+    for name, df in [*tables.items(), ("summary", summary)]:
+        with atomic_open(out / f"{name}.csv") as fh:
+            df.to_csv(fh, index=False, float_format="%.6g")
+    return len(rows)

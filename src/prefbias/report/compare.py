@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 
 from prefbias.report import paper
-from prefbias.report.tables import instruct_name, to_markdown, write_csv, write_text
+from prefbias.report.render import to_markdown, write_csv, write_text
 
 OPS = {">": operator.gt, "<": operator.lt}
 
@@ -186,10 +186,11 @@ def check_claim(claim: dict[str, Any], *, answer: pd.DataFrame | None = None,
     if col not in table.columns:
         return [{**base, "scope": "overall", "detail": f"no column '{col}'", "holds": "n/a"}]
     values = _per_instruct(table, col)
+    names = dict(zip(table["instruct"], table["model"], strict=True)) if "model" in table else {}
     excepted = set(claim.get("except", []))
     results: list[bool] = []
     for inst, by_label in values.items():
-        name = instruct_name(inst)
+        name = names.get(inst, inst)
         if kind == "answer_sign":
             variants = claim["variant"]
             variants = variants if isinstance(variants, list) else [variants]

@@ -26,8 +26,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from prefbias.io import atomic_path, read_jsonl  # noqa: E402
-from prefbias.report.rows import dedupe  # noqa: E402
-from prefbias.report.tables import instruct_name  # noqa: E402
+from prefbias.plan import dedupe  # noqa: E402
 
 plt.rcParams.update({"font.size": 9, "axes.titlesize": 9, "axes.labelsize": 9,
                      "legend.fontsize": 8, "xtick.labelsize": 8, "ytick.labelsize": 8,
@@ -38,8 +37,16 @@ COLORS = {"non-aligned": "#9e9e9e", "aligned": "#1f77b4", "aligned-SAA": "#d6272
 PALETTE = ["#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860", "#da8bc3"]
 
 
-def save(fig: plt.Figure, out_prefix: str | Path) -> list[Path]:
+def save(fig: plt.Figure, out_prefix: str | Path, notice: str = "") -> list[Path]:
+    """Write ``<prefix>.png`` and ``.pdf``; ``notice`` (what the numbers are built from,
+    :func:`prefbias.plan.provenance_notice`) is printed under the figure."""
     prefix = Path(out_prefix)
+    if notice:  # above the figure: the bottom holds legends placed outside the axes
+        import textwrap
+
+        width = max(40, int(fig.get_figwidth() * 72 / (7 * 0.55)))  # characters of 7 pt
+        fig.text(0.5, 1.01, textwrap.fill(notice, width, break_on_hyphens=False), ha="center",
+                 va="bottom", fontsize=7, color="#b00020")
     paths = []
     for ext in ("png", "pdf"):
         path = prefix.with_suffix(f".{ext}")
@@ -136,13 +143,15 @@ def figure2_axes(results: str | Path, rows: Sequence[dict[str, Any]],
 
 def figure2(results: str | Path, rows: Sequence[dict[str, Any]], out_prefix: str | Path,
             title: str = "Validation loss and accuracy for synthetic preference sets",
-            ) -> list[Path]:
-    return save(figure2_axes(results, rows, title), out_prefix)
+            notice: str = "") -> list[Path]:
+    return save(figure2_axes(results, rows, title), out_prefix, notice)
 
 
 def figure3(judge: pd.DataFrame, dimensions: Sequence[str], out_prefix: str | Path,
-            title: str = "LLM judge scores") -> list[Path]:
-    """``judge`` = :func:`prefbias.report.tables.judge_table` output."""
+            title: str = "LLM judge scores", notice: str = "",
+            names: dict[str, str] | None = None) -> list[Path]:
+    """``judge`` = :func:`prefbias.report.tables.judge_table` output; ``names``: row label ->
+    legend entry (the base model by what ran)."""
     fig, ax = plt.subplots(figsize=(7.0, 3.0), constrained_layout=True)
     n_models = len(judge)
     width = 0.8 / max(n_models, 1)
@@ -151,7 +160,7 @@ def figure3(judge: pd.DataFrame, dimensions: Sequence[str], out_prefix: str | Pa
         means = [r[d] for d in dimensions]
         errs = [r.get(f"{d}_prompt_std", math.nan) for d in dimensions]
         ax.bar(x + (i - (n_models - 1) / 2) * width, means, width, yerr=errs, capsize=2,
-               color=PALETTE[i % len(PALETTE)], label=r["label"],
+               color=PALETTE[i % len(PALETTE)], label=(names or {}).get(r["label"], r["label"]),
                error_kw={"elinewidth": 0.8, "alpha": 0.7})
     ax.set_xticks(x, [d.capitalize() for d in dimensions])
     ax.set_ylabel("Score (1–5)")
@@ -160,7 +169,7 @@ def figure3(judge: pd.DataFrame, dimensions: Sequence[str], out_prefix: str | Pa
     ax.grid(axis="y", alpha=0.3)
     ax.legend(ncol=3, frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.12))
     ax.set_title(title + " (mean; error bars: std over prompts)")
-    return save(fig, out_prefix)
+    return save(fig, out_prefix, notice)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -191,8 +200,9 @@ def _bar_pair(ax, xs, table: pd.DataFrame, variants: Sequence[str], col: str, in
 
 
 def answer_figure(answer: pd.DataFrame, templates: dict[str, str], variants: Sequence[str],
-                  out_prefix: str | Path, title: str) -> list[Path]:
-    """One panel per instruct model; x = suggestion template; bars = variants."""
+                  out_prefix: str | Path, title: str, notice: str = "") -> list[Path]:
+    """One panel per instruct model (titled by what ran: the table's ``model`` column);
+    x = suggestion template; bars = variants."""
     keys = [t for t in templates if t != "none" and t in answer.columns]
     insts = list(dict.fromkeys(answer["instruct"]))
     fig, axes = plt.subplots(1, len(insts), figsize=(max(3.4, 2.8 * len(insts)), 3.0),
@@ -202,13 +212,13 @@ def answer_figure(answer: pd.DataFrame, templates: dict[str, str], variants: Seq
         _bar_pair(ax, np.arange(len(keys)), answer, variants, list(keys), inst)
         ax.axhline(0, color="black", lw=0.6)
         ax.set_xticks(np.arange(len(keys)), [short[k] for k in keys], rotation=0)
-        ax.set_title(instruct_name(inst))
+        ax.set_title(_model_name(answer, inst), fontsize=8)
         ax.grid(axis="y", alpha=0.3)
     axes[0][0].set_ylabel("Score (accuracy − no suggestion)")
     handles, labels = axes[0][0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncol=len(variants), frameon=False)
     fig.suptitle(title)
-    return save(fig, out_prefix)
+    return save(fig, out_prefix, notice)
 
 
 def _short_template(t: str) -> str:
@@ -221,8 +231,16 @@ def _short_template(t: str) -> str:
     return s or "none"
 
 
+def _model_name(table: pd.DataFrame, inst: str) -> str:
+    """An instruct model's display name (what ran), wrapped for a panel title or tick label."""
+    import textwrap
+
+    names = dict(zip(table["instruct"], table["model"], strict=True)) if "model" in table else {}
+    return textwrap.fill(names.get(inst, inst), 28, break_on_hyphens=False)
+
+
 def ays_figure(ays: pd.DataFrame, variants: Sequence[str], out_prefix: str | Path,
-               title: str) -> list[Path]:
+               title: str, notice: str = "") -> list[Path]:
     insts = list(dict.fromkeys(ays["instruct"]))
     fig, ax = plt.subplots(figsize=(max(3.4, 1.5 * len(insts) + 1), 3.0),
                            constrained_layout=True)
@@ -231,10 +249,10 @@ def ays_figure(ays: pd.DataFrame, variants: Sequence[str], out_prefix: str | Pat
     handles, labels = ax.get_legend_handles_labels()
     uniq = dict(zip(labels, handles, strict=True))
     ax.legend(uniq.values(), uniq.keys(), frameon=False)
-    ax.set_xticks(range(len(insts)), [instruct_name(m) for m in insts])
+    ax.set_xticks(range(len(insts)), [_model_name(ays, m) for m in insts], fontsize=7)
     ax.set_xlim(-0.6, len(insts) - 0.4)
     ax.set_ylabel("Revision rate (correct → changed)")
     ax.set_ylim(0, 1.05)
     ax.grid(axis="y", alpha=0.3)
     ax.set_title(title)
-    return save(fig, out_prefix)
+    return save(fig, out_prefix, notice)

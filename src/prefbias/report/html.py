@@ -42,9 +42,26 @@ def landing_page(config: dict[str, Any], repo: Path) -> str:
     seeds = ", ".join(map(str, config.get("seeds", [])))
     lines = [f"**Run** ``{config.get('run', '?')}`` · **commit** ``{commit}`` · **seeds** "
              f"{seeds}. The resolved config is in "
-             "``MANIFEST.json`` (key ``config``) beside this report.", "", ""]
+             "``MANIFEST.json`` (key ``config``) beside this report.", ""]
+    lines += provenance_lines(config) + [""]
     body = repo / "report" / "workflow.rst"
     return "\n".join(lines) + (body.read_text(encoding="utf-8") if body.is_file() else "")
+
+
+def provenance_lines(config: dict[str, Any]) -> list[str]:
+    """The landing page's account of what ran: a warning when random-weight or other stand-ins
+    replace the papers' models (:func:`prefbias.plan.provenance_notice`), then every model the
+    report's numbers rest on, named by what ran."""
+    from prefbias import plan
+
+    if not all(k in config for k in ("models", "sft", "orpo")):  # not a pipeline config
+        return []
+    models = plan.run_models(config)
+    notice = plan.provenance_notice(config, models)
+    out = [f".. warning:: {notice}", ""] if notice else []
+    out.append("**Models** (config key: what ran): " + "; ".join(
+        f"``{m}``: {plan.model_display(config, m)}" for m in models) + ".")
+    return out + [""]
 
 
 class ReportError(RuntimeError):

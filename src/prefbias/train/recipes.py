@@ -24,10 +24,7 @@ from typing import Any
 import torch
 
 from prefbias.io import DataError
-from prefbias.train import refs as refs_mod
-from prefbias.train import schedule
-from prefbias.train.batching import encode_pairs, encode_sft, read_pairs, split_holdout, subsample
-from prefbias.train.layout import (  # noqa: F401 - re-exported
+from prefbias.plan import (  # noqa: F401 - re-exported
     dpo_group,
     dpo_group_spec,
     has_test_split,
@@ -36,6 +33,9 @@ from prefbias.train.layout import (  # noqa: F401 - re-exported
     refs_path,
     rule_inputs,
 )
+from prefbias.train import refs as refs_mod
+from prefbias.train import schedule
+from prefbias.train.batching import encode_pairs, encode_sft, read_pairs, split_holdout, subsample
 from prefbias.train.loop import TrainConfig, Trainer, TrainingError, write_outputs
 from prefbias.train.tasks import DPOTask, ORPOTask, SFTTask
 

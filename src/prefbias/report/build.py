@@ -1,0 +1,144 @@
+"""One report item from its spec: ``build_table`` writes ``<prefix>.{csv,md,tex}`` and
+``<prefix>_vs_paper.{csv,md}``, ``build_figure`` writes ``<prefix>.{png,pdf}``.
+
+``spec`` is :func:`prefbias.plan.report_spec`: ``rows`` (every seed), ``notice`` (what the numbers
+are built from: random-weight or other stand-ins, joined to every caption) and, per item,
+``dimensions`` (judge), ``templates`` (sycophancy answer templates, ``[key, template]`` pairs in
+the config's order) or ``bootstrap``.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from prefbias.plan import FIGURES, HELM_TABLES, TABLES
+
+log = logging.getLogger("prefbias.report")
+
+SAA_FIGURES = {
+    "saa_figure2": ("answer", ("non-aligned", "aligned"),
+                    "Answer Suggestion: non-aligned vs aligned models"),
+    "saa_figure3": ("ays", ("non-aligned", "aligned"),
+                    "Are You Sure: non-aligned vs aligned models"),
+    "saa_figure4": ("answer", ("aligned", "aligned-SAA"),
+                    "Answer Suggestion: aligned vs aligned-SAA models"),
+    "saa_figure5": ("ays", ("aligned", "aligned-SAA"),
+                    "Are You Sure: aligned vs aligned-SAA models"),
+}
+
+
+class SpecError(ValueError):
+    """A report spec lacks what its item needs."""
+
+
+def _need(spec: dict[str, Any], key: str, name: str) -> Any:
+    if not spec.get(key):
+        raise SpecError(f"report item {name}: spec key '{key}' is required")
+    return dict(spec[key]) if key == "templates" else spec[key]  # [key, template] pairs
+
+
+def build_table(name: str, results: str | Path, spec: dict[str, Any],
+                out_prefix: str | Path) -> None:
+    """Write one paper table and its reported-vs-reproduced companion."""
+    from prefbias.report import compare, paper, render, tables
+    from prefbias.report.aggregate import paper_order
+
+    if name not in TABLES:
+        raise SpecError(f"unknown table {name!r} (known: {', '.join(TABLES)})")
+    R, rows, notice = results, spec["rows"], spec.get("notice", "")
+    prefix = Path(out_prefix)
+    vs = prefix.with_name(prefix.name + "_vs_paper")
+    if name in ("table3", "table4", *HELM_TABLES):
+        if name == "table3":
+            df = tables.table3(R, rows, spec.get("bootstrap"))
+        elif name == "table4":
+            df = tables.table4(R, rows)
+        else:
+            df = tables.helm_table(R, rows, HELM_TABLES[name])
+        rep = paper.reported_table(name)
+        df = paper_order(df, paper.row_order(name))
+        caption, note = rep["caption"], ""
+        if name == "table3":
+            counts = tables.reward_prompt_counts(R, rows)
+            if len(counts) == 1:  # the paper's caption, with this run's number of prompts
+                caption = rep["caption_reproduced"].format(n=counts[0])
+            note = ("Win rate: vs the base model; validation loss and accuracy: on the held-out "
+                    "preference pairs (SFT: loss per token); 95% bootstrap CI in brackets.")
+        elif name in HELM_TABLES:
+            note = "95% bootstrap CI over the scenario's instances in brackets."
+        render.write_table(prefix, df, ["label"], list(rep["columns"]), caption, note=note,
+                           notice=notice)
+        compare.write_numeric(vs, name, df)
+    elif name == "table3_pairs":  # rows: prefbias.plan.reward_pair_rows
+        df = tables.reward_pairs_table(R, rows)
+        ns = sorted({int(n) for n in df["n_prompts"].dropna()}) if len(df) else []
+        caption = paper.load()["table3_pairs"]["caption"].format(
+            n=ns[0] if len(ns) == 1 else "/".join(map(str, ns)) or "no")
+        note = ("Each model's generations against its baseline's on the same prompts, scored by "
+                "the reward model; 95% bootstrap CI over prompts in brackets; ties count one "
+                "half. Table 3 holds every model against the base model."
+                if len(df) else "No pairs configured (config reward_winrate.pairs).")
+        render.write_table(prefix, df, ["label", "baseline_label"], ["win_rate"], caption,
+                           note=note, titles={"label": "Model"}, notice=notice)
+        compare.write_pairs(vs, df)
+    elif name == "judge_scores":
+        dims = _need(spec, "dimensions", name)
+        df = tables.judge_table(R, rows, dims)
+        render.write_table(prefix, df, ["label"], dims,
+                           "LLM judge scores (1-5): mean [95% bootstrap CI over prompts]",
+                           titles={d: d.capitalize() for d in dims}, notice=notice)
+        compare.write_claims(vs, paper.claims(figure="figure3", paper="stylized-dpo"),
+                             "LLM judge (stylized-dpo Figure 3): reported claims vs reproduced",
+                             judge=df, dimensions=dims)
+    elif name == "sycophancy_answer":
+        templates = _need(spec, "templates", name)
+        df = tables.answer_table(R, rows, list(templates))
+        keys = [t for t in templates if t != "none"]
+        render.write_table(prefix, df, ["model", "label"], keys,
+                           "Answer Suggestion score (accuracy with suggestion − without), "
+                           "all datasets [95% CI]",
+                           titles={k: templates[k].replace("{question}", "").strip()
+                                   for k in keys} | {"label": "Variant"}, notice=notice)
+        compare.write_claims(vs, [c for c in paper.claims(paper="saa-orpo")
+                                  if c["figure"] in ("figure2", "figure4")],
+                             "Answer Suggestion (saa-orpo Figures 2, 4): reported vs reproduced",
+                             answer=df)
+    else:  # sycophancy_are_you_sure
+        df = tables.ays_table(R, rows)
+        render.write_table(prefix, df, ["model", "label"], ["revision_rate"],
+                           "Are You Sure: rate of revising a correct first answer [95% CI]",
+                           titles={"label": "Variant"}, notice=notice)
+        compare.write_claims(vs, [c for c in paper.claims(paper="saa-orpo")
+                                  if c["figure"] in ("figure3", "figure5")],
+                             "Are You Sure (saa-orpo Figures 3, 5): reported vs reproduced",
+                             ays=df)
+    log.info("wrote %s.{csv,md,tex} and %s.{csv,md}", prefix, vs)
+
+
+def build_figure(name: str, results: str | Path, spec: dict[str, Any],
+                 out_prefix: str | Path) -> None:
+    """Draw one paper figure; the spec's notice becomes its footnote."""
+    from prefbias.report import figures, tables
+
+    if name not in FIGURES:
+        raise SpecError(f"unknown figure {name!r} (known: {', '.join(FIGURES)})")
+    R, rows, notice = results, spec["rows"], spec.get("notice", "")
+    if name == "stylized_figure2":
+        styles = [r for r in rows if r.get("kind") == "dpo" and r["label"] != "Ultrafeedback"]
+        figures.figure2(R, styles or rows, out_prefix, notice=notice)
+    elif name == "stylized_figure3":
+        dims = _need(spec, "dimensions", name)
+        figures.figure3(tables.judge_table(R, rows, dims), dims, out_prefix, notice=notice,
+                        names={r["label"]: r.get("display") or r["label"] for r in rows})
+    else:
+        kind, variants, title = SAA_FIGURES[name]
+        if kind == "answer":
+            templates = _need(spec, "templates", name)
+            df = tables.answer_table(R, rows, list(templates))
+            figures.answer_figure(df, templates, variants, out_prefix, title, notice=notice)
+        else:
+            figures.ays_figure(tables.ays_table(R, rows), variants, out_prefix, title,
+                               notice=notice)
+    log.info("wrote %s.{png,pdf}", out_prefix)

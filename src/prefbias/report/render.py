@@ -1,0 +1,122 @@
+"""Rendering of table DataFrames: CSV (machine), Markdown and LaTeX (reader), written atomically.
+
+A cell reads ``mean ± std (over seeds) [CI low, CI high]`` from the ``<col>``, ``<col>_std`` and
+``<col>_ci_low``/``<col>_ci_high`` columns of :func:`prefbias.report.aggregate.aggregate`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from prefbias.io import atomic_path
+
+COLUMN_TITLES = {
+    "validation_loss": "Validation loss", "validation_accuracy": "Validation accuracy",
+    "win_rate": "Win rate", "mean_win_rate": "Mean Win Rate", "mmlu": "MMLU", "boolq": "BoolQ",
+    "natural_qa": "NaturalQuestions", "quac": "QuAC", "hellaswag": "HellaSwag",
+    "accuracy": "Accuracy", "calibration": "Calibration", "robustness": "Robustness",
+    "fairness": "Fairness", "label": "Dataset", "instruct": "Model", "dataset": "Dataset",
+    "revision_rate": "Revision rate", "baseline_label": "Baseline", "n_prompts": "Prompts",
+    "model": "Model",
+}
+
+
+def fmt_cell(row: pd.Series, col: str, digits: int = 3) -> str:
+    v = row.get(col)
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "N/A"
+    if not isinstance(v, (int, float)):
+        return str(v)
+    s = f"{v:.{digits}f}"
+    sd = row.get(f"{col}_std")
+    if isinstance(sd, (int, float)) and not math.isnan(sd):
+        s += f" ± {sd:.{digits}f}"
+    lo, hi = row.get(f"{col}_ci_low"), row.get(f"{col}_ci_high")
+    if isinstance(lo, (int, float)) and isinstance(hi, (int, float)) \
+            and not (math.isnan(lo) or math.isnan(hi)):
+        s += f" [{lo:.{digits}f}, {hi:.{digits}f}]"
+    return s
+
+
+def display(df: pd.DataFrame, index_cols: Sequence[str], value_cols: Sequence[str],
+            titles: dict[str, str] | None = None) -> tuple[list[str], list[list[str]]]:
+    titles = {**COLUMN_TITLES, **(titles or {})}
+    header = [titles.get(c, c) for c in (*index_cols, *value_cols)]
+    body = [[str(r[c]) for c in index_cols] + [fmt_cell(r, c) for c in value_cols]
+            for _, r in df.iterrows()]
+    return header, body
+
+
+def to_markdown(header: Sequence[str], body: Sequence[Sequence[str]], caption: str = "",
+                note: str = "", n_left: int = 1, notice: str = "") -> str:
+    esc = [[c.replace("|", "\\|") for c in row] for row in [header, *body]]
+    lines = []
+    if caption:
+        lines += [f"**{caption}**", ""]
+    if notice:
+        lines += [f"*{notice}*", ""]
+    lines.append("| " + " | ".join(esc[0]) + " |")
+    lines.append("|" + "|".join(["---"] * n_left + ["---:"] * (len(header) - n_left)) + "|")
+    lines += ["| " + " | ".join(r) + " |" for r in esc[1:]]
+    if note:
+        lines += ["", note]
+    return "\n".join(lines) + "\n"
+
+
+_TEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+        "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+
+
+def tex_escape(s: str) -> str:
+    s = "".join(_TEX.get(c, c) for c in s)
+    return s.replace("±", r"$\pm$")
+
+
+def to_latex(header: Sequence[str], body: Sequence[Sequence[str]], caption: str = "",
+             label: str = "") -> str:
+    spec = "l" + "r" * (len(header) - 1)
+    lines = [r"\begin{table}[t]", r"\centering", r"\small", rf"\begin{{tabular}}{{{spec}}}",
+             r"\toprule", " & ".join(tex_escape(h) for h in header) + r" \\", r"\midrule"]
+    lines += [" & ".join(tex_escape(c) for c in row) + r" \\" for row in body]
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    if caption:
+        lines.append(rf"\caption{{{tex_escape(caption)}}}")
+    if label:
+        lines.append(rf"\label{{tab:{label}}}")
+    lines.append(r"\end{table}")
+    return "\n".join(lines) + "\n"
+
+
+def write_text(path: str | Path, text: str) -> None:
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(text, encoding="utf-8")
+
+
+def write_csv(path: str | Path, df: pd.DataFrame) -> None:
+    with atomic_path(path) as tmp:
+        df.to_csv(tmp, index=False, float_format="%.6g")
+
+
+def write_table(out_prefix: str | Path, df: pd.DataFrame, index_cols: Sequence[str],
+                value_cols: Sequence[str], caption: str, *, note: str = "",
+                titles: dict[str, str] | None = None, notice: str = "") -> list[Path]:
+    """Write ``<prefix>.csv`` (all columns), ``.md`` and ``.tex`` (formatted cells); ``notice``
+    (what the numbers are built from, :func:`prefbias.plan.provenance_notice`) joins the
+    caption."""
+    prefix = Path(out_prefix)
+    header, body = display(df, index_cols, value_cols, titles)
+    caption = caption.rstrip(".") + "."
+    n_seeds = int(df["n_seeds"].max()) if "n_seeds" in df and len(df) else 1
+    std_note = (f"Mean ± std over {n_seeds} seeds. " if n_seeds > 1 else "")
+    full_note = (std_note + note).strip()
+    paths = [prefix.with_suffix(".csv"), prefix.with_suffix(".md"), prefix.with_suffix(".tex")]
+    write_csv(paths[0], df)
+    write_text(paths[1], to_markdown(header, body, caption, full_note, n_left=len(index_cols),
+                                     notice=notice))
+    tex_caption = " ".join(s for s in (caption, notice, full_note) if s)
+    write_text(paths[2], to_latex(header, body, tex_caption, prefix.name))
+    return paths
