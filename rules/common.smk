@@ -163,6 +163,12 @@ def caption(name):
     return f"{workflow.basedir}/report/{name}.rst"
 
 
+def in_checkout(path):
+    """A path of the checkout relative to the working directory (inputs and params must not
+    hold the checkout's absolute location: moving it would rerun the jobs)."""
+    return os.path.relpath(path)
+
+
 def _item_label(kind, what):
     """report() labels of an item's file: its display name in the HTML report."""
     return lambda w: {

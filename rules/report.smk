@@ -99,8 +99,8 @@ localrules:
 rule snakemake_report:
     input:
         targets=REPORT_TARGETS,
-        captions=[caption(n) for n in ("table", "figure", "vs_paper")],
-        workflow_caption=f"{workflow.basedir}/report/workflow.rst",
+        captions=[in_checkout(caption(n)) for n in ("table", "figure", "vs_paper")],
+        workflow_caption=in_checkout(f"{workflow.basedir}/report/workflow.rst"),
     output:
         f"{R}/report.html",
     log:
@@ -114,7 +114,7 @@ rule snakemake_report:
         **res("snakemake_report"),
     params:
         config=lambda w: json.dumps(config, sort_keys=True),
-        snakefile=workflow.main_snakefile,
+        snakefile=in_checkout(workflow.main_snakefile),
     shell:
         "prefbias snakemake-report --out {output} --snakefile {params.snakefile:q}"
         " --config-json {params.config:q} {input.targets:q} 2> {log}"
