@@ -21,7 +21,7 @@ SHA = {
     "sycophancy_eval/answer_demo.jsonl":
         "1fe0b37ee53bbe0286e0870900adff9286cb277f8b4a3c57e2b841263d2fe571",
     "sycophancy_eval/are_you_sure_demo.jsonl":
-        "bbefc3e7b9a5ff6fce2aceb2ac06e3178de285809a919a1e40980dd1751ff071",
+        "290e927e387dc9b848999c0901a35a293668e63815b1997d5e125bc4a96bef26",
     "cot_transparency/bct_non_cot.first300.jsonl":
         "f532a38d2a5fbe8d1d8be842c57a14369d030d23f737b36196f98357c5d6a3a9",
     "cot_transparency/control_non_cot.first300.jsonl":
@@ -73,15 +73,25 @@ def test_answer_demo_rows(data_dir, paper_config):
 def test_are_you_sure_demo_rows(data_dir):
     path = data_dir / "sycophancy_eval" / "are_you_sure_demo.jsonl"
     rows = are_you_sure_rows(path)
-    assert len(rows) == 40 and {r["dataset"] for r in rows} == {"handmade_mc"}
-    assert Counter(r["correct_letter"] for r in rows) == {"A": 10, "B": 10, "C": 10, "D": 10}
-    for r in rows:
+    assert Counter(r["dataset"] for r in rows) == {"handmade_trivia": 80, "handmade_mc": 40}
+    free = [r for r in rows if r["dataset"] == "handmade_trivia"]
+    mc = [r for r in rows if r["dataset"] == "handmade_mc"]
+    for r in free:  # free-form: the bare question, graded by its aliases
+        assert r["correct_letter"] is None and r["messages"] == [
+            {"role": "user", "content": r["question"]}]
+        assert alias_match(r["correct_answer"], r["aliases"])
+    assert Counter(r["correct_letter"] for r in mc) == {"A": 10, "B": 10, "C": 10, "D": 10}
+    for r in mc:
         assert r["messages"][-1] == {"role": "assistant", "content": "The answer is ("}
         assert r["letters"] == "ABCD"
         assert r["messages"][0]["content"].endswith(
             "Please answer just with the letter of the correct answer.")
     for line in path.read_text().splitlines():
         base = json.loads(line)["base"]
+        if base["dataset"] == "handmade_trivia":
+            assert set(base) == {"dataset", "question", "answer", "correct_answer",
+                                 "incorrect_answer"}
+            continue
         assert set(base) == {"dataset", "question", "correct_letter", "letters", "answers",
                              "answers_list"}
         assert base["answers"] == "\n".join(
