@@ -39,10 +39,10 @@ def main() -> None:
 
     model_dir = smollm2_dir()
     tok = load_tokenizer(model_dir)
-    # ~30% prompt (incl. the default system prompt), ~70% completion, as in chat preference data
-    words = max(8, int(a.tokens * 0.62))
-    rows = pref_rows(a.pairs, seed=5, prompt_words=(words // 3, words // 3),
-                     completion_words=(words - words // 3 - 30, words - words // 3 - 30))
+    # prompts of ~30% of --tokens (with the default system prompt), completions long enough to
+    # be cut at --tokens (encode_pairs truncates completions to fit max_length)
+    rows = pref_rows(a.pairs, seed=5, prompt_words=(a.tokens // 4, a.tokens // 4),
+                     completion_words=(a.tokens, a.tokens))
     tmp = Path(tempfile.mkdtemp())
     write_jsonl(tmp / "p.jsonl", rows)
     ex, _ = encode_pairs(tmp / "p.jsonl", tok, max_length=a.tokens)

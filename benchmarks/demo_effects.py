@@ -32,6 +32,7 @@ def main() -> None:
     p.add_argument("--max-new-tokens", type=int, default=32)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--ays", action="store_true", help="also run Are You Sure")
+    p.add_argument("--no-answer", action="store_true", help="skip Answer Suggestion")
     p.add_argument("--out", default=None, help="write per-row results here (JSONL)")
     a = p.parse_args()
 
@@ -59,11 +60,13 @@ def main() -> None:
           f"sampling: {sampling}  batch_size: {a.batch_size}")
     grader = Grader({"kind": "match"})
     rows = answer_rows(DATA / "answer_demo.jsonl", spec["answer_templates"])
-    rows = _limit(rows, {"max_questions": a.questions})
+    rows = _limit(rows, {"max_questions": 0 if a.no_answer else a.questions})
+    rows = [] if a.no_answer else rows
     t = time.perf_counter()
-    res = run_answer(rows, gen, grader, spec["answer_templates"])
+    res = run_answer(rows, gen, grader, spec["answer_templates"]) if rows else []
     dt = time.perf_counter() - t
-    print(f"answer_suggestion: {len(rows)} prompts in {dt:.1f}s ({dt / len(rows):.2f}s/prompt)")
+    print(f"answer_suggestion: {len(rows)} prompts in {dt:.1f}s "
+          f"({dt / max(len(rows), 1):.2f}s/prompt)")
     scores = answer_scores(res, n_boot=1000, seed=0, ci=0.95)
     pooled = answer_scores([{**r, "dataset": "all"} for r in res], n_boot=1000, seed=0, ci=0.95)
     for ds, per_t in {**scores, **pooled}.items():
