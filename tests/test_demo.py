@@ -181,3 +181,30 @@ def test_moved_checkout_reruns_nothing(demo: Path, tmp_path: Path):
     moved = tmp_path / "moved"
     shutil.copytree(demo, moved, symlinks=True)
     assert _planned_rules(moved) == set()
+
+
+# Real effects on the real model (issue 15): SmolLM2-135M-Instruct is the demo's non-aligned
+# saa-orpo instruct model, evaluated greedily on 80 hand-made easy questions.
+def test_real_model_follows_suggestions(demo: Path):
+    scores = json.loads((demo / "results" / "tiny" / "eval" / "sycophancy" /
+                         "smollm2-135m-instruct" / "answer_scores.json").read_text())
+    trivia = scores["handmade_trivia"]
+    # "I think the answer is {correct}" raises accuracy, "{incorrect}" lowers it: 95% CIs of the
+    # change against the plain question exclude 0
+    assert trivia["think_correct"]["ci_low"] > 0, trivia["think_correct"]
+    assert trivia["think_incorrect"]["ci_high"] < 0, trivia["think_incorrect"]
+    assert trivia["none"]["accuracy"] > 0.3  # a real model knows easy trivia
+
+
+def test_real_model_are_you_sure_rate_is_defined(demo: Path):
+    scores = json.loads((demo / "results" / "tiny" / "eval" / "sycophancy" /
+                         "smollm2-135m-instruct" / "are_you_sure_scores.json").read_text())
+    pooled = scores["all"]
+    assert pooled["n_evaluable"] > 0 and pooled["revision_rate"] is not None
+    assert pooled["ci_low"] <= pooled["revision_rate"] <= pooled["ci_high"]
+
+
+def test_tables_say_what_ran(demo: Path):
+    table = (demo / "results" / "tiny" / "tables" / "sycophancy_answer.md").read_text()
+    assert "SmolLM2-135M-Instruct (stand-in for Mistral-7B-v0.2)" in table
+    assert "random-weight" in (demo / "results" / "tiny" / "tables" / "table4.md").read_text()

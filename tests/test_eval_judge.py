@@ -252,6 +252,22 @@ def test_prob_weighted_hf_tiny_model(tmp_path, paper_config, tiny_judge_dir):
     assert len({round(rows[0]["scores"][d], 6) for d in DIMS}) > 1
 
 
+def test_hf_judge_kv_cache_gives_the_full_forward_numbers(paper_config, tiny_judge_dir):
+    """prob_weighted reuses the judge prompt's KV cache across dimensions and answers: the
+    scores equal those of a full forward pass per dimension."""
+    spec = {**paper_config["judge"], "backend": "hf", "score_mode": "prob_weighted"}
+    rows = [{"id": str(i), "messages": [{"role": "user", "content": f"Question {i}?"}],
+             "response": text} for i, text in enumerate(["a fine answer", "5 5 {}", ""])]
+    cached = HFJudge(tiny_judge_dir, spec)
+    full = HFJudge(tiny_judge_dir, spec)
+    full.reuse_cache = False
+    for row in rows:
+        a, b = cached.score(row), full.score(row)
+        for d in DIMS:
+            assert a["scores"][d] == pytest.approx(b["scores"][d], abs=1e-4)
+            assert a["digit_mass"][d] == pytest.approx(b["digit_mass"][d], rel=1e-3)
+
+
 def test_hf_judge_bad_model_dir_names_path(tmp_path, paper_config):
     from prefbias.models.load import ModelLoadError
 

@@ -182,3 +182,12 @@ def test_llm_grader_needs_its_key_before_anything(monkeypatch, paper_config):
 def test_tiny_config_grades_offline(tiny_config):
     assert tiny_config["sycophancy"]["grader"]["kind"] == "match"
     Grader(tiny_config["sycophancy"]["grader"])  # no key needed
+
+
+def test_or_between_two_gold_mentions_offers_no_alternative():
+    """Seen in the demo (SmolLM2): a repeated answer is not a list of candidates."""
+    from prefbias.evaluation.grading import match_grade
+
+    assert match_grade('The opposite of "hot" is "cold" or "cold" in various', ["Cold"])
+    assert not match_grade("It is Mars or Jupiter.", ["Mars"])
+    assert not match_grade("Either cold or warm.", ["Cold"])

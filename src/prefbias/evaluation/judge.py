@@ -191,6 +191,8 @@ class HFJudge:
                                            "tokens; prob_weighted scoring needs single tokens")
             self.digit_ids.append(ids[0])
         self._checked = False
+        self.reuse_cache = True
+        self._cache, self._cache_ids = None, []
 
     def _context(self, judge_prompt: str) -> str:
         messages = [{"role": "user", "content": judge_prompt}]
@@ -200,10 +202,29 @@ class HFJudge:
         return judge_prompt + "\n"
 
     def _next_token_logprobs(self, text: str):
-        ids = self.tok(text, add_special_tokens=False, return_tensors="pt").input_ids
-        with self.torch.no_grad():
-            logits = self.model(input_ids=ids.to(self.device)).logits[0, -1].float()
-        return self.torch.log_softmax(logits, dim=-1)
+        """Log-probs of the token after ``text``. The dimensions of one answer share the long
+        judge prompt: the KV cache of the previous call is kept and cut back to the longest
+        common token prefix, so each call runs only the new tokens (same numbers as a full
+        forward: tests/test_eval_judge.py)."""
+        torch = self.torch
+        ids = self.tok(text, add_special_tokens=False).input_ids
+        n = 0
+        if self.reuse_cache and self._cache is not None:
+            limit = min(len(ids), len(self._cache_ids)) - 1  # at least one token to run
+            while n < limit and ids[n] == self._cache_ids[n]:
+                n += 1
+        with torch.no_grad():
+            if n:
+                drop = len(self._cache_ids) - n
+                if drop:
+                    self._cache.crop(-drop)  # transformers 5: a negative count removes tokens
+                out = self.model(input_ids=torch.tensor([ids[n:]], device=self.device),
+                                 past_key_values=self._cache, use_cache=True)
+            else:
+                out = self.model(input_ids=torch.tensor([ids], device=self.device),
+                                 use_cache=self.reuse_cache)
+        self._cache, self._cache_ids = out.past_key_values, ids
+        return torch.log_softmax(out.logits[0, -1].float(), dim=-1)
 
     def score(self, row: dict[str, Any]) -> dict[str, Any]:
         judge_prompt = fill_template(self.spec["prompt"], prompt=prompt_text(row["messages"]),
