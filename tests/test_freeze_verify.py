@@ -164,3 +164,19 @@ def test_freeze_refuses_symlinks(tmp_path, tiny_config):
     with pytest.raises(freeze.FreezeError, match="eval/etc"):
         freeze.freeze(R, tiny_config, readonly=False)
     assert not (R / "MANIFEST.json").exists()
+
+
+def test_manifest_records_the_cluster_settings_expanded(monkeypatch):
+    """The manifest's config is the resolved one: ${VAR:-default} in `cluster` expanded from
+    the environment of the run (issue 16 item 7); secrets stay redacted."""
+    from prefbias.report.freeze import redact, resolved_config
+
+    monkeypatch.setenv("PREFBIAS_SLURM_ACCOUNT", "proj42")
+    monkeypatch.delenv("PREFBIAS_GPU_PARTITION", raising=False)
+    config = {"run": "x", "judge": {"prompt": "costs ${PRICE}"},
+              "cluster": {"account": "${PREFBIAS_SLURM_ACCOUNT:-}",
+                          "partitions": {"gpu": "${PREFBIAS_GPU_PARTITION:-h100}"}}}
+    out = resolved_config(config)
+    assert out["cluster"] == {"account": "proj42", "partitions": {"gpu": "h100"}}
+    assert out["judge"]["prompt"] == "costs ${PRICE}"  # only the cluster section takes variables
+    assert redact({"api_key": "sk-abcdefgh123"}) == {"api_key": "<redacted>"}

@@ -51,6 +51,16 @@ SECRET_KEY = re.compile(r"(api[_-]?key|token|secret|password|passwd|credential)s
 SECRET_VALUE = re.compile(r"^(sk-[A-Za-z0-9_-]{6,}|hf_[A-Za-z0-9]{10,}|ghp_[A-Za-z0-9]{10,})")
 
 
+def resolved_config(config: dict[str, Any]) -> dict[str, Any]:
+    """The config as the run used it: the ``cluster`` section's ``${VAR:-default}`` strings
+    expanded from this environment (prefbias.hpc.site), every other value as written."""
+    from prefbias.hpc.site import expand
+
+    if "cluster" not in config:
+        return config
+    return {**config, "cluster": expand(config["cluster"])}
+
+
 def redact(obj: Any) -> Any:
     """Drop values of secret-looking keys (``*_env`` keys name a variable and are kept)."""
     if isinstance(obj, dict):
@@ -284,7 +294,7 @@ def freeze(root: str | Path, config: dict[str, Any], *, repo: str | Path = ".",
         "run": config.get("run"),
         "created_utc": _dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat(),
         "git": git,
-        "config": redact(config),
+        "config": redact(resolved_config(config)),
         "provenance": provenance(config),
         "packages": package_versions(),
         "hardware": hardware(),
