@@ -62,6 +62,8 @@ def test_tiny_overlay_is_offline(tiny_config):
         (lambda c: c["judge"]["price_per_1m_tokens"].__setitem__("inputs", 1),
          "judge.price_per_1m_tokens"),
         (lambda c: c["sft"]["optimizer"].__setitem__("lr", -1), "sft.optimizer.lr"),
+        # conditional requirements still apply in the closed schema (an `if` is never closed)
+        (lambda c: c["models"]["qwen2.5-0.5b"].pop("revision"), "models.qwen2.5-0.5b"),
         (lambda c: c.__setitem__("seeds", []), "seeds"),
         (lambda c: c["saa"].__setitem__("n_correct", -3), "saa.n_correct"),
         (lambda c: c.__setitem__("typo_section", 1), "<top level>"),
@@ -135,6 +137,7 @@ def test_provenance_notice_per_report_item(tiny_config, paper_config):
     assert "Llama-3.1-Nemotron-70B-Reward" in plan.report_spec(tiny_config, "table3")["notice"]
     assert "Nemotron" not in plan.report_spec(tiny_config, "table4")["notice"]
     c = copy.deepcopy(tiny_config)
+    c["orpo"]["instruct_models"] = ["mistral-7b-it-v0.2", "gemma-7b-it"]
     for m in c["orpo"]["instruct_models"]:
         c["models"][m] = {**paper_config["models"][m], "source": "pypi_gguf",
                           "file": "x/SmolLM2-135M-Instruct.Q4_1.gguf"}
@@ -161,7 +164,8 @@ def test_report_items_inputs_and_specs(tiny_config):
     assert [r["id"] for r in f2] == [f"dpo-{s}-s0" for s in tiny_config["styles"]["names"]]
     spec = plan.report_spec(tiny_config, "sycophancy_answer")
     assert set(spec) == {"rows", "notice", "templates"}
-    assert spec["rows"][0]["instruct_display"] == "Mistral-7B-v0.2 (random-weight tiny stand-in)"
+    assert spec["rows"][0]["instruct_display"] == \
+        "SmolLM2-135M-Instruct (stand-in for Mistral-7B-v0.2)"
     assert set(plan.report_spec(tiny_config, "table3")) == {"rows", "notice", "bootstrap"}
     assert set(plan.report_spec(tiny_config, "judge_scores")) == {"rows", "notice", "dimensions"}
     pairs = plan.report_inputs(tiny_config, "table3_pairs")

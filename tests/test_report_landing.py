@@ -28,7 +28,8 @@ def test_landing_page_says_what_ran(tiny_config, paper_config, repo_root):
     models do not get the warning."""
     text = landing_page(tiny_config, repo_root)
     assert ".. warning:: Built from random-weight tiny stand-ins of Qwen2.5-0.5B" in text
-    assert "``mistral-7b-it-v0.2``: Mistral-7B-v0.2 (random-weight tiny stand-in)" in text
+    assert ("``smollm2-135m-instruct``: SmolLM2-135M-Instruct (stand-in for Mistral-7B-v0.2)"
+            in text)
     paper = landing_page(paper_config, repo_root)
     assert ".. warning::" not in paper
     assert "``mistral-7b-it-v0.2``: Mistral-7B-v0.2;" in paper

@@ -152,7 +152,7 @@ def test_every_item_builds_from_its_plan_spec_and_says_what_ran(results, cfg, tm
         assert "random-weight tiny stand-ins of" in md and "random-weight tiny stand-ins" in tex
         assert (tmp_path / "tables" / f"{name}_vs_paper.md").exists()
     answer = (tmp_path / "tables" / "sycophancy_answer.md").read_text()
-    assert "| Mistral-7B-v0.2 (random-weight tiny stand-in) | non-aligned |" in answer
+    assert "| SmolLM2-135M-Instruct (stand-in for Mistral-7B-v0.2) | non-aligned |" in answer
     # template columns in the config's order, though the rule passes the spec as sorted JSON
     spec = json.loads(json.dumps(plan.report_spec(cfg, "sycophancy_answer"), sort_keys=True))
     build_table("sycophancy_answer", results, spec, tmp_path / "sorted")
@@ -180,4 +180,4 @@ def test_figure_footnote_and_legend_name_what_ran(results, cfg, tmp_path, monkey
     drawn.clear()
     build_figure("saa_figure3", results, plan.report_spec(cfg, "saa_figure3"), tmp_path / "s3")
     ticks = [t.get_text().replace("\n", " ") for t in drawn[0].axes[0].get_xticklabels()]
-    assert ticks[0] == "Mistral-7B-v0.2 (random-weight tiny stand-in)"
+    assert ticks[0] == "SmolLM2-135M-Instruct (stand-in for Mistral-7B-v0.2)"

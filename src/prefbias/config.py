@@ -28,8 +28,8 @@ def load_schema() -> dict[str, Any]:
 
 
 def _closed(node: Any) -> Any:
-    if isinstance(node, dict):
-        node = {k: _closed(v) for k, v in node.items()}
+    if isinstance(node, dict):  # an `if` is a test, not a shape: closing it would never match
+        node = {k: v if k == "if" else _closed(v) for k, v in node.items()}
         if "properties" in node and "additionalProperties" not in node:
             node["additionalProperties"] = False
     elif isinstance(node, list):
