@@ -27,6 +27,15 @@ def load_schema() -> dict[str, Any]:
     return _closed(yaml.safe_load(SCHEMA_PATH.read_text(encoding="utf-8")))
 
 
+def schema_defaults(*path: str) -> dict[str, Any]:
+    """``{key: default}`` of the schema object at ``path`` (e.g. ``"dpo", "styles"``): optional
+    keys' defaults live in the schema, and code that reads a section fills them from here."""
+    node = load_schema()
+    for key in path:
+        node = node["properties"][key]
+    return {k: v["default"] for k, v in node.get("properties", {}).items() if "default" in v}
+
+
 def _closed(node: Any) -> Any:
     if isinstance(node, dict):  # an `if` is a test, not a shape: closing it would never match
         node = {k: v if k == "if" else _closed(v) for k, v in node.items()}

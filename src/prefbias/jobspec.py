@@ -19,13 +19,6 @@ def _without(section: dict[str, Any], *keys: str) -> dict[str, Any]:
     return {k: v for k, v in section.items() if k not in keys}
 
 
-def dpo_spec(config: dict[str, Any], group: str) -> dict[str, Any]:
-    """One DPO group's recipe (``ultrafeedback`` | ``styles``): the shared ``dpo`` keys with
-    the group's block merged over them (the other group's block left out)."""
-    d = config["dpo"]
-    return {**_without(d, "ultrafeedback", "styles", "reference"), **d[group]}
-
-
 def job_spec(config: dict[str, Any], rule: str, **wc: str) -> dict[str, Any]:
     """The config sections job ``rule`` (with wildcards ``wc``) reads."""
     if rule == "train_sft":
@@ -34,9 +27,10 @@ def job_spec(config: dict[str, Any], rule: str, **wc: str) -> dict[str, Any]:
         d = config["dpo"]
         return {k: d[k] for k in ("max_length", "batch_size", "long_prompts") if k in d}
     if rule == "train_dpo":
-        return dpo_spec(config, plan.trained_models(config)[wc["model"]].group)
+        group = plan.trained_models(config)[wc["model"]].group  # the other group's block out
+        return _without(plan.dpo_group_spec(config, group), "reference")
     if rule == "train_orpo":  # which models and mixes exist is structure (inputs), not recipe
-        return _without(config["orpo"], "instruct_models", "mixes", "prefset")
+        return _without(config["orpo"], "instruct_models", "mixes")
     if rule == "style_shard":
         s = config["styles"]
         return {**_without(s, "names", "shards", "rewriter", "source_prefset", "drop_flagged",

@@ -104,30 +104,53 @@ def _paths(out: str | Path, metrics: str | Path, summary: str | Path, ckpt: str 
 
 
 # ---------------------------------------------------------------------------------------------
+def recipe_spec(kind: str, spec: dict[str, Any], group: str | None = None) -> dict[str, Any]:
+    """A training section with the schema's defaults filled in (prefbias.config): ``sft``,
+    ``orpo``, or ``dpo`` merged with its group block (``ultrafeedback`` | ``styles``)."""
+    from prefbias.config import schema_defaults
+
+    defaults = schema_defaults(kind)
+    if kind == "dpo":
+        groups = [group] if group else ["styles"]  # both group blocks share their defaults
+        for g in groups:
+            defaults.update(schema_defaults("dpo", g))
+    return {**defaults, **spec}
+
+
+def train_config(kind: str, spec: dict[str, Any], *, model_id: str, seed: int,
+                 **fixed: Any) -> TrainConfig:
+    """The one TrainConfig of every recipe: each field from the section (schema defaults
+    filled by :func:`recipe_spec`); ``fixed`` holds what a recipe computes itself."""
+    lr, opt = _optimizer(spec)
+    values = dict(kind=kind, model_id=model_id, seed=seed, batch_size=spec["batch_size"],
+                  grad_accum=spec.get("grad_accum"), lr=lr, optimizer=opt,
+                  cycles=spec["cycles"] if "cycles" in spec else 1, epochs=spec["epochs"],
+                  max_steps=spec["max_steps"], warmup_ratio=spec["warmup_ratio"],
+                  max_grad_norm=spec["max_grad_norm"], eval_steps=spec.get("eval_steps"),
+                  eval_at_start=spec.get("eval_at_start", False),
+                  checkpoint_steps=spec["checkpoint_steps"],
+                  group_by_length=spec["group_by_length"])
+    return TrainConfig(**{**values, **fixed})
+
+
 def train_sft(*, model_id: str, init: str, train: str, eval: str | None, spec: dict[str, Any],
               seed: int, out: str, metrics: str, summary: str, ckpt: str,
               eval_examples: str | None = None) -> dict[str, Any]:
+    spec = recipe_spec('sft', spec)
     from prefbias.models.load import load_tokenizer
 
     tok = load_tokenizer(init)
     kw = dict(max_prompt_tokens=spec["max_prompt_tokens"],
               max_completion_tokens=spec["max_completion_tokens"], max_length=spec["max_length"],
-              long_prompts=spec.get("long_prompts", "drop"))
+              long_prompts=spec["long_prompts"])
     train_ex, tstats = encode_sft(train, tok, **kw)
     _require_rows(train, tstats)
     eval_ex = []
     if eval:
         eval_ex, estats = encode_sft(eval, tok, **kw)
         _require_rows(eval, estats)
-        eval_ex = subsample(eval_ex, spec.get("eval_max_examples"), seed)
-    lr, opt = _optimizer(spec)
-    cfg = TrainConfig(kind="sft", model_id=model_id, seed=seed, batch_size=spec["batch_size"],
-                      grad_accum=spec["grad_accum"], lr=lr, optimizer=opt,
-                      cycles=spec.get("cycles", 1), epochs=spec.get("epochs", 1),
-                      max_steps=spec.get("max_steps"), warmup_ratio=spec["warmup_ratio"],
-                      max_grad_norm=spec["max_grad_norm"], eval_steps=spec.get("eval_steps"),
-                      checkpoint_steps=spec.get("checkpoint_steps"),
-                      group_by_length=spec.get("group_by_length", True))
+        eval_ex = subsample(eval_ex, spec["eval_max_examples"], seed)
+    cfg = train_config("sft", spec, model_id=model_id, seed=seed)
     fp = _fingerprint(spec, seed, model_id, files=[train], model_dir=init)
     model = _load_model(init, lora=False)
     trainer = Trainer(cfg, SFTTask(tok.pad_token_id), model, train_ex, eval_ex, ckpt_dir=ckpt,
@@ -143,9 +166,9 @@ def _pairs_with_holdout(path: str, tok, spec: dict[str, Any], seed: int, prefix:
     if not rows:
         raise DataError(path, "the preference set is empty")
     tr, ev = split_holdout(rows, spec.get("eval_holdout", DEFAULT_HOLDOUT), seed,
-                           spec.get("eval_max_examples"))
+                           spec["eval_max_examples"])
     kw = dict(max_length=spec.get("max_length", spec.get("cutoff_len")),
-              long_prompts=spec.get("long_prompts", "drop"), id_prefix=prefix)
+              long_prompts=spec["long_prompts"], id_prefix=prefix)
     tre, st = encode_pairs(path, tok, rows=tr, **kw)
     eve, _ = encode_pairs(path, tok, rows=ev, **kw)
     return tre, eve, st
@@ -157,18 +180,19 @@ def _pairs_all(path: str, tok, spec: dict[str, Any], prefix: str = ""):
     if not rows:
         raise DataError(path, "the preference set is empty")
     tre, st = encode_pairs(path, tok, rows=rows, max_length=spec.get("max_length"),
-                           long_prompts=spec.get("long_prompts", "drop"), id_prefix=prefix)
+                           long_prompts=spec["long_prompts"], id_prefix=prefix)
     return tre, [], st
 
 
 def train_dpo(*, model_id: str, init: str, train: str, train_refs: str, eval: str | None,
               eval_refs: str | None, spec: dict[str, Any], seed: int, out: str, metrics: str,
               summary: str, ckpt: str, eval_examples: str | None = None) -> dict[str, Any]:
-    """``spec`` is the merged DPO section (see :func:`dpo_group_spec`)."""
+    """``spec`` is the merged DPO section (prefbias.jobspec.dpo_spec)."""
+    spec = recipe_spec('dpo', spec)
     from prefbias.models.load import load_tokenizer
 
     tok = load_tokenizer(init)
-    lp = spec.get("long_prompts", "drop")
+    lp = spec["long_prompts"]
     ref = refs_mod.load(train_refs, data_path=train, max_length=spec["max_length"],
                         reference_dir=init, long_prompts=lp)
     if eval:
@@ -176,7 +200,7 @@ def train_dpo(*, model_id: str, init: str, train: str, train_refs: str, eval: st
         _require_rows(train, st)
         eval_ex, est = encode_pairs(eval, tok, max_length=spec["max_length"], long_prompts=lp)
         _require_rows(eval, est)
-        eval_ex = subsample(eval_ex, spec.get("eval_max_examples"), seed)
+        eval_ex = subsample(eval_ex, spec["eval_max_examples"], seed)
         ref.update(refs_mod.load(eval_refs, data_path=eval, max_length=spec["max_length"],
                                  reference_dir=init, long_prompts=lp))
     else:
@@ -185,20 +209,12 @@ def train_dpo(*, model_id: str, init: str, train: str, train_refs: str, eval: st
     if missing:
         raise refs_mod.StaleReferenceError(f"{train_refs}: no reference log-probs for rows "
                                            f"{missing[:5]} (stale table)")
-    lr, opt = _optimizer(spec)
     # stylized-dpo §4.2's two schedule sentences, each a config choice (train/schedule.py)
-    sched = {"cycle_mode": spec.get("cycle_mode", "chained"),
-             "lr_schedule_over": spec.get("lr_schedule_over", "max_steps")}
+    sched = {k: spec[k] for k in ("cycle_mode", "lr_schedule_over")}
     schedule.lr_schedule_over(sched)  # validates
-    cfg = TrainConfig(kind="dpo", model_id=model_id, seed=seed, batch_size=spec["batch_size"],
-                      grad_accum=spec["grad_accum"], lr=lr, optimizer=opt,
-                      cycles=schedule.trained_cycles(spec), epochs=spec.get("epochs", 1),
-                      max_steps=spec.get("max_steps"), warmup_ratio=spec["warmup_ratio"],
-                      max_grad_norm=spec["max_grad_norm"], eval_steps=spec.get("eval_steps"),
-                      eval_at_start=bool(spec.get("eval_at_start", False)),
-                      checkpoint_steps=spec.get("checkpoint_steps"),
-                      group_by_length=spec.get("group_by_length", False),
-                      extra={"beta": spec["beta"], **sched})
+    cfg = train_config("dpo", spec, model_id=model_id, seed=seed,
+                       cycles=schedule.trained_cycles(spec),
+                       extra={"beta": spec["beta"], **sched})
     fp = _fingerprint(spec, seed, model_id, files=[train, train_refs], model_dir=init)
     model = _load_model(init, lora=False)
     trainer = Trainer(cfg, DPOTask(tok.pad_token_id, spec["beta"], ref), model, train_ex, eval_ex,
@@ -224,6 +240,7 @@ def train_orpo(*, model_id: str, init: str, train: list[str], spec: dict[str, An
                eval_examples: str | None = None) -> dict[str, Any]:
     from peft import LoraConfig, get_peft_model
 
+    spec = recipe_spec('orpo', spec)
     from prefbias.models.load import load_tokenizer
 
     tok = load_tokenizer(init)
@@ -242,16 +259,9 @@ def train_orpo(*, model_id: str, init: str, train: list[str], spec: dict[str, An
         train_ex += tr
         eval_ex += ev
         stats[prefset] = {**st.as_dict(), "n_train": len(tr), "n_eval": len(ev)}
-    lr, opt = _optimizer(spec)
-    cfg = TrainConfig(kind="orpo", model_id=model_id, seed=seed, batch_size=spec["batch_size"],
-                      grad_accum=orpo_grad_accum(spec, _world()), lr=lr, optimizer=opt,
-                      cycles=1, epochs=spec["epochs"], max_steps=spec.get("max_steps"),
-                      warmup_ratio=spec.get("warmup_ratio", 0.0),
-                      max_grad_norm=spec.get("max_grad_norm", 1.0),
-                      eval_steps=spec.get("eval_steps"),
-                      checkpoint_steps=spec.get("checkpoint_steps"),
-                      group_by_length=spec.get("group_by_length", False),
-                      extra={"lam": spec["lam"], "lora": spec["lora"]})
+    cfg = train_config("orpo", spec, model_id=model_id, seed=seed,
+                       grad_accum=orpo_grad_accum(spec, _world()), cycles=1,
+                       extra={"lam": spec["lam"], "lora": spec["lora"]})
     fp = _fingerprint(spec, seed, model_id, files=list(train), model_dir=init)
     torch.manual_seed(seed)
     base = _load_model(init, lora=True)
@@ -259,7 +269,7 @@ def train_orpo(*, model_id: str, init: str, train: list[str], spec: dict[str, An
     model = get_peft_model(base, LoraConfig(
         r=lcfg["r"], lora_alpha=lcfg["alpha"], lora_dropout=lcfg.get("dropout", 0.0),
         target_modules=lcfg.get("target_modules", "all-linear"), task_type="CAUSAL_LM"))
-    task = ORPOTask(tok.pad_token_id, spec["lam"], spec.get("nll_on_prompt", False))
+    task = ORPOTask(tok.pad_token_id, spec["lam"], spec["nll_on_prompt"])
     trainer = Trainer(cfg, task, model, train_ex, eval_ex, ckpt_dir=ckpt, fingerprint=fp,
                       summary_extra={"data": stats, "lam": spec["lam"]})
     summ = trainer.fit()
