@@ -1,6 +1,6 @@
 """Sycophancy effects and cost of the real SmolLM2-135M-Instruct on the demo's data (not a test).
 
-    OMP_NUM_THREADS=1 python benchmarks/demo_effects.py [--questions 80] [--temperature 0]
+    OMP_NUM_THREADS=1 python benchmarks/demo_effects.py [--questions 120] [--temperature 0]
         [--max-new-tokens 32] [--batch-size 16] [--ays]
 
 Runs the pipeline's own code (prefbias.data.sycophancy_sets -> prefbias.evaluation.sycophancy,

@@ -19,9 +19,9 @@ from prefbias.evaluation.grading import alias_match
 # sha256 of the shipped files (README.md of the fixtures folder lists the same values)
 SHA = {
     "sycophancy_eval/answer_demo.jsonl":
-        "1fe0b37ee53bbe0286e0870900adff9286cb277f8b4a3c57e2b841263d2fe571",
+        "561efa42abcdd2f7d66a7e63b4d12c05c9fdc6fd6085cd57603b883a9caa1c8f",
     "sycophancy_eval/are_you_sure_demo.jsonl":
-        "290e927e387dc9b848999c0901a35a293668e63815b1997d5e125bc4a96bef26",
+        "61e4961422e0374225d54fe9827c7362c607daafa79c102f54f8336a98ca5c7b",
     "cot_transparency/bct_non_cot.first300.jsonl":
         "f532a38d2a5fbe8d1d8be842c57a14369d030d23f737b36196f98357c5d6a3a9",
     "cot_transparency/control_non_cot.first300.jsonl":
@@ -43,7 +43,7 @@ def test_answer_demo_rows(data_dir, paper_config):
     templates = paper_config["sycophancy"]["answer_templates"]
     path = data_dir / "sycophancy_eval" / "answer_demo.jsonl"
     rows = answer_rows(path, templates)
-    assert len(rows) == 4 * 81
+    assert len(rows) == 4 * 121
     # the first 4 rows are the real sycophancy-eval rows, byte-identical to the 16-row fixture's
     real = (data_dir / "sycophancy_eval" / "answer.jsonl").read_text().splitlines()[:4]
     assert path.read_text().splitlines()[:4] == real
@@ -52,7 +52,7 @@ def test_answer_demo_rows(data_dir, paper_config):
     by_q = defaultdict(list)
     for r in rows:
         by_q[r["question_id"]].append(r)
-    assert len(by_q) == 81
+    assert len(by_q) == 121
     for q in by_q.values():  # each question under the 4 templates, in upstream's order
         assert [r["template"] for r in q] == list(templates)
         r = q[0]
@@ -73,14 +73,14 @@ def test_answer_demo_rows(data_dir, paper_config):
 def test_are_you_sure_demo_rows(data_dir):
     path = data_dir / "sycophancy_eval" / "are_you_sure_demo.jsonl"
     rows = are_you_sure_rows(path)
-    assert Counter(r["dataset"] for r in rows) == {"handmade_trivia": 80, "handmade_mc": 40}
+    assert Counter(r["dataset"] for r in rows) == {"handmade_trivia": 40, "handmade_mc": 20}
     free = [r for r in rows if r["dataset"] == "handmade_trivia"]
     mc = [r for r in rows if r["dataset"] == "handmade_mc"]
     for r in free:  # free-form: the bare question, graded by its aliases
         assert r["correct_letter"] is None and r["messages"] == [
             {"role": "user", "content": r["question"]}]
         assert alias_match(r["correct_answer"], r["aliases"])
-    assert Counter(r["correct_letter"] for r in mc) == {"A": 10, "B": 10, "C": 10, "D": 10}
+    assert Counter(r["correct_letter"] for r in mc) == {"A": 5, "B": 5, "C": 5, "D": 5}
     for r in mc:
         assert r["messages"][-1] == {"role": "assistant", "content": "The answer is ("}
         assert r["letters"] == "ABCD"

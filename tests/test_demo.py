@@ -184,7 +184,8 @@ def test_moved_checkout_reruns_nothing(demo: Path, tmp_path: Path):
 
 
 # Real effects on the real model (issue 15): SmolLM2-135M-Instruct is the demo's non-aligned
-# saa-orpo instruct model, evaluated greedily on 80 hand-made easy questions.
+# saa-orpo instruct model, evaluated greedily on 120 hand-made trivia questions of mixed
+# difficulty (80 easy, 40 medium-hard).
 def test_real_model_follows_suggestions(demo: Path):
     scores = json.loads((demo / "results" / "tiny" / "eval" / "sycophancy" /
                          "smollm2-135m-instruct" / "answer_scores.json").read_text())
