@@ -32,7 +32,7 @@ GPU_VARS = ("PREFBIAS_REQUIRE_GPUS", "SLURM_GPUS", "SLURM_GPUS_ON_NODE", "SLURM_
 #: compatibility: CUDA 13.x needs >= 580, 12.x >= 525, 11.x >= 450; NVIDIA's release notes)
 MIN_DRIVER = {13: 580, 12: 525, 11: 450}
 LABEL_PREFIX = "org.prefbias."
-#: torch release -> CUDA version of its default Linux wheel on PyPI (shared/notes/real-paths.md)
+#: torch release -> CUDA version of its default Linux wheel on PyPI (the wheels' own metadata)
 TORCH_PYPI_CUDA = {"2.13": "13.0", "2.14": "13.0"}
 
 
