@@ -209,7 +209,15 @@ def report_item_notice(kind):
 
 def table_files(name):
     p = f"{R}/tables/{name}"
-    return [f"{p}.csv", f"{p}.md", f"{p}.tex", f"{p}_vs_paper.csv", f"{p}_vs_paper.md"]
+    return [
+        f"{p}.csv",
+        f"{p}.md",
+        f"{p}.html",
+        f"{p}.tex",
+        f"{p}_vs_paper.csv",
+        f"{p}_vs_paper.md",
+        f"{p}_vs_paper.html",
+    ]
 
 
 def figure_files(name):

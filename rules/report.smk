@@ -2,7 +2,7 @@
 # One `table` and one `figure` rule, a job per item of prefbias.plan.REPORT_ITEMS: inputs, rows
 # and config keys come from plan.report_inputs / plan.report_spec, so e.g. a judge-prompt change
 # re-runs the judge jobs and then only the judge table and Figure 3 (their inputs changed).
-# Tables: R/tables/<name>.{csv,md,tex} + R/tables/<name>_vs_paper.{csv,md};
+# Tables: R/tables/<name>.{csv,md,html,tex} + R/tables/<name>_vs_paper.{csv,md,html};
 # figures: R/figures/<name>.{png,pdf}. `snakemake_report` writes Snakemake's HTML report
 # R/report.html (tables and figures flagged report(), captions in report/); `freeze` then writes
 # R/MANIFEST.json + R/CITATION.cff and makes R/ read-only: run `prefbias unfreeze R` (Snakefile
@@ -19,19 +19,22 @@ rule table:
     input:
         report_item_inputs("table"),
     output:
-        _in_report(
-            f"{R}/tables/{{table}}.csv", "table", "Tables", "reproduced", "table"
-        ),
+        f"{R}/tables/{{table}}.csv",
         f"{R}/tables/{{table}}.md",
-        f"{R}/tables/{{table}}.tex",
+        # the HTML twins are what the report shows inline (a CSV there is a download)
         _in_report(
-            f"{R}/tables/{{table}}_vs_paper.csv",
+            f"{R}/tables/{{table}}.html", "table", "Tables", "reproduced", "table"
+        ),
+        f"{R}/tables/{{table}}.tex",
+        f"{R}/tables/{{table}}_vs_paper.csv",
+        f"{R}/tables/{{table}}_vs_paper.md",
+        _in_report(
+            f"{R}/tables/{{table}}_vs_paper.html",
             "table",
             "Reported vs reproduced",
             "reported vs reproduced",
             "vs_paper",
         ),
-        f"{R}/tables/{{table}}_vs_paper.md",
     log:
         log_path("table", "table"),
     benchmark:

@@ -88,7 +88,8 @@ def test_every_table_and_figure_frozen_and_verified(demo: Path):
 
     R = demo / "results" / "tiny"
     for name in TABLES:
-        for ext in (".csv", ".md", ".tex", "_vs_paper.csv", "_vs_paper.md"):
+        for ext in (".csv", ".md", ".html", ".tex", "_vs_paper.csv", "_vs_paper.md",
+                    "_vs_paper.html"):
             assert (R / "tables" / f"{name}{ext}").stat().st_size > 0, (name, ext)
     for name in FIGURES:
         for ext in (".png", ".pdf"):
@@ -97,7 +98,8 @@ def test_every_table_and_figure_frozen_and_verified(demo: Path):
     assert manifest["snakemake_report"] == "report.html" and "report.html" in manifest["files"]
     assert (R / "CITATION.cff").exists() and "CITATION.cff" in manifest["files"]
     html = (R / "report.html").read_text(encoding="utf-8")
-    assert "table4.csv" in html and "saa_figure5.png" in html
+    # tables open inline: the report embeds their HTML twins (Snakemake shows HTML, not CSV)
+    assert "table4.html" in html and "saa_figure5.png" in html
     assert "Stylized preference alignment" in html  # report/workflow.rst
     assert manifest["benchmarks"]["train_dpo"]["jobs"] >= 4
     assert verify(R) == []

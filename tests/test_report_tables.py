@@ -115,7 +115,9 @@ def test_write_table_formats(results, cfg, tmp_path):
     dims = cfg["judge"]["dimensions"]
     df = tables.judge_table(results, plan.stylized_rows(cfg), dims)
     paths = render.write_table(tmp_path / "judge_scores", df, ["label"], dims, "Judge")
-    csv, md, tex = (p.read_text() for p in paths)
+    csv, md, tex, page = (p.read_text() for p in paths)
+    assert [p.suffix for p in paths] == [".csv", ".md", ".tex", ".html"]
+    assert page.count("<tr>") == len(df) + 1 and "±" in page  # header + one row per model
     assert "helpfulness_ci_low" in csv.splitlines()[0]
     assert "±" in md and "[" in md and "over 2 seeds" in md
     assert r"\begin{tabular}" in tex and r"$\pm$" in tex
@@ -151,6 +153,8 @@ def test_every_item_builds_from_its_plan_spec_and_says_what_ran(results, cfg, tm
         tex = (tmp_path / "tables" / f"{name}.tex").read_text()
         assert "random-weight tiny stand-ins of" in md and "random-weight tiny stand-ins" in tex
         assert (tmp_path / "tables" / f"{name}_vs_paper.md").exists()
+        page = (tmp_path / "tables" / f"{name}.html").read_text()
+        assert page.startswith("<!DOCTYPE html>") and "<table>" in page  # inline in report
     answer = (tmp_path / "tables" / "sycophancy_answer.md").read_text()
     assert "| SmolLM2-135M-Instruct (stand-in for Mistral-7B-v0.2) | non-aligned |" in answer
     # template columns in the config's order, though the rule passes the spec as sorted JSON

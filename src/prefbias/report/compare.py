@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 
 from prefbias.report import paper
-from prefbias.report.render import to_markdown, write_csv, write_text
+from prefbias.report.render import write_csv, write_md_html
 
 OPS = {">": operator.gt, "<": operator.lt}
 
@@ -73,8 +73,7 @@ def write_numeric(out_prefix: str | Path, name: str, df: pd.DataFrame) -> list[P
     extra = paper.reported_table(name).get("vs_paper_note")
     if extra:
         note += " Deliberate differences: " + extra
-    write_text(paths[1], to_markdown(header, body, caption, note, n_left=2))
-    return paths
+    return paths + write_md_html(paths[1], header, body, caption, note, n_left=2)[1:]
 
 
 def pairs_vs_paper(df: pd.DataFrame) -> pd.DataFrame:
@@ -114,11 +113,11 @@ def write_pairs(out_prefix: str | Path, df: pd.DataFrame) -> list[Path]:
     write_csv(paths[0], cmp)
     note = ("Difference = reproduced − reported. N/A: not reported or not reproduced. "
             + paper.load()["table3_pairs"]["vs_paper_note"])
-    write_text(paths[1], to_markdown(
+    return paths + write_md_html(
+        paths[1],
         ["Model", "Baseline", "Reported", "Reproduced", "Std (seeds)", "95% CI", "Difference"],
         body, "table3_pairs: reported (stylized-dpo) vs reproduced reward win rates", note,
-        n_left=2))
-    return paths
+        n_left=2)[1:]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -230,9 +229,8 @@ def write_claims(out_prefix: str | Path, claims: Sequence[dict[str, Any]],
     write_csv(paths[0], df)
     body = [[r["figure"], r["claim"], r["scope"], r["detail"], r["holds"]]
             for _, r in df.iterrows()]
-    write_text(paths[1], to_markdown(["Figure", "Reported (paper text)", "Scope",
-                                      "Reproduced", "Holds"], body, caption,
-                                     "The paper reports these results as plots only; its text's "
-                                     "qualitative statements are checked for direction.",
-                                     n_left=5))
-    return paths
+    return paths + write_md_html(paths[1], ["Figure", "Reported (paper text)", "Scope",
+                                            "Reproduced", "Holds"], body, caption,
+                                 "The paper reports these results as plots only; its text's "
+                                 "qualitative statements are checked for direction.",
+                                 n_left=5)[1:]

@@ -6,6 +6,7 @@ A cell reads ``mean ± std (over seeds) [CI low, CI high]`` from the ``<col>``, 
 
 from __future__ import annotations
 
+import html
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -67,6 +68,37 @@ def to_markdown(header: Sequence[str], body: Sequence[Sequence[str]], caption: s
     return "\n".join(lines) + "\n"
 
 
+def to_html(header: Sequence[str], body: Sequence[Sequence[str]], caption: str = "",
+            note: str = "", notice: str = "") -> str:
+    """The table as a small self-contained HTML page: Snakemake's report shows HTML results
+    inline (a CSV there is only a download)."""
+    esc = html.escape
+    rows = ["<tr>" + "".join(f"<th>{esc(h)}</th>" for h in header) + "</tr>"]
+    rows += ["<tr>" + "".join(f"<td>{esc(c)}</td>" for c in r) + "</tr>" for r in body]
+    parts = ['<!DOCTYPE html><html><head><meta charset="utf-8"><style>'
+             "body{font-family:sans-serif;font-size:14px}table{border-collapse:collapse}"
+             "th,td{border:1px solid #ccc;padding:3px 8px}td+td,th+th{text-align:right}"
+             "</style></head><body>"]
+    if caption:
+        parts.append(f"<p><b>{esc(caption)}</b></p>")
+    if notice:
+        parts.append(f"<p><i>{esc(notice)}</i></p>")
+    parts.append("<table>" + "".join(rows) + "</table>")
+    if note:
+        parts.append(f"<p>{esc(note)}</p>")
+    return "".join(parts) + "</body></html>\n"
+
+
+def write_md_html(md_path: str | Path, header: Sequence[str], body: Sequence[Sequence[str]],
+                  caption: str = "", note: str = "", n_left: int = 1, notice: str = ""
+                  ) -> list[Path]:
+    """``<name>.md`` and ``<name>.html`` of one formatted table."""
+    md = Path(md_path)
+    write_text(md, to_markdown(header, body, caption, note, n_left=n_left, notice=notice))
+    write_text(md.with_suffix(".html"), to_html(header, body, caption, note, notice))
+    return [md, md.with_suffix(".html")]
+
+
 _TEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
         "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
 
@@ -115,8 +147,8 @@ def write_table(out_prefix: str | Path, df: pd.DataFrame, index_cols: Sequence[s
     full_note = (std_note + note).strip()
     paths = [prefix.with_suffix(".csv"), prefix.with_suffix(".md"), prefix.with_suffix(".tex")]
     write_csv(paths[0], df)
-    write_text(paths[1], to_markdown(header, body, caption, full_note, n_left=len(index_cols),
-                                     notice=notice))
+    paths += write_md_html(paths[1], header, body, caption, full_note, n_left=len(index_cols),
+                           notice=notice)[1:]
     tex_caption = " ".join(s for s in (caption, notice, full_note) if s)
     write_text(paths[2], to_latex(header, body, tex_caption, prefix.name))
     return paths
