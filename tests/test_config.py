@@ -196,3 +196,27 @@ def test_sections_json_passes_only_the_named_sections():
     assert json.loads(sections_json(cfg, "a", "b")) == {"a": {"x": 1}, "b": 2}
     assert json.loads(sections_json(cfg, "b", "report.bootstrap")) == {
         "b": 2, "report": {"bootstrap": {"n": 5}}}  # the citation never reaches the params
+
+
+def test_schema_defaults_are_valid_values_of_their_keys():
+    """Optional keys' defaults live in the schema (prefbias.config.with_defaults fills them):
+    each is a valid value of its own key (null = "unset")."""
+    import jsonschema
+
+    from prefbias.config import load_schema, schema_defaults, with_defaults
+
+    schema = load_schema()
+    defs = schema["$defs"]
+
+    def walk(node, path):
+        for key, sub in (node.get("properties") or {}).items():
+            if "default" in sub and sub["default"] is not None:
+                jsonschema.Draft202012Validator({**sub, "$defs": defs}).validate(sub["default"])
+                yield f"{'.'.join(path + [key])}"
+            if isinstance(sub, dict):
+                yield from walk(sub, path + [key])
+
+    found = list(walk(schema, []))
+    assert "judge.max_tokens" in found and "sycophancy.grader.kind" in found
+    assert schema_defaults("judge")["score_mode"] == "parse"
+    assert with_defaults({"max_tokens": 7}, "judge")["max_tokens"] == 7  # config wins

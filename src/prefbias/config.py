@@ -7,6 +7,7 @@ Errors name the offending key (dotted path) and say why, e.g.
 from __future__ import annotations
 
 import copy
+import functools
 import json
 from pathlib import Path
 from typing import Any
@@ -30,10 +31,21 @@ def load_schema() -> dict[str, Any]:
 def schema_defaults(*path: str) -> dict[str, Any]:
     """``{key: default}`` of the schema object at ``path`` (e.g. ``"dpo", "styles"``): optional
     keys' defaults live in the schema, and code that reads a section fills them from here."""
-    node = load_schema()
+    node = _schema_cached()
     for key in path:
         node = node["properties"][key]
     return {k: v["default"] for k, v in node.get("properties", {}).items() if "default" in v}
+
+
+def with_defaults(spec: dict[str, Any], *path: str) -> dict[str, Any]:
+    """``spec`` (a config section as a job received it) with the schema's defaults for the
+    keys it leaves out, so code reads ``spec[key]`` and no default lives in the code."""
+    return {**schema_defaults(*path), **spec}
+
+
+@functools.cache
+def _schema_cached() -> dict[str, Any]:
+    return load_schema()
 
 
 def _closed(node: Any) -> Any:

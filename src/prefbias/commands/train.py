@@ -49,11 +49,12 @@ def _orpo(a):
 
 
 def _refs(a):
+    from prefbias.config import with_defaults
     from prefbias.train import refs
 
-    refs.compute(a.model, a.prefs, a.out, max_length=a.spec["max_length"],
-                 batch_size=a.batch_size or a.spec.get("batch_size", 8),
-                 long_prompts=a.spec.get("long_prompts", "drop"))
+    spec = with_defaults(a.spec, "dpo")
+    refs.compute(a.model, a.prefs, a.out, max_length=spec["max_length"],
+                 batch_size=a.batch_size or spec["batch_size"], long_prompts=spec["long_prompts"])
 
 
 def register(sub) -> None:

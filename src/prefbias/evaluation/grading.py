@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from prefbias.config import with_defaults
+
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _PUNCT = str.maketrans({c: " " for c in string.punctuation + "‘’“”–—"})
 
@@ -325,11 +327,12 @@ class Grader:
     """
 
     def __init__(self, spec: dict[str, Any], cache_dir: str | Path | None = None):
-        self.kind = spec.get("kind", "match")
+        spec = with_defaults(spec, "sycophancy", "grader")
+        self.kind = spec["kind"]
         self.client = None
         self.prompt = spec.get("prompt") or LLM_GRADER_PROMPT
-        self.temperature = float(spec.get("temperature", 0.0))
-        self.max_tokens = int(spec.get("max_tokens", 16))
+        self.temperature = float(spec["temperature"])
+        self.max_tokens = int(spec["max_tokens"])
         if self.kind == "llm":
             from prefbias.api_client import make_client
 

@@ -160,7 +160,7 @@ def helm_run(*, model_dir: str | Path, model_name: str, scenario: str | list[str
     prod_env = outdir / "prod_env"
     helm_name = helm_model_name(model_name, model_dir)
     write_prod_env(prod_env, model_name=helm_name, model_dir=model_dir,
-                   apply_chat_template=bool(spec.get("apply_chat_template", False)),
+                   apply_chat_template=bool(spec["apply_chat_template"]),
                    display_name=model_name)
     # Old run directories (an earlier checkpoint, other entries) must not be read back.
     shutil.rmtree(output_path / "runs" / SUITE, ignore_errors=True)
@@ -223,7 +223,7 @@ def scenario_stats(per_run: dict[str, dict], *, model_name: str, scenario: str, 
         "helm_version": spec.get("version"),
         "run_entries": entries,
         "max_eval_instances": int(spec["max_eval_instances"]),
-        "apply_chat_template": bool(spec.get("apply_chat_template", False)),
+        "apply_chat_template": bool(spec["apply_chat_template"]),
         "runs": per_run,
         "wall_s": round(wall, 2),
         "helm_invocation": together,

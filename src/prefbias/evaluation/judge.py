@@ -32,6 +32,7 @@ from prefbias.api_client import (  # noqa: F401 - ApiError/ApiKeyError/run_paral
     make_client,
     run_parallel,
 )
+from prefbias.config import with_defaults
 from prefbias.evaluation.stats import summarize
 from prefbias.io import DataError, check_field, iter_jsonl, write_json, write_jsonl
 
@@ -143,15 +144,16 @@ REASK = ("Your previous reply could not be used ({error}). Reply again with only
 
 def judge_one_api(client: ApiClient, spec: dict[str, Any], row: dict[str, Any],
                   abort: threading.Event | None = None) -> dict[str, Any]:
+    spec = with_defaults(spec, "judge")
     dims = spec["dimensions"]
-    prob = spec.get("score_mode", "parse") == "prob_weighted"
+    prob = spec["score_mode"] == "prob_weighted"
     messages = [{"role": "user", "content": fill_template(
         spec["prompt"], prompt=prompt_text(row["messages"]), response=row["response"])}]
     errors: list[str] = []
-    for attempt in range(int(spec.get("max_parse_retries", 3)) + 1):
-        ans = client.complete(messages, temperature=float(spec.get("temperature", 0.0)),
-                              max_tokens=int(spec.get("max_tokens", 512)), logprobs=prob,
-                              top_logprobs=int(spec.get("top_logprobs", 20)) if prob else None,
+    for attempt in range(int(spec["max_parse_retries"]) + 1):
+        ans = client.complete(messages, temperature=float(spec["temperature"]),
+                              max_tokens=int(spec["max_tokens"]), logprobs=prob,
+                              top_logprobs=int(spec["top_logprobs"]) if prob else None,
                               abort=abort, variant=attempt)
         try:
             scores, reasons = parse_judge_answer(ans["text"], dims)
@@ -177,7 +179,7 @@ class HFJudge:
 
         from prefbias.models.load import load_causal_lm, load_tokenizer
 
-        self.spec = spec
+        self.spec = with_defaults(spec, "judge")
         self.dims = list(spec["dimensions"])
         self.tok = load_tokenizer(model_dir)
         self.model = load_causal_lm(model_dir).eval()
@@ -230,7 +232,7 @@ class HFJudge:
         judge_prompt = fill_template(self.spec["prompt"], prompt=prompt_text(row["messages"]),
                                      response=row["response"])
         context = self._context(judge_prompt)
-        if self.spec.get("score_mode", "parse") == "prob_weighted":
+        if self.spec["score_mode"] == "prob_weighted":
             return self._prob_weighted(row["id"], context)
         return self._parse(row["id"], context)
 
@@ -270,7 +272,7 @@ class HFJudge:
         ids = self.tok(context, add_special_tokens=False, return_tensors="pt").input_ids
         with self.torch.no_grad():
             out = self.model.generate(input_ids=ids.to(self.device), do_sample=False,
-                                      max_new_tokens=int(self.spec.get("max_tokens", 512)),
+                                      max_new_tokens=int(self.spec["max_tokens"]),
                                       pad_token_id=self.tok.pad_token_id)
         text = self.tok.decode(out[0, ids.shape[1]:], skip_special_tokens=True)
         try:
@@ -319,7 +321,8 @@ def run_judge(spec: dict[str, Any], generations: str | Path, out: str | Path,
               cache_dir: str | Path | None = None, model_name: str | None = None
               ) -> dict[str, Any]:
     """Judge every generation; write per-prompt rows and the per-dimension summary."""
-    backend = spec.get("backend", "openai")
+    spec = with_defaults(spec, "judge")
+    backend = spec["backend"]
     client = None
     if backend == "openai":
         client = make_api_client(spec, cache_dir)  # fails here if the key is missing
@@ -327,7 +330,7 @@ def run_judge(spec: dict[str, Any], generations: str | Path, out: str | Path,
         raise ValueError(f"judge backend {backend!r} is not supported (openai | hf)")
     rows = read_generations(generations)
     log.info("judging %d responses from %s with %s (%s, %s)", len(rows), generations,
-             spec["model"], backend, spec.get("score_mode", "parse"))
+             spec["model"], backend, spec["score_mode"])
     if client is not None:
         results = run_parallel(rows, lambda r, abort: judge_one_api(client, spec, r, abort),
                                client.max_concurrency)
@@ -338,7 +341,7 @@ def run_judge(spec: dict[str, Any], generations: str | Path, out: str | Path,
         hf = HFJudge(model_dir, spec)
         results = [hf.score(r) for r in rows]
     dims = spec["dimensions"]
-    extra = {"judge": spec["model"], "score_mode": spec.get("score_mode", "parse")}
+    extra = {"judge": spec["model"], "score_mode": spec["score_mode"]}
     if model_name:
         extra["model"] = model_name
     write_jsonl(out, ({**r, **extra} for r in results))

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from prefbias.config import with_defaults
 from prefbias.evaluation.judge import make_api_client, read_generations
 from prefbias.evaluation.stats import bootstrap_ci
 from prefbias.io import DataError, write_json
@@ -158,8 +159,9 @@ class ApiRewardModel:
 def run_reward_winrate(spec: dict[str, Any], generations: str | Path, baseline: str | Path,
                        out: str | Path, *, model_name: str, reward_model_dir: str | Path | None,
                        cache_dir: str | Path | None = None) -> dict[str, Any]:
+    spec = with_defaults(spec, "reward_winrate")
     rm = None
-    if spec.get("backend", "hf") == "openai":
+    if spec["backend"] == "openai":
         rm = ApiRewardModel(spec, cache_dir)  # key checked before reading anything
     rows = read_generations(generations)
     base_rows = {r["id"]: r for r in read_generations(baseline)}
@@ -177,8 +179,8 @@ def run_reward_winrate(spec: dict[str, Any], generations: str | Path, baseline: 
     if rm is None:
         if reward_model_dir is None:
             raise ValueError("an hf reward model needs --reward-model-dir")
-        rm = HFRewardModel(reward_model_dir, scoring=spec.get("scoring", "token0_logit"),
-                           batch_size=int(spec.get("batch_size", 4)))
+        rm = HFRewardModel(reward_model_dir, scoring=spec["scoring"],
+                           batch_size=int(spec["batch_size"]))
     # Identical (prompt, answer) pairs are scored once, so they get identical rewards (a tie).
     items = [(r["messages"], r["response"]) for r, _ in pairs]
     items += [(b["messages"], b["response"]) for _, b in pairs]
@@ -190,7 +192,7 @@ def run_reward_winrate(spec: dict[str, Any], generations: str | Path, baseline: 
     scores = [uniq_scores[unique[json.dumps([m, resp], sort_keys=True)]] for m, resp in items]
     rewards, base_rewards = scores[:len(pairs)], scores[len(pairs):]
     boot = spec.get("bootstrap", {}) or {}
-    tie_eps = float(spec.get("tie_eps", 0.0))
+    tie_eps = float(spec["tie_eps"])
     stats = win_rate(rewards, base_rewards, tie_eps=tie_eps, n_boot=int(boot.get("n", 1000)),
                      seed=int(boot.get("seed", 0)), ci=float(boot.get("ci", 0.95)))
     result = {"model": model_name, "baseline": spec["baseline"], **stats,

@@ -34,6 +34,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from prefbias.config import with_defaults
 from prefbias.generation.base import GenerationError, GenRequest, Sampling, run_resumable
 from prefbias.io import DataError, atomic_open, check_field, iter_jsonl, write_json
 
@@ -151,8 +152,9 @@ def gather(shards: Iterable[str | os.PathLike], style: str, spec: Mapping[str, A
     """Shard rows -> ``out_dir/<split>.jsonl`` preference pairs + ``out_dir/stats.json``."""
     splits = list(splits)
     by_split: dict[str, list[tuple[int, dict]]] = {s: [] for s in splits}
-    drop_flagged = bool(spec.get("drop_flagged", False))
-    filter_ta = bool(spec.get("filter_tone_agnostic", False))
+    spec = with_defaults(spec, "styles")
+    drop_flagged = bool(spec["drop_flagged"])
+    filter_ta = bool(spec["filter_tone_agnostic"])
     stats: dict[str, Any] = {"style": style, "drop_flagged": drop_flagged,
                              "filter_tone_agnostic": filter_ta, "splits": {}}
     counts = {s: {"n_in": 0, "n_out": 0, **{f: 0 for f in FLAGS}, "preamble_stripped": 0,
