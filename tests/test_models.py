@@ -326,14 +326,20 @@ def test_paper_models_are_pinned_and_templated_and_stood_in_faithfully(paper_con
 
     models = paper_config["models"]
     for name, spec in models.items():
-        assert re.fullmatch(r"[0-9a-f]{40}", spec["revision"]), name   # a commit, never 'main'
+        if spec["source"] == "hf":
+            assert re.fullmatch(r"[0-9a-f]{40}", spec["revision"]), name  # a commit, not 'main'
+        else:  # pypi_gguf: a pinned wheel and file, both by sha256
+            assert spec["source"] == "pypi_gguf" and re.fullmatch(r"[0-9a-f]{64}",
+                                                                  spec["file_sha256"]), name
     # the custom-code RefinedWebModel commit of falcon-7b-instruct is not used
     assert models["falcon-7b-it"]["revision"] != "9cbb1610be271fd06576e7e00f60e75612d53a4d"
     for name in paper_config["orpo"]["instruct_models"]:      # trained with LLaMA-Factory
         assert models[name]["chat_template"].startswith("lf2024_"), name
     assert paper_config["reward_winrate"]["scoring"] == "token0_logit"
     for name, spec in tiny_config["models"].items():
-        assert spec["source"] == "tiny"
+        if spec["source"] != "tiny":  # the real SmolLM2 (pypi_gguf) plays one role itself
+            assert spec["source"] == "pypi_gguf" and spec["stands_in_for"] in models, name
+            continue
         assert spec["arch"] == FAMILY[models[name]["repo"]], name
         assert spec.get("chat_template") == models[name].get("chat_template"), name
         assert spec.get("task", "causal_lm") == "causal_lm", name
