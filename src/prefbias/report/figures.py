@@ -135,7 +135,7 @@ def figure2_axes(results: str | Path, rows: Sequence[dict[str, Any]],
     if start is not None:
         axes[1].axvline(start, color="black", lw=0.6, ls=":")
     # beside the panel, never over the curves (which may sit anywhere between 0 and 1)
-    axes[1].legend(title="Preference set" + (f"\n(acc. at step {start})" if start else ""),
+    axes[1].legend(title="Preference set" + (f" (acc. at step {start})" if start else ""),
                    frameon=False, loc="center left", bbox_to_anchor=(1.02, 0.5))
     n = max(len(v) for v in labels.values()) if labels else 1
     fig.suptitle(title + (f" (mean ± std, {n} seeds)" if n > 1 else ""))
