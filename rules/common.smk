@@ -6,6 +6,7 @@ import re
 
 from prefbias import plan
 from prefbias.config import sections_json
+from prefbias.evaluation.judge import resolve_judge_spec
 from prefbias.jobspec import job_spec_json
 from prefbias.hpc import needs as _needs
 from prefbias.hpc.resources import rule_resources, rule_threads
@@ -144,11 +145,9 @@ def _local_model(block):
 
 
 def judge_block(judge):
-    """The first judge's config block, or the second judge's merged over it."""
-    first = config["judge"]
-    if judge == "judge_second":
-        return {**first, **(first.get("second_judge") or {})}
-    return first
+    """The first judge's config block, or the second judge's merged over it (judge wildcard)."""
+    which = "second" if judge == "judge_second" else "primary"
+    return resolve_judge_spec(config["judge"], which)
 
 
 def _judge_dir_arg(block):
