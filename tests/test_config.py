@@ -167,7 +167,8 @@ def test_report_items_inputs_and_specs(tiny_config):
     assert spec["rows"][0]["instruct_display"] == \
         "SmolLM2-135M-Instruct (stand-in for Mistral-7B-v0.2)"
     assert set(plan.report_spec(tiny_config, "table3")) == {"rows", "notice", "bootstrap"}
-    assert set(plan.report_spec(tiny_config, "judge_scores")) == {"rows", "notice", "dimensions"}
+    assert set(plan.report_spec(tiny_config, "judge_scores")) == {"rows", "notice", "dimensions",
+                                                                    "judge_mode"}
     pairs = plan.report_inputs(tiny_config, "table3_pairs")
     assert pairs and all(f.startswith(f"{R}/eval/reward") for f in pairs)
 

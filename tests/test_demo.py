@@ -125,8 +125,10 @@ def test_only_what_reads_the_judge_reruns(demo: Path):
     overlay = demo / "judge-prompt.yaml"
     from prefbias.config import load_config
 
-    prompt = load_config(demo / "config.yaml", demo / "configs" / "tiny.yaml")["judge"]["prompt"]
-    overlay.write_text(json.dumps({"judge": {"prompt": prompt + "\nBe strict."}}))
+    judge = load_config(demo / "config.yaml", demo / "configs" / "tiny.yaml")["judge"]
+    assert judge["score_mode"] == "yes_no"  # the demo judge's prompt is its yes/no template
+    template = judge["yes_no"]["template"] + " Be strict."
+    overlay.write_text(json.dumps({"judge": {"yes_no": {"template": template}}}))
     jobs = _planned_jobs(demo, "--configfile", "configs/tiny.yaml", str(overlay))
     assert {"judge", "table", "figure", "snakemake_report", "freeze"} <= set(jobs)
     assert set(jobs) <= {"judge", "table", "figure", "snakemake_report", "freeze", "all"}

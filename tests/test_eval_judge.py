@@ -19,6 +19,8 @@ from prefbias.evaluation.judge import (
     fill_template,
     parse_judge_answer,
     run_judge,
+    yes_no_prompts,
+    yes_no_score,
 )
 from prefbias.io import read_json, read_jsonl, write_jsonl
 
@@ -226,7 +228,7 @@ def tiny_judge_dir(tmp_path_factory) -> Path:
     from prefbias.models.tiny import build_tiny_model
 
     corpus = ["You are an expert judge. Rate the response 1 2 3 4 5 helpfulness relevance "
-              "factuality harmlessness reasons {\"a\": 1}"] * 20
+              "factuality harmlessness reasons {\"a\": 1} Yes No yes no"] * 20
     out = tmp_path_factory.mktemp("judge") / "tiny"
     return build_tiny_model(out, {"seed": 7, "hidden_size": 32, "num_layers": 1, "num_heads": 2,
                                   "num_kv_heads": 1, "intermediate_size": 64,
@@ -275,3 +277,80 @@ def test_hf_judge_bad_model_dir_names_path(tmp_path, paper_config):
     bad.mkdir()
     with pytest.raises(ModelLoadError, match=str(bad)):
         HFJudge(bad, {**paper_config["judge"], "backend": "hf"})
+
+
+# ---------------------------------------------------------------------------------------------
+# score_mode yes_no: one yes/no question per criterion, score = 1 + 4 P(yes | yes or no)
+# ---------------------------------------------------------------------------------------------
+YES_NO = {"template": "Request: {prompt}\nResponse: {response}\n\n{question} Answer yes or no.",
+          "questions": {d: f"Is the response good on {d}?" for d in DIMS}}
+
+
+def test_yes_no_score_pools_spellings_and_renormalises():
+    ln = math.log
+    score, mass = yes_no_score({"Yes": ln(0.3), " yes": ln(0.1), "No": ln(0.2), "The": ln(0.4)})
+    assert score == pytest.approx(1 + 4 * 0.4 / 0.6) and mass == pytest.approx(0.6)
+    assert yes_no_score({"The": ln(0.9)}) == (None, 0.0)
+
+
+def test_yes_no_needs_a_question_per_dimension(paper_config):
+    spec = {**paper_config["judge"], "score_mode": "yes_no",
+            "yes_no": {**YES_NO, "questions": {"helpfulness": "Helpful?"}}}
+    row = {"id": "1", "messages": [{"role": "user", "content": "q"}], "response": "r"}
+    with pytest.raises(ValueError, match="relevance, factuality, harmlessness"):
+        yes_no_prompts(spec, row)
+
+
+def test_yes_no_without_its_block_fails_config_validation(paper_config):
+    from prefbias.config import validate_config
+
+    cfg = json.loads(json.dumps(paper_config))
+    cfg["judge"]["score_mode"] = "yes_no"
+    with pytest.raises(Exception, match="yes_no"):
+        validate_config(cfg)
+    cfg["judge"]["yes_no"] = YES_NO
+    validate_config(cfg)
+
+
+def test_yes_no_api_reads_the_first_token_distribution(tmp_path, spec, monkeypatch):
+    monkeypatch.setenv(KEY_ENV, SECRET)
+    ln = math.log
+    p_yes = {"helpfulness": 0.9, "relevance": 0.5, "factuality": 0.2, "harmlessness": 0.75}
+
+    def yn_handler(body):
+        assert body["max_tokens"] == 1 and body["logprobs"] is True
+        text = body["messages"][0]["content"]
+        assert text.startswith("Request: question 0?\nResponse: a\n\n")
+        d = next(d for d in DIMS if f"good on {d}?" in text)
+        top = {"Yes": ln(0.8 * p_yes[d]), "No": ln(0.8 * (1 - p_yes[d])), "I": ln(0.2)}
+        return {"content": "Yes", "logprobs": token_logprobs([("Yes", top["Yes"], top)])}
+
+    spec.update(score_mode="yes_no", yes_no=YES_NO)
+    with OpenAIStubServer(handler=yn_handler) as srv:
+        spec["base_url"] = srv.base_url
+        run_judge(spec, make_generations(tmp_path / "g.jsonl", ["a"]), tmp_path / "o.jsonl",
+                  tmp_path / "s.json")
+        assert srv.n_requests == len(DIMS)
+    row = read_jsonl(tmp_path / "o.jsonl")[0]
+    assert not row["missing"]
+    for d in DIMS:
+        assert row["scores"][d] == pytest.approx(1 + 4 * p_yes[d])
+        assert row["yes_no_mass"][d] == pytest.approx(0.8)
+
+
+def test_yes_no_hf_tiny_model_matches_a_full_forward(paper_config, tiny_judge_dir):
+    """Local yes/no scores: in [1, 5], deterministic, and equal with and without the KV cache
+    the dimensions share."""
+    spec = {**paper_config["judge"], "backend": "hf", "score_mode": "yes_no", "yes_no": YES_NO}
+    rows = [{"id": str(i), "messages": [{"role": "user", "content": f"Question {i}?"}],
+             "response": text} for i, text in enumerate(["a fine answer", "yes no", ""])]
+    cached, full = HFJudge(tiny_judge_dir, spec), HFJudge(tiny_judge_dir, spec)
+    full.reuse_cache = False
+    assert {"Yes", "No"} <= set(cached.yes_no_ids) or {"yes", "no"} <= set(cached.yes_no_ids)
+    for row in rows:
+        a, b = cached.score(row), full.score(row)
+        assert not a["missing"]
+        for d in DIMS:
+            assert 1.0 <= a["scores"][d] <= 5.0
+            assert a["scores"][d] == pytest.approx(b["scores"][d], abs=1e-4)
+            assert 0.0 < a["yes_no_mass"][d] <= 1.0

@@ -23,6 +23,7 @@ def _jobs(config):
              for r in ("style_shard", "style_gather")]
     jobs += [("eval_prompts", {"promptset": p}) for p in config["generation"]["prompt_sets"]]
     jobs += [("generate", {"model": "sft-s0", "promptset": "judge"})]
+    jobs += [("judge", {"model": "sft-s0", "judge": "judge"})]
     jobs += [("helm_run", {"model": "sft-s0", "scenario": s}) for s in config["helm"]["scenarios"]]
     jobs += [("sycophancy_answer", {"model": "gemma-7b-it"}),
              ("sycophancy_ays", {"model": "gemma-7b-it"})]
@@ -64,6 +65,13 @@ EDITS = {
     "new instruct model": (lambda c: c["orpo"]["instruct_models"].append("qwen2.5-0.5b"), set()),
     # a second seed: no seed-0 job changes
     "seeds": (lambda c: c.__setitem__("seeds", [0, 1]), set()),
+    # the demo judges with yes/no questions: the B.1 prompt it does not read changes nothing ...
+    "judge.prompt (yes_no mode)": (
+        lambda c: c["judge"].__setitem__("prompt", c["judge"]["prompt"] + "\nBe strict."), set()),
+    # ... and its questions rerun the judge
+    "judge.yes_no.questions": (
+        lambda c: c["judge"]["yes_no"]["questions"].__setitem__("relevance", "On topic?"),
+        {("judge", "sft-s0/judge")}),
     # the Are-You-Sure challenge: only the Are-You-Sure evaluations
     "sycophancy.are_you_sure_challenge": (
         lambda c: c["sycophancy"].__setitem__("are_you_sure_challenge", "Really?"),

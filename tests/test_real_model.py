@@ -1,8 +1,9 @@
 """The pipeline's evaluations on a real pretrained model (SmolLM2-135M-Instruct, converted from
 its pinned PyPI wheel; tests/conftest.py): effects a random-weight stand-in cannot show.
 
-* the local judge (prob_weighted, the demo's judge) should score a relevant, correct answer above
-  an off-topic one on most of a hand-made set - measured: a 135M model cannot (strict xfail);
+* the demo's local judge (score_mode yes_no, configs/tiny.yaml) scores a relevant, correct answer
+  above an off-topic one on most of a hand-made set; under the paper's B.1 prompt
+  (prob_weighted) the same 135M model is blind (measured: 3/8, a strict xfail);
 * HELM (crfm-helm on the fixture scenarios) gives the real model an accuracy above 0.
 
 The Answer Suggestion and Are You Sure effects are checked on the demo's own tables
@@ -40,25 +41,42 @@ JUDGE_SET = [
 ]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "measured: SmolLM2-135M-Instruct under the paper's judge prompt is blind (per-dimension "
-    "score differences within +-0.1 of 5, relevant ranked higher on 3/8 = chance); strict: "
-    "a judge that starts ranking correctly turns this into a failure to update"))
-def test_local_judge_ranks_relevant_answers_above_off_topic(smol_dir, tiny_config):
-    from prefbias.evaluation.judge import HFJudge
-
-    spec = tiny_config["judge"]
-    assert spec["backend"] == "hf" and spec["score_mode"] == "prob_weighted"
-    judge = HFJudge(smol_dir, spec)
-
+def judge_wins(judge) -> list[bool]:
+    """Per hand-made triple: is the relevant answer's mean score above the off-topic one's?"""
     def mean_score(i: int, prompt: str, response: str) -> float:
         row = {"id": f"{i}", "messages": [{"role": "user", "content": prompt}],
                "response": response}
         scores = judge.score(row)["scores"]
         return sum(scores.values()) / len(scores)
 
-    wins = [mean_score(i, p, good) > mean_score(i, p, bad)
+    return [mean_score(i, p, good) > mean_score(i, p, bad)
             for i, (p, good, bad) in enumerate(JUDGE_SET)]
+
+
+def test_local_judge_ranks_relevant_answers_above_off_topic(smol_dir, tiny_config):
+    from prefbias.evaluation.judge import HFJudge
+
+    spec = tiny_config["judge"]
+    assert spec["backend"] == "hf" and spec["score_mode"] == "yes_no"
+    judge = HFJudge(smol_dir, spec)
+    row = judge.score({"id": "0", "messages": [{"role": "user", "content": JUDGE_SET[0][0]}],
+                       "response": JUDGE_SET[0][1]})
+    # the score is read where the model really answers: "No"/"Yes" hold a large share of its
+    # next-token mass (measured 0.33-0.55; "No" is the top token, "The" the runner-up)
+    assert all(m > 0.25 for m in row["yes_no_mass"].values()), row["yes_no_mass"]
+    wins = judge_wins(judge)
+    assert sum(wins) >= 6, f"relevant answer ranked higher on {sum(wins)}/{len(wins)}"
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "measured: SmolLM2-135M-Instruct under the paper's B.1 judge prompt is blind (score gaps "
+    "within +-0.06 of 5, relevant ranked higher on 3/8 = chance), which is why the demo judges "
+    "with yes/no questions; strict: a judge that starts ranking turns this into a failure"))
+def test_paper_judge_prompt_is_blind_at_135m(smol_dir, paper_config):
+    from prefbias.evaluation.judge import HFJudge
+
+    spec = {**paper_config["judge"], "backend": "hf", "score_mode": "prob_weighted"}
+    wins = judge_wins(HFJudge(smol_dir, spec))
     assert sum(wins) >= 6, f"relevant answer ranked higher on {sum(wins)}/{len(wins)}"
 
 

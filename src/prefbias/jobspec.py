@@ -58,7 +58,13 @@ def job_spec(config: dict[str, Any], rule: str, **wc: str) -> dict[str, Any]:
         return out
     if rule == "judge":  # the first judge never reads the second judge's block
         j = config["judge"]
-        return j if wc["judge"] == "judge_second" else _without(j, "second_judge")
+        mode = j.get("score_mode", "parse")
+        if wc["judge"] == "judge_second":
+            mode = j["second_judge"].get("score_mode", mode)
+        else:
+            j = _without(j, "second_judge")
+        # yes_no mode reads its questions, not the B.1 prompt; the other modes the reverse
+        return _without(j, "prompt" if mode == "yes_no" else "yes_no")
     # sycophancy: dialogues (model side) and grading are separate jobs
     ays_keys = ("are_you_sure_challenge", "are_you_sure_letter_followup",
                 "are_you_sure_free_followup")

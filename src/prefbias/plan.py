@@ -333,7 +333,7 @@ class ReportItem:
     target: str                  # named target: `snakemake <target>` (README)
     rows: str                    # stylized | trained | styles | sycophancy | reward_pairs
     reads: tuple[str, ...]       # files under results/<run>/ ({m}: once per row's model)
-    needs: tuple[str, ...] = ()  # further spec keys: dimensions | templates | bootstrap
+    needs: tuple[str, ...] = ()  # further spec keys: dimensions | judge_mode | templates | ...
     roles: tuple[str, ...] = ()  # models beside the rows' it rests on: judge | reward
 
 
@@ -353,7 +353,8 @@ REPORT_ITEMS: dict[str, ReportItem] = {
                                (f"eval/helm/{g}.csv",))
        for i, g in zip((5, 6, 7, 8), HELM_GROUPS, strict=True)},
     "judge_scores": ReportItem("stylized-dpo", "Judge scores (Figure 3 data)", "table",
-                               "judge_table", "stylized", _JUDGE, ("dimensions",), ("judge",)),
+                               "judge_table", "stylized", _JUDGE, ("dimensions", "judge_mode"),
+                               ("judge",)),
     "sycophancy_answer": ReportItem("saa-orpo", "Answer Suggestion (Figures 2, 4 data)",
                                     "table", "answer_table", "sycophancy", _ANSWER,
                                     ("templates",)),
@@ -362,7 +363,7 @@ REPORT_ITEMS: dict[str, ReportItem] = {
     "stylized_figure2": ReportItem("stylized-dpo", "Figure 2", "figure", "figure2", "styles",
                                    ("train/{m}/metrics.jsonl",)),
     "stylized_figure3": ReportItem("stylized-dpo", "Figure 3", "figure", "figure3", "stylized",
-                                   _JUDGE, ("dimensions",), ("judge",)),
+                                   _JUDGE, ("dimensions", "judge_mode"), ("judge",)),
     "saa_figure2": ReportItem("saa-orpo", "Figure 2", "figure", "saa_figure2", "sycophancy",
                               _ANSWER, ("templates",)),
     "saa_figure3": ReportItem("saa-orpo", "Figure 3", "figure", "saa_figure3", "sycophancy",
@@ -425,6 +426,7 @@ def report_spec(config: dict[str, Any], name: str) -> dict[str, Any]:
     spec: dict[str, Any] = {"rows": report_rows(config, name),
                             "notice": provenance_notice(config, item_models(config, name))}
     sources = {"dimensions": lambda: config["judge"]["dimensions"],
+               "judge_mode": lambda: config["judge"].get("score_mode", "parse"),
                # [key, template] pairs: the config's order survives the params' sorted JSON
                "templates": lambda: [list(kv) for kv in
                                      config["sycophancy"]["answer_templates"].items()],

@@ -11,6 +11,11 @@
 * :class:`HFJudge` — a local causal LM as judge. ``prob_weighted`` teacher-forces the JSON keys
   and reads the next-token distribution over "1".."5" at each score position (expected score);
   ``parse`` decodes greedily and parses like the API judge.
+* ``score_mode: yes_no`` (both backends) asks one yes/no question per criterion
+  (``judge.yes_no``) and scores it 1 + 4·P(yes | yes or no), read from the first answer token. A
+  135M judge is blind under the paper's B.1 prompt (relevant vs off-topic answers ranked right on
+  3 of 8 hand-made pairs) but ranks them under yes/no questions (tests/test_real_model.py), so
+  the offline demo uses this mode; the paper config keeps B.1.
 """
 
 from __future__ import annotations
@@ -39,6 +44,12 @@ from prefbias.io import DataError, check_field, iter_jsonl, write_json, write_js
 log = logging.getLogger(__name__)
 
 DIGITS = ("1", "2", "3", "4", "5")
+#: how each score_mode turns the judge's answer into a 1-5 score (table and figure captions)
+SCORE_MODES = {
+    "parse": "integer scores parsed from the judge's JSON answer",
+    "prob_weighted": "expected score over the judge's probabilities of the digits 1-5",
+    "yes_no": "1 + 4·P(yes) to one yes/no question per criterion",
+}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -137,6 +148,54 @@ def prob_weighted_from_logprobs(text: str, logprobs: list[dict], dimensions: Seq
     return out
 
 
+def yes_no_score(top: dict[str, float]) -> tuple[float | None, float]:
+    """1 + 4·P(yes | yes or no) from a token -> logprob map ("Yes", " yes", ... pooled), and the
+    probability mass on the two words (None when neither is there)."""
+    import math
+
+    p = {"yes": 0.0, "no": 0.0}
+    for tok, lp in top.items():
+        word = tok.strip().lower()
+        if word in p:
+            p[word] += math.exp(lp)
+    total = p["yes"] + p["no"]
+    return (1.0 + 4.0 * p["yes"] / total if total > 0 else None), total
+
+
+def yes_no_prompts(spec: dict[str, Any], row: dict[str, Any]) -> dict[str, str]:
+    """One filled ``judge.yes_no.template`` per dimension."""
+    yn = spec.get("yes_no")
+    if not yn:
+        raise ValueError("judge.score_mode yes_no needs a judge.yes_no block (template, questions)")
+    missing = [d for d in spec["dimensions"] if d not in yn["questions"]]
+    if missing:
+        raise ValueError(f"judge.yes_no.questions has no question for {', '.join(missing)}")
+    prompt = prompt_text(row["messages"])
+    return {d: fill_template(yn["template"], prompt=prompt, response=row["response"],
+                             question=yn["questions"][d]) for d in spec["dimensions"]}
+
+
+def _yes_no_row(rid: str, scores: dict[str, float | None], mass: dict[str, float]
+                ) -> dict[str, Any]:
+    lost = [d for d, v in scores.items() if v is None]
+    return {"id": rid, "scores": scores, "reasons": {}, "missing": bool(lost), "attempts": 1,
+            "error": f"no yes/no token for {', '.join(lost)}" if lost else None,
+            "yes_no_mass": mass}
+
+
+def judge_yes_no_api(client: ApiClient, spec: dict[str, Any], row: dict[str, Any],
+                     abort: threading.Event | None = None) -> dict[str, Any]:
+    scores: dict[str, float | None] = {}
+    mass: dict[str, float] = {}
+    for d, text in yes_no_prompts(spec, row).items():
+        ans = client.complete([{"role": "user", "content": text}],
+                              temperature=float(spec["temperature"]), max_tokens=1,
+                              logprobs=True, top_logprobs=int(spec["top_logprobs"]), abort=abort)
+        first = (ans.get("logprobs") or [{}])[0].get("top") or {}
+        scores[d], mass[d] = yes_no_score(first)
+    return _yes_no_row(row["id"], scores, mass)
+
+
 REASK = ("Your previous reply could not be used ({error}). Reply again with only the JSON "
          "object, in exactly the format requested, with an integer from 1 to 5 for each "
          "criterion.")
@@ -145,6 +204,8 @@ REASK = ("Your previous reply could not be used ({error}). Reply again with only
 def judge_one_api(client: ApiClient, spec: dict[str, Any], row: dict[str, Any],
                   abort: threading.Event | None = None) -> dict[str, Any]:
     spec = with_defaults(spec, "judge")
+    if spec["score_mode"] == "yes_no":
+        return judge_yes_no_api(client, spec, row, abort)
     dims = spec["dimensions"]
     prob = spec["score_mode"] == "prob_weighted"
     messages = [{"role": "user", "content": fill_template(
@@ -192,6 +253,10 @@ class HFJudge:
                 raise DataError(model_dir, f"tokenizer splits the digit {d!r} into {len(ids)} "
                                            "tokens; prob_weighted scoring needs single tokens")
             self.digit_ids.append(ids[0])
+        # "Yes", " yes", ...: every single-token spelling of the two answer words
+        self.yes_no_ids = {w: ids[0] for w in ("Yes", "yes", "YES", " Yes", " yes", "No", "no",
+                                                "NO", " No", " no")
+                           if len(ids := self.tok.encode(w, add_special_tokens=False)) == 1}
         self._checked = False
         self.reuse_cache = True
         self._cache, self._cache_ids = None, []
@@ -229,6 +294,8 @@ class HFJudge:
         return torch.log_softmax(out.logits[0, -1].float(), dim=-1)
 
     def score(self, row: dict[str, Any]) -> dict[str, Any]:
+        if self.spec["score_mode"] == "yes_no":
+            return self._yes_no(row)
         judge_prompt = fill_template(self.spec["prompt"], prompt=prompt_text(row["messages"]),
                                      response=row["response"])
         context = self._context(judge_prompt)
@@ -256,6 +323,15 @@ class HFJudge:
             forced += best + (",\n" if i < len(self.dims) - 1 else "\n")
         return {"id": rid, "scores": scores, "reasons": {}, "missing": False, "attempts": 1,
                 "error": None, "digit_mass": mass}
+
+    def _yes_no(self, row: dict[str, Any]) -> dict[str, Any]:
+        scores: dict[str, float | None] = {}
+        mass: dict[str, float] = {}
+        for d, text in yes_no_prompts(self.spec, row).items():
+            lp = self._next_token_logprobs(self._context(text))
+            scores[d], mass[d] = yes_no_score({w: float(lp[i])
+                                               for w, i in self.yes_no_ids.items()})
+        return _yes_no_row(row["id"], scores, mass)
 
     def _check_boundary(self, text: str) -> None:
         """The digit must be its own token after the forced prefix, or the distribution we read

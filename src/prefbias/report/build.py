@@ -13,6 +13,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from prefbias.evaluation.judge import SCORE_MODES
 from prefbias.plan import FIGURES, HELM_TABLES, TABLES
 
 log = logging.getLogger("prefbias.report")
@@ -86,8 +87,10 @@ def build_table(name: str, results: str | Path, spec: dict[str, Any],
     elif name == "judge_scores":
         dims = _need(spec, "dimensions", name)
         df = tables.judge_table(R, rows, dims)
+        mode = SCORE_MODES[spec.get("judge_mode", "parse")]
         render.write_table(prefix, df, ["label"], dims,
-                           "LLM judge scores (1-5): mean [95% bootstrap CI over prompts]",
+                           f"LLM judge scores (1-5; {mode}): mean [95% bootstrap CI over "
+                           "prompts]",
                            titles={d: d.capitalize() for d in dims}, notice=notice)
         compare.write_claims(vs, paper.claims(figure="figure3", paper="stylized-dpo"),
                              "LLM judge (stylized-dpo Figure 3): reported claims vs reproduced",
@@ -131,6 +134,7 @@ def build_figure(name: str, results: str | Path, spec: dict[str, Any],
     elif name == "stylized_figure3":
         dims = _need(spec, "dimensions", name)
         figures.figure3(tables.judge_table(R, rows, dims), dims, out_prefix, notice=notice,
+                        mode=spec.get("judge_mode", "parse"),
                         names={r["label"]: r.get("display") or r["label"] for r in rows})
     else:
         kind, variants, title = SAA_FIGURES[name]

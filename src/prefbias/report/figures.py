@@ -148,11 +148,16 @@ def figure2(results: str | Path, rows: Sequence[dict[str, Any]], out_prefix: str
     return save(figure2_axes(results, rows, title), out_prefix, notice)
 
 
+#: figure 3's y label per judge score_mode (prefbias.evaluation.judge.SCORE_MODES)
+Y_LABEL_BY_MODE = {"parse": "Score (1–5)", "prob_weighted": "Expected score (1–5)",
+                   "yes_no": "Score: 1 + 4·P(yes)"}
+
+
 def figure3(judge: pd.DataFrame, dimensions: Sequence[str], out_prefix: str | Path,
             title: str = "LLM judge scores", notice: str = "",
-            names: dict[str, str] | None = None) -> list[Path]:
+            names: dict[str, str] | None = None, mode: str = "parse") -> list[Path]:
     """``judge`` = :func:`prefbias.report.tables.judge_table` output; ``names``: row label ->
-    legend entry (the base model by what ran)."""
+    legend entry (the base model by what ran); ``mode``: the judge's score_mode (y label)."""
     fig, ax = plt.subplots(figsize=(7.0, 3.0), constrained_layout=True)
     n_models = len(judge)
     width = 0.8 / max(n_models, 1)
@@ -164,7 +169,7 @@ def figure3(judge: pd.DataFrame, dimensions: Sequence[str], out_prefix: str | Pa
                color=PALETTE[i % len(PALETTE)], label=(names or {}).get(r["label"], r["label"]),
                error_kw={"elinewidth": 0.8, "alpha": 0.7})
     ax.set_xticks(x, [d.capitalize() for d in dimensions])
-    ax.set_ylabel("Score (1–5)")
+    ax.set_ylabel(Y_LABEL_BY_MODE.get(mode, "Score (1–5)"))
     ax.set_ylim(0, 6)
     ax.set_yticks([1, 2, 3, 4, 5])
     ax.grid(axis="y", alpha=0.3)
