@@ -127,3 +127,53 @@ def test_stop_strings_cut_the_text(backend):
                                                        stop=(stop,)))
     assert stop not in cut.text and cut.finish_reason == "stop"
     assert cut.text == free.text[:free.text.index(stop)]
+
+
+@pytest.mark.parametrize("arch", ["qwen2", "gemma", "gemma3", "mistral", "falcon", "llama"])
+def test_shared_prefix_batches_equal_one_prompt_at_a_time(arch, tmp_path, monkeypatch):
+    """A batch whose prompts share a long prefix runs it once (its KV cache repeated, own tokens
+    padded in the middle): greedy output equals one prompt at a time, on the real architecture
+    class and chat template of every paper model's stand-in."""
+    from prefbias.generation.hf_backend import HFBackend
+    from prefbias.models.tiny import build_tiny_model
+
+    build_tiny_model(tmp_path / arch, {"seed": 5, "arch": arch}, CORPUS)
+    if arch == "falcon":  # like falcon-7b-instruct: no template of its own, the paper's at fetch
+        from prefbias.models.templates import install_template
+
+        install_template(tmp_path / arch, "lf2024_falcon")
+    b = make_backend("hf", str(tmp_path / arch), batch_size=4)
+    shared = "the quick brown fox jumps over the lazy dog. " * 2
+    reqs = [GenRequest(f"r{i}", [{"role": "user", "content": shared + tail}])
+            for i, tail in enumerate(["hello", "what is the capital of France?", "hi you",
+                                      "how are you today world"])]
+    calls = []
+    real = HFBackend._prefix_cache
+    monkeypatch.setattr(HFBackend, "_prefix_cache",
+                        lambda self, prefix, n: calls.append(prefix.shape[1]) or
+                        real(self, prefix, n))
+    s = Sampling(temperature=0, max_new_tokens=6)
+    batched = b.generate(reqs, s)
+    assert calls and calls[0] >= b.min_shared_prefix  # the shared path ran
+    b.batch_size = 1
+    sequential = b.generate(reqs, s)
+    assert len(calls) == 1  # one prompt at a time never shares
+    assert sum(x.completion_tokens for x in batched) > len(batched)  # more than EOS at once
+    for x, y in zip(batched, sequential, strict=True):
+        assert (x.text, x.finish_reason, x.completion_tokens, x.prompt_tokens) == \
+            (y.text, y.finish_reason, y.completion_tokens, y.prompt_tokens), (arch, x.id)
+
+
+def test_shared_prefix_length():
+    b = HFBackendStub()
+    assert b.shared_prefix([[1] * 20]) == 0                       # one row: nothing to share
+    assert b.shared_prefix([[1] * 9 + [2], [1] * 9 + [3]]) == 9
+    assert b.shared_prefix([[1] * 9 + [2], [1] * 9]) == 8          # each row keeps a token
+    assert b.shared_prefix([[1] * 7 + [2], [1] * 7 + [3]]) == 0    # below min_shared_prefix
+
+
+class HFBackendStub:
+    from prefbias.generation.hf_backend import HFBackend
+
+    min_shared_prefix = HFBackend.min_shared_prefix
+    shared_prefix = HFBackend.shared_prefix
