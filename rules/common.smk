@@ -202,7 +202,7 @@ def report_item_spec(kind):
 def report_item_notice(kind):
     """Params function: the item's stand-in notice (the caption reads it)."""
     return lambda w: plan.provenance_notice(
-        config, plan.item_models(config, getattr(w, kind))
+        config, plan.item_model_roles(config, getattr(w, kind))
     )
 
 

@@ -136,6 +136,15 @@ def test_provenance_notice_per_report_item(tiny_config, paper_config):
     assert "Qwen2.5-0.5B" not in plan.report_spec(tiny_config, "saa_figure2")["notice"]
     assert "Llama-3.1-Nemotron-70B-Reward" in plan.report_spec(tiny_config, "table3")["notice"]
     assert "Nemotron" not in plan.report_spec(tiny_config, "table4")["notice"]
+    # a stand-in in a role is named against the paper's model in that role, not against the
+    # model it stands in for elsewhere (SmolLM2 is the demo's judge and its Mistral stand-in)
+    judge = plan.report_spec(tiny_config, "judge_scores")["notice"]
+    assert judge.endswith("SmolLM2-135M-Instruct as the rewriter and judge (the paper's: "
+                          "Gemma-3-12B-it, gpt-4o-mini).")
+    assert "Mistral" not in judge
+    assert plan.provenance_notice(tiny_config, plan.run_model_roles(tiny_config)).endswith(
+        "SmolLM2-135M-Instruct for Mistral-7B-v0.2, and as the rewriter and judge (the paper's: "
+        "Gemma-3-12B-it, gpt-4o-mini).")
     c = copy.deepcopy(tiny_config)
     c["orpo"]["instruct_models"] = ["mistral-7b-it-v0.2", "gemma-7b-it"]
     for m in c["orpo"]["instruct_models"]:

@@ -53,6 +53,9 @@ PAPER_MODEL_NAMES = {"qwen2.5-0.5b": "Qwen2.5-0.5B", "gemma-3-12b-it": "Gemma-3-
                      "mistral-7b-it-v0.3": "Mistral-7B-v0.3", "gemma-7b-it": "Gemma-7B",
                      "falcon-7b-it": "Falcon-7B",
                      "nemotron-70b-reward": "Llama-3.1-Nemotron-70B-Reward"}
+#: the papers' models in the roles a run may give another model (stylized-dpo §4-5)
+PAPER_ROLE_MODELS = {"rewriter": "Gemma-3-12B-it", "judge": "gpt-4o-mini",
+                     "reward": "Llama-3.1-Nemotron-70B-Reward"}
 #: stylized-dpo Tables 4-8: HELM metric groups and scenarios, in the paper's column order
 HELM_GROUPS = ("accuracy", "calibration", "robustness", "fairness")
 HELM_SCENARIOS = ("mmlu", "boolq", "natural_qa", "quac", "hellaswag")
@@ -255,13 +258,29 @@ def model_display(config: dict[str, Any], model: str) -> str:
     return p["paper"] if p["status"] == "paper" and p["paper"] else p["ran"]
 
 
-def provenance_notice(config: dict[str, Any], models: Iterable[str]) -> str:
+def _stand_in_phrase(p: dict[str, Any], roles: Iterable[str]) -> str:
+    """``SmolLM2-135M-Instruct for Mistral-7B-v0.2, and as the judge (the paper's:
+    gpt-4o-mini)``: what a stand-in replaces, per role it plays."""
+    parts = []
+    if "model" in roles and p["paper"] and p["paper"] != p["ran"]:
+        parts.append(f"for {p['paper']}")
+    jobs = [r for r in roles if r != "model"]
+    if jobs:
+        parts.append(f"as the {' and '.join(jobs)} (the paper's: "
+                     f"{', '.join(PAPER_ROLE_MODELS[r] for r in jobs)})")
+    return " ".join([p["ran"], ", and ".join(parts)]) if parts else p["ran"]
+
+
+def provenance_notice(config: dict[str, Any], models: Iterable[str] | dict[str, list[str]]
+                      ) -> str:
     """One or two sentences for a caption when any of ``models`` is not the paper's model
-    ("" when all are)."""
-    provs = [model_provenance(config, m) for m in dict.fromkeys(models)]
-    random = [p["paper"] or p["ran"] for p in provs if p["status"] == "random"]
-    stand = [f"{p['ran']} for {p['paper']}" if p["paper"] and p["paper"] != p["ran"]
-             else p["ran"] for p in provs if p["status"] == "stand-in"]
+    ("" when all are). ``models`` may map each model to its roles (:func:`item_model_roles`),
+    so a stand-in judge is named against the paper's judge, not against the model it stands in
+    for elsewhere."""
+    roles = models if isinstance(models, dict) else {m: ["model"] for m in models}
+    provs = {m: model_provenance(config, m) for m in roles}
+    random = [p["paper"] or p["ran"] for p in provs.values() if p["status"] == "random"]
+    stand = [_stand_in_phrase(p, roles[m]) for m, p in provs.items() if p["status"] == "stand-in"]
     out = []
     if random:
         out.append("Built from random-weight tiny stand-ins of " + ", ".join(random) + ": these "
@@ -402,21 +421,38 @@ def report_inputs(config: dict[str, Any], name: str) -> list[str]:
     return list(dict.fromkeys(out))
 
 
-def item_models(config: dict[str, Any], name: str) -> list[str]:
-    """The config models one report item's numbers rest on."""
+def item_model_roles(config: dict[str, Any], name: str) -> dict[str, list[str]]:
+    """The config models one report item's numbers rest on, each with its roles: ``model`` (a
+    row's base or instruct model), ``rewriter``, ``judge``, ``reward``."""
     item = REPORT_ITEMS[name]
-    roles = {"rewriter": ("styles", "rewriter"), "judge": ("judge", "model"),
+    where = {"rewriter": ("styles", "rewriter"), "judge": ("judge", "model"),
              "reward": ("reward_winrate", "reward_model")}
     if item.paper == "saa-orpo":
         used, extra = list(config["orpo"]["instruct_models"]), item.roles
     else:  # every stylized-dpo row descends from the base model; the style rows from rewrites
         used, extra = [config["sft"]["base_model"]], ("rewriter", *item.roles)
+    out: dict[str, list[str]] = {m: ["model"] for m in used}
     for role in extra:
-        section, key = roles[role]
+        section, key = where[role]
         block = config.get(section) or {}
         if block.get("backend") != "openai":  # an API model is not a config model
-            used.append(block.get(key))
-    return [m for m in dict.fromkeys(used) if m in config["models"]]
+            out.setdefault(block.get(key), []).append(role)
+    return {m: r for m, r in out.items() if m in config["models"]}
+
+
+def item_models(config: dict[str, Any], name: str) -> list[str]:
+    """The config models one report item's numbers rest on."""
+    return list(item_model_roles(config, name))
+
+
+def run_model_roles(config: dict[str, Any]) -> dict[str, list[str]]:
+    """Every config model of the report (:func:`run_models`) with its roles over all items."""
+    out: dict[str, list[str]] = {}
+    for name in REPORT_ITEMS:
+        for m, roles in item_model_roles(config, name).items():
+            out.setdefault(m, [])
+            out[m] += [r for r in roles if r not in out[m]]
+    return out
 
 
 def report_spec(config: dict[str, Any], name: str) -> dict[str, Any]:
@@ -424,7 +460,7 @@ def report_spec(config: dict[str, Any], name: str) -> dict[str, Any]:
     the caption notice on stand-ins, and the item's further keys (``templates`` as ``[key,
     template]`` pairs, in config order)."""
     spec: dict[str, Any] = {"rows": report_rows(config, name),
-                            "notice": provenance_notice(config, item_models(config, name))}
+                            "notice": provenance_notice(config, item_model_roles(config, name))}
     sources = {"dimensions": lambda: config["judge"]["dimensions"],
                "judge_mode": lambda: config["judge"].get("score_mode", "parse"),
                # [key, template] pairs: the config's order survives the params' sorted JSON

@@ -57,7 +57,7 @@ def provenance_lines(config: dict[str, Any]) -> list[str]:
     if not all(k in config for k in ("models", "sft", "orpo")):  # not a pipeline config
         return []
     models = plan.run_models(config)
-    notice = plan.provenance_notice(config, models)
+    notice = plan.provenance_notice(config, plan.run_model_roles(config))
     out = [f".. warning:: {notice}", ""] if notice else []
     out.append("**Models** (config key: what ran): " + "; ".join(
         f"``{m}``: {plan.model_display(config, m)}" for m in models) + ".")
