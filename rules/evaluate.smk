@@ -19,6 +19,7 @@ EVALUATE_TARGETS = (
     + [f"{R}/eval/sycophancy/{m}/answer_scores.json" for m in SYCOPHANCY]
     + [f"{R}/eval/sycophancy/{m}/are_you_sure_scores.json" for m in SYCOPHANCY]
     + ([f"{R}/eval/judge_agreement.json"] if SECOND_JUDGE else [])
+    + ([f"{R}/eval/judge_check.json"] if JUDGE.get("check_set") else [])
 )
 
 
@@ -49,6 +50,32 @@ rule judge:
         "prefbias judge --which {params.which} --spec {params.spec:q}"
         " --generations {input.gens} --out {output.rows} --summary {output.summary}"
         " --model {wildcards.model} {params.judge_dir} --cache-dir {params.cache} 2> {log}"
+
+
+rule judge_check:
+    input:
+        pairs=lambda w: f"{W}/raw/{JUDGE['check_set']}/test.jsonl",
+        judge_model=_local_model(judge_block("judge")),
+    output:
+        rows=f"{R}/eval/judge_check.jsonl",
+        summary=f"{R}/eval/judge_check.json",
+    log:
+        log_path("judge_check"),
+    benchmark:
+        bench_path("judge_check")
+    container:
+        rule_image("judge_check")
+    threads: nthreads("judge_check")
+    resources:
+        **res("judge_check"),
+    params:
+        spec=job_spec("judge_check"),
+        judge_dir=_judge_dir_arg(judge_block("judge")),
+        cache=f"{W}/cache/judge",
+    shell:
+        "prefbias judge-check --spec {params.spec:q} --pairs {input.pairs}"
+        " --out {output.rows} --summary {output.summary} {params.judge_dir}"
+        " --cache-dir {params.cache} 2> {log}"
 
 
 rule judge_agreement:

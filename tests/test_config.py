@@ -130,6 +130,10 @@ def test_provenance_notice_per_report_item(tiny_config, paper_config):
     for name in plan.REPORT_ITEMS:
         assert plan.report_spec(paper_config, name)["notice"] == "", name
         notice = plan.report_spec(tiny_config, name)["notice"]
+        if name == "judge_check":  # rests on the (real, stand-in) judge alone
+            assert notice == ("Stand-in models ran in place of the papers': SmolLM2-135M-Instruct "
+                              "as the judge (the paper's: gpt-4o-mini).")
+            continue
         assert notice.startswith("Built from random-weight tiny stand-ins of "), name
     # saa-orpo items rest on the instruct models; stylized ones on the base model (+ roles)
     assert "Mistral-7B-v0.2" in plan.report_spec(tiny_config, "saa_figure2")["notice"]

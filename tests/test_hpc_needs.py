@@ -46,7 +46,7 @@ def test_api_rules_are_localrules_unless_an_internet_partition_is_named(paper_co
                                                                        monkeypatch):
     rules = list(needs.BACKEND_SECTION)
     monkeypatch.delenv("PREFBIAS_INTERNET_PARTITION", raising=False)
-    assert needs.api_local_rules(paper_config, rules) == ["judge"]
+    assert needs.api_local_rules(paper_config, rules) == ["judge", "judge_check"]
     monkeypatch.setenv("PREFBIAS_INTERNET_PARTITION", "webnodes")
     assert needs.api_local_rules(paper_config, rules) == []
     r = resolve(paper_config, "judge")

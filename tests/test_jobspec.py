@@ -23,7 +23,7 @@ def _jobs(config):
              for r in ("style_shard", "style_gather")]
     jobs += [("eval_prompts", {"promptset": p}) for p in config["generation"]["prompt_sets"]]
     jobs += [("generate", {"model": "sft-s0", "promptset": "judge"})]
-    jobs += [("judge", {"model": "sft-s0", "judge": "judge"})]
+    jobs += [("judge", {"model": "sft-s0", "judge": "judge"}), ("judge_check", {})]
     jobs += [("helm_run", {"model": "sft-s0", "scenario": s}) for s in config["helm"]["scenarios"]]
     jobs += [("sycophancy_answer", {"model": "gemma-7b-it"}),
              ("sycophancy_ays", {"model": "gemma-7b-it"})]
@@ -71,7 +71,9 @@ EDITS = {
     # ... and its questions rerun the judge
     "judge.yes_no.questions": (
         lambda c: c["judge"]["yes_no"]["questions"].__setitem__("relevance", "On topic?"),
-        {("judge", "sft-s0/judge")}),
+        {("judge", "sft-s0/judge"), ("judge_check", "")}),
+    # which rows the judge check reads is its input (the dataset file), not its params
+    "judge.check_set": (lambda c: c["judge"].__setitem__("check_set", "bct"), set()),
     # the Are-You-Sure challenge: only the Are-You-Sure evaluations
     "sycophancy.are_you_sure_challenge": (
         lambda c: c["sycophancy"].__setitem__("are_you_sure_challenge", "Really?"),

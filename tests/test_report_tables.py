@@ -151,10 +151,15 @@ def test_every_item_builds_from_its_plan_spec_and_says_what_ran(results, cfg, tm
         build_table(name, results, spec, tmp_path / "tables" / name)
         md = (tmp_path / "tables" / f"{name}.md").read_text()
         tex = (tmp_path / "tables" / f"{name}.tex").read_text()
-        assert "random-weight tiny stand-ins of" in md and "random-weight tiny stand-ins" in tex
+        said = "SmolLM2-135M-Instruct as the judge" if name == "judge_check" \
+            else "random-weight tiny stand-ins"  # the judge check rests on the judge alone
+        assert said in md and said in tex, name
         assert (tmp_path / "tables" / f"{name}_vs_paper.md").exists()
         page = (tmp_path / "tables" / f"{name}.html").read_text()
         assert page.startswith("<!DOCTYPE html>") and "<table>" in page  # inline in report
+    check = (tmp_path / "tables" / "judge_check.md").read_text()
+    assert "| SmolLM2-135M-Instruct | 32 | 0.900 [0.800, 1.000] | 1.800 [1.700, 1.900] | " \
+        "1.550 [1.450, 1.650] |" in check, check
     answer = (tmp_path / "tables" / "sycophancy_answer.md").read_text()
     assert "| SmolLM2-135M-Instruct (stand-in for Mistral-7B-v0.2) | non-aligned |" in answer
     # template columns in the config's order, though the rule passes the spec as sorted JSON

@@ -85,6 +85,10 @@ def _check_references(config: dict[str, Any]) -> None:
     for key, name in refs:
         if name not in models:
             problems.append(f"config key '{key}': model '{name}' is not defined under 'models'")
+    check = config["judge"].get("check_set")
+    if check is not None and check not in config["datasets"]:
+        problems.append(f"config key 'judge.check_set': dataset '{check}' is not defined under "
+                        "'datasets'")
     if config["sft"]["dataset"] not in config["datasets"]:
         problems.append(f"config key 'sft.dataset': dataset '{config['sft']['dataset']}' is not "
                         "defined under 'datasets'")

@@ -56,10 +56,10 @@ def job_spec(config: dict[str, Any], rule: str, **wc: str) -> dict[str, Any]:
         if scen != "mmlu":
             out.pop("mmlu_subjects", None)
         return out
-    if rule == "judge":  # the first judge never reads the second judge's block
-        j = config["judge"]
+    if rule in ("judge", "judge_check"):  # the first judge never reads the second's block
+        j = _without(config["judge"], "check_set")  # which rows to check: the rule's input
         mode = j.get("score_mode", "parse")
-        if wc["judge"] == "judge_second":
+        if wc.get("judge") == "judge_second":
             mode = j["second_judge"].get("score_mode", mode)
         else:
             j = _without(j, "second_judge")

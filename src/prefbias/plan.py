@@ -350,7 +350,8 @@ class ReportItem:
     title: str                   # its name in the HTML report
     kind: str                    # table | figure
     target: str                  # named target: `snakemake <target>` (README)
-    rows: str                    # stylized | trained | styles | sycophancy | reward_pairs
+    rows: str                    # stylized | trained | styles | sycophancy | reward_pairs |
+    #                              judge_check
     reads: tuple[str, ...]       # files under results/<run>/ ({m}: once per row's model)
     needs: tuple[str, ...] = ()  # further spec keys: dimensions | judge_mode | templates | ...
     roles: tuple[str, ...] = ()  # models beside the rows' it rests on: judge | reward
@@ -374,6 +375,10 @@ REPORT_ITEMS: dict[str, ReportItem] = {
     "judge_scores": ReportItem("stylized-dpo", "Judge scores (Figure 3 data)", "table",
                                "judge_table", "stylized", _JUDGE, ("dimensions", "judge_mode"),
                                ("judge",)),
+    # not in the papers: does the judge behind the judge table tell answers apart?
+    "judge_check": ReportItem("stylized-dpo", "Judge check: relevant vs off-topic answers",
+                              "table", "judge_check_table", "judge_check",
+                              ("eval/judge_check.json",), ("judge_mode",), ("judge",)),
     "sycophancy_answer": ReportItem("saa-orpo", "Answer Suggestion (Figures 2, 4 data)",
                                     "table", "answer_table", "sycophancy", _ANSWER,
                                     ("templates",)),
@@ -401,6 +406,13 @@ HELM_TABLES = dict(zip(("table5", "table6", "table7", "table8"), HELM_GROUPS, st
 def report_rows(config: dict[str, Any], name: str) -> list[dict[str, Any]]:
     """The rows of one report item (every seed)."""
     kind = REPORT_ITEMS[name].rows
+    if kind == "judge_check":  # one row: the judge, when judge.check_set names a dataset
+        j = config["judge"]
+        if not j.get("check_set"):
+            return []
+        label = model_provenance(config, j["model"])["ran"] if j["model"] in config["models"] \
+            else j["model"]  # what ran as the judge (not what it stands in for elsewhere)
+        return [{"id": j["model"], "label": label, "dataset": j["check_set"]}]
     if kind == "sycophancy":
         return sycophancy_rows(config)
     if kind == "reward_pairs":
@@ -415,6 +427,8 @@ def report_inputs(config: dict[str, Any], name: str) -> list[str]:
     rows = report_rows(config, name)
     ids = list(dict.fromkeys(r["id"] for r in rows))
     out = [f"{R}/{r['file']}" for r in rows if "file" in r]
+    if REPORT_ITEMS[name].rows == "judge_check" and not rows:  # no check set: nothing to read
+        return out
     for pattern in REPORT_ITEMS[name].reads:
         out += [f"{R}/{pattern.format(m=m)}" for m in ids] if "{m}" in pattern else [
             f"{R}/{pattern}"]
@@ -427,7 +441,9 @@ def item_model_roles(config: dict[str, Any], name: str) -> dict[str, list[str]]:
     item = REPORT_ITEMS[name]
     where = {"rewriter": ("styles", "rewriter"), "judge": ("judge", "model"),
              "reward": ("reward_winrate", "reward_model")}
-    if item.paper == "saa-orpo":
+    if item.rows == "judge_check":  # rests on the judge alone
+        used, extra = [], item.roles
+    elif item.paper == "saa-orpo":
         used, extra = list(config["orpo"]["instruct_models"]), item.roles
     else:  # every stylized-dpo row descends from the base model; the style rows from rewrites
         used, extra = [config["sft"]["base_model"]], ("rewriter", *item.roles)

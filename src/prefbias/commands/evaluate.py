@@ -40,6 +40,14 @@ def cmd_judge(args: argparse.Namespace) -> None:
 
 
 @_guard
+def cmd_judge_check(args: argparse.Namespace) -> None:
+    from prefbias.evaluation.judge_check import run_judge_check
+
+    run_judge_check(args.spec, args.pairs, args.out, args.summary,
+                    model_dir=args.judge_model_dir, cache_dir=args.cache_dir)
+
+
+@_guard
 def cmd_agreement(args: argparse.Namespace) -> None:
     from prefbias.evaluation.agreement import judge_agreement
     from prefbias.evaluation.judge import resolve_judge_spec
@@ -93,6 +101,15 @@ def register(sub) -> None:
     p.add_argument("--which", choices=["primary", "second"], default="primary",
                    help="'second': use judge.second_judge merged over judge")
     p.set_defaults(func=cmd_judge)
+
+    p = sub.add_parser("judge-check", help="does the judge rank relevant over off-topic answers?")
+    p.add_argument("--spec", type=spec_arg, required=True, help="config['judge'] as JSON")
+    p.add_argument("--pairs", required=True, help="JSONL of {id, prompt, relevant, off_topic}")
+    p.add_argument("--out", required=True, help="per-row JSONL")
+    p.add_argument("--summary", required=True, help="win rate and mean scores, JSON")
+    p.add_argument("--judge-model-dir", help="local judge model directory (backend hf)")
+    p.add_argument("--cache-dir", help="disk cache of API answers")
+    p.set_defaults(func=cmd_judge_check)
 
     p = sub.add_parser("judge-agreement", help="agreement of the two configured judges")
     p.add_argument("--spec", type=spec_arg, required=True, help="config['judge'] as JSON")

@@ -392,30 +392,36 @@ def make_api_client(spec: dict[str, Any], cache_dir: str | Path | None,
                                 "sycophancy grader": "sycophancy.grader"}.get(purpose, purpose))
 
 
+def score_rows(spec: dict[str, Any], rows: list[dict[str, Any]], *,
+               model_dir: str | Path | None = None, cache_dir: str | Path | None = None
+               ) -> list[dict[str, Any]]:
+    """Judge rows of ``{id, messages, response}`` with the API or the local judge, in order."""
+    spec = with_defaults(spec, "judge")
+    backend = spec["backend"]
+    if backend == "openai":
+        client = make_api_client(spec, cache_dir)  # fails here if the key is missing
+        results = run_parallel(rows, lambda r, abort: judge_one_api(client, spec, r, abort),
+                               client.max_concurrency)
+        client.log_usage()
+        return results
+    if backend != "hf":
+        raise ValueError(f"judge backend {backend!r} is not supported (openai | hf)")
+    if model_dir is None:
+        raise ValueError("a local (hf) judge needs --judge-model-dir")
+    hf = HFJudge(model_dir, spec)
+    return [hf.score(r) for r in rows]
+
+
 def run_judge(spec: dict[str, Any], generations: str | Path, out: str | Path,
               summary: str | Path, *, model_dir: str | Path | None = None,
               cache_dir: str | Path | None = None, model_name: str | None = None
               ) -> dict[str, Any]:
     """Judge every generation; write per-prompt rows and the per-dimension summary."""
     spec = with_defaults(spec, "judge")
-    backend = spec["backend"]
-    client = None
-    if backend == "openai":
-        client = make_api_client(spec, cache_dir)  # fails here if the key is missing
-    elif backend != "hf":
-        raise ValueError(f"judge backend {backend!r} is not supported (openai | hf)")
     rows = read_generations(generations)
     log.info("judging %d responses from %s with %s (%s, %s)", len(rows), generations,
-             spec["model"], backend, spec["score_mode"])
-    if client is not None:
-        results = run_parallel(rows, lambda r, abort: judge_one_api(client, spec, r, abort),
-                               client.max_concurrency)
-        client.log_usage()
-    else:
-        if model_dir is None:
-            raise ValueError("a local (hf) judge needs --judge-model-dir")
-        hf = HFJudge(model_dir, spec)
-        results = [hf.score(r) for r in rows]
+             spec["model"], spec["backend"], spec["score_mode"])
+    results = score_rows(spec, rows, model_dir=model_dir, cache_dir=cache_dir)
     dims = spec["dimensions"]
     extra = {"judge": spec["model"], "score_mode": spec["score_mode"]}
     if model_name:

@@ -36,6 +36,7 @@ BACKEND_SECTION = {
     "sycophancy_answer": "sycophancy",
     "sycophancy_ays": "sycophancy",
     "judge": "judge",  # one rule for the first and the second judge ({judge} wildcard)
+    "judge_check": "judge",
     "reward_winrate": "reward_winrate",
 }
 #: section -> backend when the section does not set one (the code's defaults)

@@ -30,8 +30,8 @@ ESCALATING = ("runtime", "mem_mb")
 GPU_RULES = ("style_shard", "generate", "ref_logps", "train_sft", "train_dpo", "train_orpo",
              "helm_run", "judge", "reward_winrate", "sycophancy_answer", "sycophancy_ays")
 
-#: rules that share another rule's ``resources`` entry (none at present)
-RESOURCE_ALIAS: dict[str, str] = {}
+#: rules that share another rule's ``resources`` entry
+RESOURCE_ALIAS: dict[str, str] = {"judge_check": "judge"}  # the same judge, on 64 answers
 
 
 class ResourceError(ValueError):

@@ -95,6 +95,21 @@ def build_table(name: str, results: str | Path, spec: dict[str, Any],
         compare.write_claims(vs, paper.claims(figure="figure3", paper="stylized-dpo"),
                              "LLM judge (stylized-dpo Figure 3): reported claims vs reproduced",
                              judge=df, dimensions=dims)
+    elif name == "judge_check":  # rows: prefbias.plan.report_rows (the judge, or none)
+        df = tables.judge_check_table(R, rows)
+        mode = SCORE_MODES[spec.get("judge_mode", "parse")]
+        note = ("Per hand-made row the judge scores a relevant and an off-topic answer to the "
+                f"same prompt ({mode}); the relevant one wins when its mean over the dimensions "
+                "is higher (ties count one half). 95% bootstrap CI over rows in brackets."
+                if len(df) else "No judge check set configured (config judge.check_set).")
+        render.write_table(prefix, df, ["label", "n"], ["win_rate", "relevant", "off_topic"],
+                           "Judge check: how often the judge ranks a relevant answer above an "
+                           "off-topic one", note=note,
+                           titles={"label": "Judge", "win_rate": "Relevant ranked higher",
+                                   "relevant": "Relevant: mean score",
+                                   "off_topic": "Off-topic: mean score", "n": "Rows"},
+                           notice=notice)
+        compare.write_claims(vs, [], "Judge check: the papers report no judge check")
     elif name == "sycophancy_answer":
         templates = _need(spec, "templates", name)
         df = tables.answer_table(R, rows, list(templates))

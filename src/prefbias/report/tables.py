@@ -127,6 +127,27 @@ def table4(results: str | Path, rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
     return aggregate(rows, values, columns=HELM_GROUPS)
 
 
+def judge_check_table(results: str | Path, rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
+    """The judge check (:mod:`prefbias.evaluation.judge_check`): win rate of the relevant
+    answers and both answers' mean scores, with their CIs; one row per judge (none when no
+    check set is configured)."""
+    out = []
+    for r in rows:
+        path = Path(results) / "eval" / "judge_check.json"
+        s = read_json(path)
+        if s.get("judge") != r["id"]:
+            raise DataError(path, f"judge is {s.get('judge')!r}, expected {r['id']!r}",
+                            field="judge")
+        row: dict[str, Any] = {"label": r["label"], "n": s["win_rate"]["n"]}
+        for key in ("win_rate", "relevant", "off_topic"):
+            row[key] = s[key]["mean"]
+            row[f"{key}_ci_low"], row[f"{key}_ci_high"] = s[key]["ci_low"], s[key]["ci_high"]
+        out.append(row)
+    cols = ["label", "n"] + [f"{k}{x}" for k in ("win_rate", "relevant", "off_topic")
+                             for x in ("", "_ci_low", "_ci_high")]
+    return pd.DataFrame.from_records(out, columns=cols)
+
+
 def judge_table(results: str | Path, rows: Sequence[dict[str, Any]],
                 dimensions: Sequence[str]) -> pd.DataFrame:
     """Judge summary: mean, per-prompt std and bootstrap CI per dimension and model."""
