@@ -54,7 +54,7 @@ rule judge:
 
 rule judge_check:
     input:
-        pairs=lambda w: f"{W}/raw/{JUDGE['check_set']}/test.jsonl",
+        pairs=lambda w: raw_files(JUDGE["check_set"])[0],  # the dataset's (first) split
         judge_model=_local_model(judge_block("judge")),
     output:
         rows=f"{R}/eval/judge_check.jsonl",

@@ -22,6 +22,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -213,3 +214,15 @@ def test_tables_say_what_ran(demo: Path):
     table = (demo / "results" / "tiny" / "tables" / "sycophancy_answer.md").read_text()
     assert "SmolLM2-135M-Instruct (stand-in for Mistral-7B-v0.2)" in table
     assert "random-weight" in (demo / "results" / "tiny" / "tables" / "table4.md").read_text()
+
+
+def test_real_judge_ranks_relevant_answers_in_the_judge_check_table(demo: Path):
+    """The demo's judge (real SmolLM2, yes/no mode) on its hand-made check set: the relevant
+    answer ranks higher on most rows, the win rate's 95% CI excludes chance, and the table
+    shows it."""
+    tables = demo / "results" / "tiny" / "tables"
+    row = pd.read_csv(tables / "judge_check.csv").iloc[0]
+    assert row["label"] == "SmolLM2-135M-Instruct" and row["n"] == 32
+    assert row["win_rate"] >= 0.75 and row["win_rate_ci_low"] > 0.5, row.to_dict()
+    assert row["relevant"] > row["off_topic"]
+    assert "Relevant ranked higher" in (tables / "judge_check.md").read_text()

@@ -78,3 +78,14 @@ def test_api_judge_check_counts_wins_ties_and_losses(tmp_path, paper_config, mon
     assert summ["relevant"]["mean"] == pytest.approx(3.5)
     assert summ["off_topic"]["mean"] == pytest.approx(3.0)  # 1, 3, 5, 3
     assert summ["judge"] == "gpt-4o-mini" and summ["score_mode"] == "parse"
+
+
+def test_table_without_a_check_set_says_so(tmp_path, paper_config):
+    from prefbias import plan
+    from prefbias.report.build import build_table
+
+    assert paper_config["judge"]["check_set"] is None  # the paper has no judge check
+    spec = plan.report_spec(paper_config, "judge_check")
+    assert spec["rows"] == [] and plan.report_inputs(paper_config, "judge_check") == []
+    build_table("judge_check", tmp_path, spec, tmp_path / "judge_check")
+    assert "No judge check set configured" in (tmp_path / "judge_check.md").read_text()
