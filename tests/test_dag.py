@@ -39,13 +39,14 @@ def test_whole_dag_covers_every_stage(full_plan):
     for rule in ["fetch_dataset", "build_tiny_model", "sft_data", "uf_prefs", "dpo_mix_prefs",
                  "saa", "sycophancy_data", "style_shard", "style_gather", "train_sft",
                  "ref_logps", "train_dpo", "train_orpo", "eval_prompts", "generate", "judge",
+                 "judge_check",
                  "reward_winrate", "helm_run", "helm_summarize", "sycophancy_answer",
                  "sycophancy_ays", "table", "figure", "freeze"]:
         assert full_plan.get(rule, 0) >= 1, f"rule {rule} is not in the demo DAG: {full_plan}"
     assert full_plan["train_dpo"] == 4  # UltraFeedback + three styles
     assert full_plan["train_orpo"] == 4  # two tiny instruct models x (aligned, aligned_saa)
     assert full_plan["helm_run"] == 6  # tiny helm.jobs: per_model, one helm-run per DPO/SFT/base
-    assert full_plan["table"] == 10 and full_plan["figure"] == 6  # prefbias.plan.REPORT_ITEMS
+    assert full_plan["table"] == 11 and full_plan["figure"] == 6  # prefbias.plan.REPORT_ITEMS
 
 
 def _rulegraph(*extra: str) -> dict[str, set[str]]:

@@ -6,8 +6,9 @@ configs/tiny.yaml with fake API keys in the environment, then checks on what it 
 * every table and figure exists and the frozen ``results/tiny/`` verifies, with the Snakemake
   HTML report inside it and in the manifest;
 * no secret from the environment reached any file of the results or the logs;
-* a second plan has nothing to do, and a changed judge prompt re-runs exactly the judge jobs and
-  what reads them (judge table, Figure 3, report, freeze) - never training, generation or HELM;
+* a second plan has nothing to do, and a changed judge prompt re-runs exactly the judge jobs, the
+  judge check and what reads them (the judge and judge check tables, Figure 3, report, freeze) -
+  never training, generation or HELM;
   a single target that does not read the judge (Table 4) stays up to date.
 """
 
@@ -131,10 +132,10 @@ def test_only_what_reads_the_judge_reruns(demo: Path):
     template = judge["yes_no"]["template"] + " Be strict."
     overlay.write_text(json.dumps({"judge": {"yes_no": {"template": template}}}))
     jobs = _planned_jobs(demo, "--configfile", "configs/tiny.yaml", str(overlay))
-    assert {"judge", "table", "figure", "snakemake_report", "freeze"} <= set(jobs)
-    assert set(jobs) <= {"judge", "table", "figure", "snakemake_report", "freeze", "all"}
-    # one table (judge_scores) and one figure (stylized_figure3): the two that read the scores
-    assert jobs["table"] == 1 and jobs["figure"] == 1, jobs
+    judging = {"judge", "judge_check", "table", "figure", "snakemake_report", "freeze"}
+    assert judging <= set(jobs) <= judging | {"all"}
+    # two tables (judge_scores, judge_check) and one figure (stylized_figure3): what reads them
+    assert jobs["judge_check"] == 1 and jobs["table"] == 2 and jobs["figure"] == 1, jobs
     # a single target that does not read the judge scores is up to date
     assert _planned_rules(demo, "--configfile", "configs/tiny.yaml", str(overlay), "--",
                           "results/tiny/tables/table4.csv") == set()
