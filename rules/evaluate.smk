@@ -94,7 +94,7 @@ rule judge_agreement:
     resources:
         **res("judge_agreement"),
     params:
-        spec=lambda w: spec("judge"),
+        spec=job_spec("judge_agreement"),
     shell:
         "prefbias judge-agreement --spec {params.spec:q} --first {input.first}"
         " --second {input.second} --out {output} 2> {log}"

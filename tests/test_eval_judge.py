@@ -18,6 +18,7 @@ from prefbias.evaluation.judge import (
     JudgeParseError,
     fill_template,
     parse_judge_answer,
+    resolve_judge_spec,
     run_judge,
     yes_no_prompts,
     yes_no_score,
@@ -310,6 +311,16 @@ def test_yes_no_without_its_block_fails_config_validation(paper_config):
         validate_config(cfg)
     cfg["judge"]["yes_no"] = YES_NO
     validate_config(cfg)
+    # a second judge may ask its own questions (merged over the first judge's block)
+    cfg["judge"]["second_judge"] = {"backend": "hf", "model": "qwen2.5-0.5b",
+                                    "score_mode": "yes_no",
+                                    "yes_no": {**YES_NO, "template": "Q {prompt} A {response} "
+                                                                     "{question}"}}
+    validate_config(cfg)
+    assert resolve_judge_spec(cfg["judge"], "second")["yes_no"]["template"].startswith("Q ")
+    cfg["judge"]["second_judge"]["yes_no"] = {"template": "no placeholders"}
+    with pytest.raises(Exception, match="yes_no"):
+        validate_config(cfg)
 
 
 def test_yes_no_api_reads_the_first_token_distribution(tmp_path, spec, monkeypatch):

@@ -23,7 +23,8 @@ def _jobs(config):
              for r in ("style_shard", "style_gather")]
     jobs += [("eval_prompts", {"promptset": p}) for p in config["generation"]["prompt_sets"]]
     jobs += [("generate", {"model": "sft-s0", "promptset": "judge"})]
-    jobs += [("judge", {"model": "sft-s0", "judge": "judge"}), ("judge_check", {})]
+    jobs += [("judge", {"model": "sft-s0", "judge": "judge"}), ("judge_check", {}),
+             ("judge_agreement", {})]
     jobs += [("helm_run", {"model": "sft-s0", "scenario": s}) for s in config["helm"]["scenarios"]]
     jobs += [("sycophancy_answer", {"model": "gemma-7b-it"}),
              ("sycophancy_ays", {"model": "gemma-7b-it"})]
@@ -72,6 +73,10 @@ EDITS = {
     "judge.yes_no.questions": (
         lambda c: c["judge"]["yes_no"]["questions"].__setitem__("relevance", "On topic?"),
         {("judge", "sft-s0/judge"), ("judge_check", "")}),
+    # the dimensions are read by every judge job and by the agreement of the two judges
+    "judge.dimensions": (
+        lambda c: c["judge"]["dimensions"].append("clarity"),
+        {("judge", "sft-s0/judge"), ("judge_check", ""), ("judge_agreement", "")}),
     # which rows the judge check reads is its input (the dataset file), not its params
     "judge.check_set": (lambda c: c["judge"].__setitem__("check_set", "bct"), set()),
     # the Are-You-Sure challenge: only the Are-You-Sure evaluations

@@ -65,6 +65,10 @@ def job_spec(config: dict[str, Any], rule: str, **wc: str) -> dict[str, Any]:
             j = _without(j, "second_judge")
         # yes_no mode reads its questions, not the B.1 prompt; the other modes the reverse
         return _without(j, "prompt" if mode == "yes_no" else "yes_no")
+    if rule == "judge_agreement":  # which judges and dimensions: the scores are its inputs
+        j = config["judge"]
+        return {"dimensions": j["dimensions"], "model": j["model"],
+                "second_judge": {"model": (j.get("second_judge") or {}).get("model")}}
     # sycophancy: dialogues (model side) and grading are separate jobs
     ays_keys = ("are_you_sure_challenge", "are_you_sure_letter_followup",
                 "are_you_sure_free_followup")
