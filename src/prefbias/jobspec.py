@@ -57,11 +57,13 @@ def job_spec(config: dict[str, Any], rule: str, **wc: str) -> dict[str, Any]:
             out.pop("mmlu_subjects", None)
         return out
     if rule in ("judge", "judge_check"):  # the first judge never reads the second's block
+        from prefbias.config import with_defaults
+        from prefbias.evaluation.judge import resolve_judge_spec
+
+        which = "second" if wc.get("judge") == "judge_second" else "primary"
+        mode = with_defaults(resolve_judge_spec(config["judge"], which), "judge")["score_mode"]
         j = _without(config["judge"], "check_set")  # which rows to check: the rule's input
-        mode = j.get("score_mode", "parse")
-        if wc.get("judge") == "judge_second":
-            mode = j["second_judge"].get("score_mode", mode)
-        else:
+        if which == "primary":
             j = _without(j, "second_judge")
         # yes_no mode reads its questions, not the B.1 prompt; the other modes the reverse
         return _without(j, "prompt" if mode == "yes_no" else "yes_no")

@@ -293,7 +293,7 @@ def provenance_notice(config: dict[str, Any], models: Iterable[str] | dict[str, 
 def run_models(config: dict[str, Any]) -> list[str]:
     """Every config model the report's numbers rest on (base, instruct, rewriter, judge and
     reward models)."""
-    return list(dict.fromkeys(m for name in REPORT_ITEMS for m in item_models(config, name)))
+    return list(run_model_roles(config))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -426,9 +426,9 @@ def report_inputs(config: dict[str, Any], name: str) -> list[str]:
     R = resultdir(config)
     rows = report_rows(config, name)
     ids = list(dict.fromkeys(r["id"] for r in rows))
+    if not rows:  # nothing configured (no check set, no pairs): nothing to read
+        return []
     out = [f"{R}/{r['file']}" for r in rows if "file" in r]
-    if REPORT_ITEMS[name].rows == "judge_check" and not rows:  # no check set: nothing to read
-        return out
     for pattern in REPORT_ITEMS[name].reads:
         out += [f"{R}/{pattern.format(m=m)}" for m in ids] if "{m}" in pattern else [
             f"{R}/{pattern}"]
@@ -477,8 +477,10 @@ def report_spec(config: dict[str, Any], name: str) -> dict[str, Any]:
     template]`` pairs, in config order)."""
     spec: dict[str, Any] = {"rows": report_rows(config, name),
                             "notice": provenance_notice(config, item_model_roles(config, name))}
+    from prefbias.config import with_defaults
+
     sources = {"dimensions": lambda: config["judge"]["dimensions"],
-               "judge_mode": lambda: config["judge"].get("score_mode", "parse"),
+               "judge_mode": lambda: with_defaults(config["judge"], "judge")["score_mode"],
                # [key, template] pairs: the config's order survives the params' sorted JSON
                "templates": lambda: [list(kv) for kv in
                                      config["sycophancy"]["answer_templates"].items()],

@@ -38,7 +38,7 @@ from prefbias.api_client import (  # noqa: F401 - ApiError/ApiKeyError/run_paral
     run_parallel,
 )
 from prefbias.config import with_defaults
-from prefbias.evaluation.stats import summarize
+from prefbias.evaluation.stats import bootstrap_args, summarize
 from prefbias.io import DataError, check_field, iter_jsonl, write_json, write_jsonl
 
 log = logging.getLogger(__name__)
@@ -427,10 +427,9 @@ def run_judge(spec: dict[str, Any], generations: str | Path, out: str | Path,
     if model_name:
         extra["model"] = model_name
     write_jsonl(out, ({**r, **extra} for r in results))
-    boot = spec.get("bootstrap", {}) or {}
-    summ = {d: summarize([r["scores"][d] for r in results], n_boot=int(boot.get("n", 1000)),
-                         seed=int(boot.get("seed", 0)), ci=float(boot.get("ci", 0.95)))
-            for d in dims}
+    b = bootstrap_args(spec.get("bootstrap"))
+    summ = {d: summarize([r["scores"][d] for r in results], n_boot=b["n"], seed=b["seed"],
+                         ci=b["ci"]) for d in dims}
     write_json(summary, summ)
     n_missing = sum(r["missing"] for r in results)
     log.info("judge: %d rows, %d missing; wrote %s and %s", len(results), n_missing, out, summary)

@@ -16,7 +16,7 @@ from typing import Any
 
 from prefbias.config import with_defaults
 from prefbias.evaluation.judge import score_rows
-from prefbias.evaluation.stats import summarize
+from prefbias.evaluation.stats import bootstrap_args, summarize
 from prefbias.io import DataError, check_field, iter_jsonl, write_json, write_jsonl
 
 log = logging.getLogger(__name__)
@@ -69,9 +69,8 @@ def run_judge_check(spec: dict[str, Any], pairs: str | Path, out: str | Path,
                          **{f"{a}_mean": means[a] for a in ANSWERS},
                          "win": win(means["relevant"], means["off_topic"])})
     write_jsonl(out, out_rows)
-    boot = spec.get("bootstrap") or {}  # as the judge summary: 1000 resamples, 95%
-    opts = {"n_boot": int(boot.get("n", 1000)), "seed": int(boot.get("seed", 0)),
-            "ci": float(boot.get("ci", 0.95))}
+    b = bootstrap_args(spec.get("bootstrap"))
+    opts = {"n_boot": b["n"], "seed": b["seed"], "ci": b["ci"]}
     summ = {"judge": spec["model"], "score_mode": spec["score_mode"],
             "win_rate": summarize([r["win"] for r in out_rows], **opts),
             **{a: summarize([r[f"{a}_mean"] for r in out_rows], **opts) for a in ANSWERS}}

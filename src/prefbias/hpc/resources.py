@@ -31,7 +31,7 @@ GPU_RULES = ("style_shard", "generate", "ref_logps", "train_sft", "train_dpo", "
              "helm_run", "judge", "reward_winrate", "sycophancy_answer", "sycophancy_ays")
 
 #: rules that share another rule's ``resources`` entry
-RESOURCE_ALIAS: dict[str, str] = {"judge_check": "judge"}  # the same judge, on 64 answers
+RESOURCE_ALIAS: dict[str, str] = {"judge_check": "judge"}  # the same judge model and backend
 
 
 class ResourceError(ValueError):

@@ -87,7 +87,7 @@ def build_table(name: str, results: str | Path, spec: dict[str, Any],
     elif name == "judge_scores":
         dims = _need(spec, "dimensions", name)
         df = tables.judge_table(R, rows, dims)
-        mode = SCORE_MODES[spec.get("judge_mode", "parse")]
+        mode = SCORE_MODES[_need(spec, "judge_mode", name)]
         render.write_table(prefix, df, ["label"], dims,
                            f"LLM judge scores (1-5; {mode}): mean [95% bootstrap CI over "
                            "prompts]",
@@ -97,7 +97,7 @@ def build_table(name: str, results: str | Path, spec: dict[str, Any],
                              judge=df, dimensions=dims)
     elif name == "judge_check":  # rows: prefbias.plan.report_rows (the judge, or none)
         df = tables.judge_check_table(R, rows)
-        mode = SCORE_MODES[spec.get("judge_mode", "parse")]
+        mode = SCORE_MODES[_need(spec, "judge_mode", name)]
         note = ("Per hand-made row the judge scores a relevant and an off-topic answer to the "
                 f"same prompt ({mode}); the relevant one wins when its mean over the dimensions "
                 "is higher (ties count one half). 95% bootstrap CI over rows in brackets."
@@ -149,7 +149,7 @@ def build_figure(name: str, results: str | Path, spec: dict[str, Any],
     elif name == "stylized_figure3":
         dims = _need(spec, "dimensions", name)
         figures.figure3(tables.judge_table(R, rows, dims), dims, out_prefix, notice=notice,
-                        mode=spec.get("judge_mode", "parse"),
+                        mode=_need(spec, "judge_mode", name),
                         names={r["label"]: r.get("display") or r["label"] for r in rows})
     else:
         kind, variants, title = SAA_FIGURES[name]
