@@ -9,6 +9,7 @@ Run: `pytest -m slurm tests/test_slurm.py` (see the Makefile's test-slurm target
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -28,6 +29,9 @@ FAST_POLL = ["--seconds-between-status-checks", "2",
              "--slurm-init-seconds-before-status-checks", "2", "--latency-wait", "5"]
 
 pytestmark = pytest.mark.slurm
+# pre-emption test: a training job sized to outlast the signal (tiny model, one-row steps)
+N_PREEMPT_ROWS = 300
+PREEMPT_CYCLES = 20
 
 
 def _timed(cmd, *, timeout: int, env=None, cwd=ROOT) -> subprocess.CompletedProcess:
@@ -291,3 +295,84 @@ def test_tiny_dag_data_stage_through_the_profile(slurm_env, tmp_path):
         assert rows[0]["Partition"] == "cpu" and rows[0]["Account"] == "prefbias", rows
     # fetch_dataset is a localrule: it ran on the submit host, never as a Slurm job
     assert not [r for r in _sacct(env, since) if "fetch_dataset" in r["Comment"]]
+
+
+# ------------------------------------------------------------------ pre-emption (issue 22.5)
+
+
+def _train_rows(path: Path) -> list[dict]:
+    rows = [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
+    return [r for r in rows if r["split"] == "train"]
+
+
+def test_time_limit_signal_reaches_trainer_which_checkpoints_and_resumes(slurm_env, tmp_path):
+    """A real `prefbias train-sft` job through the executor plugin with a 3-minute time limit and
+    `--signal=TERM@60` (Slurm sends it 60-120 s before the limit, i.e. 60-120 s after the start,
+    when the trainer runs; training is sized to last longer). Slurm signals the job step; the
+    trainer (exec'd by the rule's shell, so a process of the step) gets SIGTERM, finishes its
+    step, checkpoints and exits; the job ends FAILED before its time limit (not TIMEOUT). The
+    rerun resumes from that checkpoint: no finished step is trained again and the metrics hold
+    every step exactly once."""
+    from prefbias.io import write_jsonl
+    from prefbias.train import synthetic
+
+    data = tmp_path / "data"
+    paths = synthetic.write_setup(data)
+    train = data / "sft" / "long.jsonl"
+    write_jsonl(train, synthetic.sft_rows(N_PREEMPT_ROWS, 0, lo=2, hi=6))
+    init = synthetic.build_model(tmp_path / "base")
+    # many short steps, no periodic checkpoint: only the signal handler writes one
+    spec = {"max_prompt_tokens": 128, "max_completion_tokens": 16, "max_length": 64,
+            "cycles": PREEMPT_CYCLES, "epochs": 1, "batch_size": 1, "grad_accum": 1,
+            "eval_steps": None, "checkpoint_steps": None, "warmup_ratio": 0.0,
+            "max_grad_norm": 1.0, "eval_max_examples": 4,
+            "optimizer": {"name": "adamw", "lr": 1e-3, "betas": [0.9, 0.95],
+                          "weight_decay": 0.0}}
+    overlay = tmp_path / "train.yaml"
+    overlay.write_text(yaml.safe_dump({"train": {
+        "init": str(init), "train": str(train), "eval": str(paths["sft_test"]), "spec": spec}}))
+    work = tmp_path / "wd"
+    env = dict(slurm_env, PATH=f"{Path(sys.executable).parent}:{slurm_env['PATH']}",
+               OMP_NUM_THREADS="1")
+    target = "out/train/summary.json"
+
+    def run(*args, timeout):
+        cmd = [SNAKEMAKE, "--profile", "slurm", "-s", "tests/slurm/Snakefile",
+               "--configfile", "tests/slurm/config.yaml", overlay, "--directory", work,
+               "--sdm", "env-modules", *FAST_POLL, *args, target]
+        return _timed(cmd, timeout=timeout, env=env)
+
+    since = datetime.now().strftime("%Y-%m-%dT%H:%M:%S")
+    time.sleep(1)
+    first = run("--retries", "0", "--set-resources", "train_sft:runtime=3",
+                "train_sft:slurm_extra='--signal=TERM@60'", timeout=900)
+    log = (work / "logs" / "train_sft.log").read_text()
+    assert first.returncode != 0, (first.stdout + first.stderr)[-4000:]
+    # the trainer itself received the signal ...
+    assert "stopped on SIGTERM after step" in log, log[-4000:]
+    stopped_at = int(log.split("stopped on SIGTERM after step ")[1].split(";")[0])
+    # ... and checkpointed exactly the steps it had finished (no periodic checkpoints here)
+    ckpt_dir = work / "ckpt" / "sft-s0"
+    latest = (ckpt_dir / "latest").read_text().strip()
+    state = json.loads((ckpt_dir / latest / "state.json").read_text())
+    streamed = _train_rows(ckpt_dir / "metrics.jsonl")
+    assert state["global_step"] == stopped_at == streamed[-1]["step"], (state, stopped_at)
+    assert not (work / target).exists()
+    jobs = _jobs_by_rule(env, since, {"train_sft"}, expect_final=1)
+    row = jobs["train_sft"][0]
+    # stopped by the trainer after the signal, before the time limit: FAILED (exit 1), not TIMEOUT
+    assert row["State"] == "FAILED" and row["Timelimit"] == "00:03:00", row
+
+    second = run("--set-resources", "train_sft:runtime=20", timeout=900)
+    assert second.returncode == 0, (second.stdout + second.stderr)[-4000:]
+    log2 = (work / "logs" / "train_sft.log").read_text()
+    assert f"(step {stopped_at})" in log2 and "resuming sft-s0" in log2, log2[-3000:]
+    summary = json.loads((work / target).read_text())
+    final = _train_rows(work / "out" / "train" / "metrics.jsonl")
+    steps = [r["step"] for r in final]
+    # every step exactly once; the ones before the stop are the first run's (restored from the
+    # checkpoint, not recomputed: identical losses), the rest the rerun's
+    assert steps == list(range(1, summary["steps"] + 1)) and summary["steps"] > stopped_at
+    assert [r["loss"] for r in final[:stopped_at]] == [r["loss"] for r in streamed]
+    sys.stderr.write(f"\n[test_slurm] trainer stopped on SIGTERM after step {stopped_at} of "
+                     f"{summary['steps']}; rerun resumed from it\n")
