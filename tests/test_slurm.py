@@ -339,15 +339,16 @@ def test_time_limit_signal_reaches_trainer_which_checkpoints_and_resumes(slurm_e
     def run(*args, timeout):
         cmd = [SNAKEMAKE, "--profile", "slurm", "-s", "tests/slurm/Snakefile",
                "--configfile", "tests/slurm/config.yaml", overlay, "--directory", work,
-               "--sdm", "env-modules", *FAST_POLL, *args, target]
+               "--sdm", "env-modules", *FAST_POLL, target, *args]
         return _timed(cmd, timeout=timeout, env=env)
 
     since = datetime.now().strftime("%Y-%m-%dT%H:%M:%S")
     time.sleep(1)
     first = run("--retries", "0", "--set-resources", "train_sft:runtime=3",
                 "train_sft:slurm_extra='--signal=TERM@60'", timeout=900)
+    out = (first.stdout + first.stderr)[-4000:]
+    assert first.returncode != 0 and (work / "logs" / "train_sft.log").exists(), out
     log = (work / "logs" / "train_sft.log").read_text()
-    assert first.returncode != 0, (first.stdout + first.stderr)[-4000:]
     # the trainer itself received the signal ...
     assert "stopped on SIGTERM after step" in log, log[-4000:]
     stopped_at = int(log.split("stopped on SIGTERM after step ")[1].split(";")[0])
