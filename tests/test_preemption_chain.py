@@ -1,10 +1,11 @@
 """What lets Slurm's time-limit SIGTERM reach the trainer (docs/HPC.md, "Pre-emption and the wall
-time"; measured for real in tests/test_slurm.py): the profile asks for the signal on the job
-steps (no `B:`: then only the batch shell gets it, dies of it at once and ends the job, and the
-trainer gets Slurm's teardown TERM with `KillWait` seconds to live), and every rule that gets the signal `exec`s its command, so the trainer is itself a
-process of the step. A `bash -c '...; prefbias ... 2> log'` without `exec` keeps bash as the
-trainer's parent (a redirection stops bash from replacing itself); bash dies of the TERM at once
-and Snakemake ends the step while the trainer is still writing its checkpoint."""
+time"; measured for real in tests/test_slurm.py). The profile asks for the signal on the job
+steps, without `B:` (with it only the batch shell gets the signal, dies of it at once and ends the
+job; the trainer then gets the teardown TERM with `KillWait` seconds to live). Every rule that
+gets the signal `exec`s its command, so the trainer is itself a process of the step: a
+`bash -c '...; prefbias ... 2> log'` without `exec` keeps bash as the trainer's parent (a
+redirection stops bash from replacing itself); bash dies of the TERM at once and Snakemake ends
+the step while the trainer is still writing its checkpoint."""
 
 from __future__ import annotations
 

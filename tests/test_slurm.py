@@ -10,6 +10,7 @@ Run: `pytest -m slurm tests/test_slurm.py` (see the Makefile's test-slurm target
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -29,9 +30,10 @@ FAST_POLL = ["--seconds-between-status-checks", "2",
              "--slurm-init-seconds-before-status-checks", "2", "--latency-wait", "5"]
 
 pytestmark = pytest.mark.slurm
-# pre-emption test: a training job sized to outlast the signal (tiny model, one-row steps)
+# pre-emption test: a training job sized to outlast the signal (tiny model, one-row steps): about
+# PREEMPT_TRAIN_S seconds of training at the step rate measured on this machine just before
 N_PREEMPT_ROWS = 300
-PREEMPT_CYCLES = 20
+PREEMPT_TRAIN_S = 200
 
 
 def _timed(cmd, *, timeout: int, env=None, cwd=ROOT) -> subprocess.CompletedProcess:
@@ -314,7 +316,7 @@ def test_time_limit_signal_reaches_trainer_which_checkpoints_and_resumes(slurm_e
     rerun resumes from that checkpoint: no finished step is trained again and the metrics hold
     every step exactly once."""
     from prefbias.io import write_jsonl
-    from prefbias.train import synthetic
+    from prefbias.train import recipes, synthetic
 
     data = tmp_path / "data"
     paths = synthetic.write_setup(data)
@@ -323,11 +325,19 @@ def test_time_limit_signal_reaches_trainer_which_checkpoints_and_resumes(slurm_e
     init = synthetic.build_model(tmp_path / "base")
     # many short steps, no periodic checkpoint: only the signal handler writes one
     spec = {"max_prompt_tokens": 128, "max_completion_tokens": 16, "max_length": 64,
-            "cycles": PREEMPT_CYCLES, "epochs": 1, "batch_size": 1, "grad_accum": 1,
+            "cycles": 1, "epochs": 1, "batch_size": 1, "grad_accum": 1,
             "eval_steps": None, "checkpoint_steps": None, "warmup_ratio": 0.0,
             "max_grad_norm": 1.0, "eval_max_examples": 4,
             "optimizer": {"name": "adamw", "lr": 1e-3, "betas": [0.9, 0.95],
                           "weight_decay": 0.0}}
+    # one cycle here first: its step rate sizes the job (a fast machine must not finish before
+    # the signal, a slow one must not take forever to finish the rerun)
+    calib = tmp_path / "calib"
+    one = recipes.train_sft(model_id="sft-s0", init=str(init), train=str(train),
+                            eval=str(paths["sft_test"]), spec=spec, seed=0,
+                            out=str(calib / "m"), metrics=str(calib / "metrics.jsonl"),
+                            summary=str(calib / "summary.json"), ckpt=str(calib / "ckpt"))
+    spec["cycles"] = max(4, math.ceil(PREEMPT_TRAIN_S / one["runtime_s"]))
     overlay = tmp_path / "train.yaml"
     overlay.write_text(yaml.safe_dump({"train": {
         "init": str(init), "train": str(train), "eval": str(paths["sft_test"]), "spec": spec}}))
