@@ -379,10 +379,12 @@ def test_time_limit_signal_reaches_trainer_which_checkpoints_and_resumes(slurm_e
     log2 = (work / "logs" / "train_sft.log").read_text()
     assert f"(step {stopped_at})" in log2 and "resuming sft-s0" in log2, log2[-3000:]
     summary = json.loads((work / target).read_text())
+    # the rerun's step counter starts at the stop (its progress bar's first line): no finished
+    # step is trained again
+    assert f" {stopped_at}/{summary['steps']} [00:00<" in log2, log2[:3000]
     final = _train_rows(work / "out" / "train" / "metrics.jsonl")
     steps = [r["step"] for r in final]
-    # every step exactly once; the ones before the stop are the first run's (restored from the
-    # checkpoint, not recomputed: identical losses), the rest the rerun's
+    # every step exactly once; the rows up to the stop are the first run's, from the checkpoint
     assert steps == list(range(1, summary["steps"] + 1)) and summary["steps"] > stopped_at
     assert [r["loss"] for r in final[:stopped_at]] == [r["loss"] for r in streamed]
     sys.stderr.write(f"\n[test_slurm] trainer stopped on SIGTERM after step {stopped_at} of "
