@@ -9,7 +9,10 @@ tree was made read-only. A sha256 ``digest`` of all other fields (and one per fi
 edited one) covers the manifest itself. A tree with a symlink or a special file is not frozen.
 
 Environment variables are never read into the manifest (the judge key lives in the variable named by
-``judge.api_key_env``; only that *name* is part of the config).
+``judge.api_key_env``; only that *name* is part of the config). A tree in which the value of any
+secret variable appears (every ``api_key_env`` the config names, ``OPENAI_API_KEY``,
+``HF_TOKEN``, keys this process read: :mod:`prefbias.held_secrets`) is not frozen: the error names
+each file and variable, never the value.
 
 ``verify`` checks the whole tree against the manifest and returns one line per problem:
 ``changed:``/``missing:``/``extra:`` files and directories (``d/``), ``changed: MANIFEST.json
@@ -25,6 +28,7 @@ import datetime as _dt
 import hashlib
 import importlib.metadata as md
 import json
+import logging
 import os
 import platform
 import re
@@ -37,7 +41,10 @@ from typing import Any
 
 import yaml
 
+from prefbias import held_secrets
 from prefbias.io import atomic_path
+
+log = logging.getLogger(__name__)
 
 MANIFEST = "MANIFEST.json"
 CITATION = "CITATION.cff"
@@ -289,6 +296,7 @@ def freeze(root: str | Path, config: dict[str, Any], *, repo: str | Path = ".",
     if links or special:
         raise FreezeError(f"{root}: cannot freeze a tree with symlinks or special files (a frozen "
                           f"run must hold its own data): {[*links, *special][:10]}")
+    check_no_secrets(root, config, files)
     manifest = {
         "manifest_version": MANIFEST_VERSION,
         "run": config.get("run"),
@@ -312,6 +320,27 @@ def freeze(root: str | Path, config: dict[str, Any], *, repo: str | Path = ".",
     if readonly:
         make_readonly(root)
     return manifest
+
+
+def check_no_secrets(root: Path, config: dict[str, Any], files: Iterable[str] | None = None,
+                     environ: dict[str, str] | None = None) -> None:
+    """Raise :class:`FreezeError` when the value of a secret variable appears in a file under
+    ``root`` (naming each file and variable, never the value)."""
+    names = held_secrets.config_env_names(config)
+    secrets = held_secrets.held(environ, names)
+    if not secrets:
+        log.warning("freeze: none of the secret variables (%s) is set here; the results cannot "
+                    "be checked for leaked keys", ", ".join(dict.fromkeys(
+                        [*held_secrets.STANDARD_ENV, *names])))
+        return
+    log.info("freeze: checking every file for the values of %s", ", ".join(sorted(secrets)))
+    leaks = held_secrets.find_in_tree(root, secrets, files)
+    if leaks:
+        lines = "\n  ".join(f"{rel}: holds the value of ${name}" for rel, name in leaks)
+        raise FreezeError(f"{root}: refusing to freeze: {len(leaks)} file(s) hold a secret "
+                          f"value:\n  {lines}\nDelete or regenerate these files (and the API "
+                          f"cache under W/cache/, which a rerun would replay; entries are "
+                          f"scrubbed when read) before freezing.")
 
 
 def _manifest_problems(manifest: Any) -> list[str]:
