@@ -155,6 +155,33 @@ def check_field(row: Mapping[str, Any], field: str, typ: type | tuple[type, ...]
     return value
 
 
+class UniqueIds:
+    """The ids of one file's rows, for every stage that keys rows by id: :meth:`add` raises a
+    :class:`DataError` naming the file and both lines when an id repeats (two rows with one id
+    would silently share, or overwrite, each other's results)."""
+
+    def __init__(self, path: str | os.PathLike, field: str = "id"):
+        self.path, self.field = path, field
+        self.first: dict[str, int | None] = {}
+
+    def add(self, rid: Any, line: int | None) -> None:
+        key = str(rid)
+        if key in self.first:
+            first = self.first[key]
+            where = f"line {first}" if first is not None else "an earlier row"
+            raise DataError(self.path, f"duplicate id {rid!r}: already used on {where}; ids must "
+                            "be unique within a file", line=line, field=self.field)
+        self.first[key] = line
+
+
+def check_unique_ids(path: str | os.PathLike, rows: Iterable[tuple[int | None, Mapping[str, Any]]],
+                     field: str = "id") -> None:
+    """:class:`UniqueIds` over ``(line, row)`` pairs."""
+    ids = UniqueIds(path, field)
+    for line, row in rows:
+        ids.add(row.get(field), line)
+
+
 def iter_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, dict[str, Any]]]:
     """Yield ``(line_number, row)`` for each non-blank line; bad JSON or bytes that are not UTF-8
     raise :class:`DataError` naming the file and line."""

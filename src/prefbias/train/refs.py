@@ -85,5 +85,11 @@ def load(path: str | Path, *, data_path: str | Path, max_length: int,
             reference_dir):
         raise StaleReferenceError(f"{p} was computed with another reference model than "
                                   f"{reference_dir}; recompute it")
+    seen: dict[str, int] = {}
+    for k, i in enumerate(table["ids"]):
+        if i in seen:
+            raise StaleReferenceError(f"{p}: duplicate id {i!r} (rows {seen[i] + 1} and {k + 1} "
+                                      f"of the table; data lines in {data_path}); recompute it")
+        seen[i] = k
     return {i: (float(c), float(r)) for i, c, r in zip(
         table["ids"], table["chosen"].tolist(), table["rejected"].tolist(), strict=True)}
