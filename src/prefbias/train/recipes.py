@@ -132,7 +132,7 @@ def train_config(kind: str, spec: dict[str, Any], *, model_id: str, seed: int,
                   max_grad_norm=spec["max_grad_norm"], eval_steps=spec.get("eval_steps"),
                   eval_at_start=spec.get("eval_at_start", False),
                   checkpoint_steps=spec["checkpoint_steps"],
-                  checkpoint_keep=spec.get("checkpoint_keep", 2),
+                  checkpoint_keep=spec["checkpoint_keep"],
                   group_by_length=spec["group_by_length"])
     return TrainConfig(**{**values, **fixed})
 
