@@ -167,14 +167,25 @@ def test_other_torch_errors_are_not_called_disk_full(tmp_path, monkeypatch):
     assert not isinstance(err.value, CheckpointError)
 
 
-def test_disk_full_on_model_save_names_path_and_cause(tmp_path, monkeypatch):
+class SafetensorError(Exception):
+    """What safetensors raises (its own class, the OS error only in the text)."""
+
+
+def _safetensors_full(*a, **k):
+    raise SafetensorError('Error while serializing: IoError(Os { code: 28, kind: StorageFull, '
+                          'message: "No space left on device" })')
+
+
+@pytest.mark.parametrize("failure", ["torch_iostream", "safetensors"])
+def test_disk_full_on_model_save_names_path_and_cause(tmp_path, monkeypatch, failure):
     class Model:
         def save_pretrained(self, path):
-            _iostream()
+            (_iostream if failure == "torch_iostream" else _safetensors_full)()
 
     acc = SimpleNamespace(is_main_process=True, wait_for_everyone=lambda: None)
     trainer = SimpleNamespace(acc=acc, unwrapped=lambda: Model(), ckpt_dir=tmp_path / "ckpt")
-    monkeypatch.setattr(ckpt.os, "statvfs", lambda p: SimpleNamespace(f_bavail=0))
+    if failure == "torch_iostream":
+        monkeypatch.setattr(ckpt.os, "statvfs", lambda p: SimpleNamespace(f_bavail=0))
     out = tmp_path / "models" / "sft-s0"
     with pytest.raises(CheckpointError) as err:
         write_outputs(trainer, {"model": "m", "kind": "sft"}, None, out_dir=out,

@@ -18,13 +18,16 @@ raised as :class:`CheckpointError` naming the path and the cause.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import json
 import logging
 import os
 import random
+import re
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -78,28 +81,66 @@ def write_error(path: str | Path, e: OSError, what: str = "checkpoint") -> Check
                            f"last complete checkpoint)")
 
 
+_NO_SPACE_TEXT = re.compile(r"No space left on device|StorageFull|os error 28|code: 28|"
+                            r"Disk quota exceeded", re.I)
+
+
 def os_error_of(e: BaseException) -> OSError | None:
-    """The OSError behind ``e`` (torch wraps a failed write in a RuntimeError: "iostream
-    error", "PytorchStreamWriter failed writing file ...")."""
-    seen = 0
-    while e is not None and seen < 8:
-        if isinstance(e, OSError):
-            return e
-        e = e.__cause__ or e.__context__
-        seen += 1
+    """The OSError behind ``e``: ``e`` itself, its cause or context, or one its text names
+    (safetensors reports ``IoError(Os { code: 28, kind: StorageFull })`` in its own exception
+    class)."""
+    cur: BaseException | None = e
+    for _ in range(8):
+        if cur is None:
+            break
+        if isinstance(cur, OSError):
+            return cur
+        m = _NO_SPACE_TEXT.search(str(cur))
+        if m:
+            code = errno.EDQUOT if "quota" in m.group(0).lower() else errno.ENOSPC
+            return OSError(code, os.strerror(code))
+        cur = cur.__cause__ or cur.__context__
     return None
 
 
 def free_space_error(path: Path) -> OSError | None:
-    """ENOSPC when the filesystem of ``path`` has no free block left (what torch's opaque
-    writer error usually means)."""
+    """ENOSPC when the filesystem of ``path`` (or of its nearest existing parent) has no free
+    block left: what torch's opaque writer errors ("iostream error", "unexpected pos") mean when
+    the disk is full. Ask while the partial file still fills the disk."""
+    probe = Path(path)
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
     try:
-        st = os.statvfs(path if path.exists() else path.parent)
+        st = os.statvfs(probe)
     except OSError:
         return None
     if st.f_bavail == 0:
         return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
     return None
+
+
+class _Target:
+    path: Path
+
+
+@contextlib.contextmanager
+def named_write_errors(path: str | Path, what: str = "checkpoint") -> Iterator[_Target]:
+    """Turn a failed write inside the block into a :class:`CheckpointError` naming
+    ``target.path`` (set it before each file) and the cause, when the cause is a full disk, a
+    quota or another OS error; other errors pass unchanged. Put it *inside* the
+    :func:`~prefbias.io.atomic_path` block, so the free space is checked before the partial
+    output is removed."""
+    target = _Target()
+    target.path = Path(path)
+    try:
+        yield target
+    except CheckpointError:
+        raise
+    except Exception as e:  # noqa: BLE001 - re-raised unless it is a write failure
+        cause = os_error_of(e) or free_space_error(target.path)
+        if cause is None:
+            raise
+        raise write_error(target.path, cause, what) from e
 
 
 def trainable_state(model) -> dict[str, torch.Tensor]:
@@ -152,33 +193,24 @@ def save(ckpt_dir: Path, *, model, optimizer, scheduler, state: dict[str, Any],
     remove_stale(ckpt_dir)
     name = f"step-{state['global_step']}"
     rows = [r for r in (metrics_rows or []) if r["step"] <= state["global_step"]]
-    target = ckpt_dir / name
-    try:
-        with atomic_path(target, is_dir=True) as tmp:
-            target = tmp / "weights.pt"
-            torch.save(trainable_state(model), target)
-            target = tmp / "optimizer.pt"
-            torch.save(optimizer.state_dict(), target)
-            target = tmp / "scheduler.pt"
-            torch.save(scheduler.state_dict(), target)
-            target = tmp / "rng.pt"
-            torch.save(rng_state(), target)
-            target = tmp / "state.json"
-            target.write_text(json.dumps(state, indent=2), encoding="utf-8")
-            target = tmp / "metrics.jsonl"
-            target.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-            sums = {f: sha256_file(tmp / f) for f in DATA_FILES}
-            target = tmp / CHECKSUMS
-            target.write_text(json.dumps(sums, indent=1), encoding="utf-8")
-        target = ckpt_dir / "latest"
-        with atomic_open(target) as fh:
-            fh.write(name + "\n")
-    except (OSError, RuntimeError) as e:
-        cause = os_error_of(e) or free_space_error(ckpt_dir)
-        if cause is None:
-            raise
-        where = ckpt_dir / name / target.name if target.parent != ckpt_dir else target
-        raise write_error(where, cause) from e
+    final = ckpt_dir / name
+    files = {"weights.pt": lambda f: torch.save(trainable_state(model), f),
+             "optimizer.pt": lambda f: torch.save(optimizer.state_dict(), f),
+             "scheduler.pt": lambda f: torch.save(scheduler.state_dict(), f),
+             "rng.pt": lambda f: torch.save(rng_state(), f),
+             "state.json": lambda f: f.write_text(json.dumps(state, indent=2), encoding="utf-8"),
+             "metrics.jsonl": lambda f: f.write_text("".join(json.dumps(r) + "\n" for r in rows),
+                                                     encoding="utf-8")}
+    with atomic_path(final, is_dir=True) as tmp, named_write_errors(final) as target:
+        for fname, write in files.items():
+            target.path = final / fname
+            write(tmp / fname)
+        sums = {f: sha256_file(tmp / f) for f in DATA_FILES}
+        target.path = final / CHECKSUMS
+        (tmp / CHECKSUMS).write_text(json.dumps(sums, indent=1), encoding="utf-8")
+    with atomic_open(ckpt_dir / "latest") as fh, named_write_errors(ckpt_dir / "latest"):
+        fh.write(name + "\n")
+        fh.flush()
     olds = [p for p in step_dirs(ckpt_dir) if p.name != name]
     for p in olds[max(0, keep - 1):]:
         shutil.rmtree(p, ignore_errors=True)

@@ -504,23 +504,19 @@ def write_outputs(trainer: Trainer, summary: dict[str, Any], tokenizer, *, out_d
             for stale in remove_stale_temporaries(p) if p is not None else ():
                 log.info("removed %s left by an interrupted earlier write", stale)
         model = trainer.unwrapped()
-        try:
-            with atomic_path(out_dir, is_dir=True) as tmp:
-                if lora:
-                    model.save_pretrained(tmp / "adapter")
-                    tokenizer.save_pretrained(tmp / "adapter")
-                    from prefbias.train.merge import merge_lora
-                    model = merge_lora(model)  # fp32 merge, cast back (train/merge.py)
-                model.save_pretrained(tmp)
-                tokenizer.save_pretrained(tmp)
-                write_json(tmp / "prefbias_model.json", {"source": "trained",
-                                                         "id": summary["model"],
-                                                         "kind": summary["kind"]})
-        except (OSError, RuntimeError) as e:  # disk full: name the path and the cause
-            cause = ckpt.os_error_of(e) or ckpt.free_space_error(Path(out_dir))
-            if cause is None:
-                raise
-            raise ckpt.write_error(out_dir, cause, "trained model") from e
+        # disk full: an error naming the path and the cause (checked before the partial
+        # directory is removed)
+        with atomic_path(out_dir, is_dir=True) as tmp, \
+                ckpt.named_write_errors(out_dir, "trained model"):
+            if lora:
+                model.save_pretrained(tmp / "adapter")
+                tokenizer.save_pretrained(tmp / "adapter")
+                from prefbias.train.merge import merge_lora
+                model = merge_lora(model)  # fp32 merge, cast back (train/merge.py)
+            model.save_pretrained(tmp)
+            tokenizer.save_pretrained(tmp)
+            write_json(tmp / "prefbias_model.json", {"source": "trained", "id": summary["model"],
+                                                     "kind": summary["kind"]})
         write_jsonl(metrics_path, trainer.metrics_rows)
         if eval_examples_path is not None:
             ex = trainer.eval_examples
