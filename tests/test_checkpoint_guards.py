@@ -193,3 +193,12 @@ def test_disk_full_on_model_save_names_path_and_cause(tmp_path, monkeypatch, fai
     assert "trained model" in str(err.value) and str(out) in str(err.value)
     assert "no space left on the device" in str(err.value)
     assert not out.exists()
+
+
+def test_non_storage_os_errors_pass_unchanged(tmp_path, monkeypatch):
+    def denied(*a, **k):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(ckpt.torch, "save", denied)
+    with pytest.raises(PermissionError):
+        _save(tmp_path, [1])

@@ -12,8 +12,8 @@ naming both init fingerprints (:func:`model_fingerprint`: sha256 over the *conte
 config and tokenizer files, so a new tiny seed or a bumped revision with the same shapes is
 caught); one made with other settings or data (its fingerprint differs) is refused naming both
 fingerprints. Temporaries left by a writer killed mid-save (``.step-<n>.tmp-*``) are removed on the
-next save or resume. A write that fails for lack of space (``ENOSPC``) or another OS error is
-raised as :class:`CheckpointError` naming the path and the cause.
+next save or resume. A write that fails for lack of space (``ENOSPC``, a quota, another storage
+error) is raised as :class:`CheckpointError` naming the path and the cause.
 """
 
 from __future__ import annotations
@@ -72,15 +72,17 @@ def model_fingerprint(model_dir: str | Path) -> str:
 
 def write_error(path: str | Path, e: OSError, what: str = "checkpoint") -> CheckpointError:
     """A clear error for a failed write: the path and the cause (disk full, quota, ...)."""
-    cause = {errno.ENOSPC: "no space left on the device",
-             errno.EDQUOT: "disk quota exceeded"}.get(e.errno or 0,
-                                                       e.strerror or type(e).__name__)
+    cause = STORAGE_ERRORS.get(e.errno or 0, e.strerror or type(e).__name__)
     return CheckpointError(f"cannot write the {what} {path}: {cause} ({type(e).__name__}"
                            f"{f' errno {e.errno}' if e.errno else ''}: {e}); free space or "
                            f"move the work directory, then rerun (training resumes from the "
                            f"last complete checkpoint)")
 
 
+# what a write of the checkpoint or model can hit on the storage side (the others pass unchanged)
+STORAGE_ERRORS = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "disk quota exceeded",
+                  errno.EFBIG: "file too large for the filesystem",
+                  errno.EROFS: "read-only filesystem", errno.EIO: "input/output error"}
 _NO_SPACE_TEXT = re.compile(r"No space left on device|StorageFull|os error 28|code: 28|"
                             r"Disk quota exceeded", re.I)
 
@@ -127,9 +129,9 @@ class _Target:
 def named_write_errors(path: str | Path, what: str = "checkpoint") -> Iterator[_Target]:
     """Turn a failed write inside the block into a :class:`CheckpointError` naming
     ``target.path`` (set it before each file) and the cause, when the cause is a full disk, a
-    quota or another OS error; other errors pass unchanged. Put it *inside* the
-    :func:`~prefbias.io.atomic_path` block, so the free space is checked before the partial
-    output is removed."""
+    quota or another storage error (:data:`STORAGE_ERRORS`); other errors pass unchanged. Put
+    it *inside* the :func:`~prefbias.io.atomic_path` block, so the free space is checked before
+    the partial output is removed."""
     target = _Target()
     target.path = Path(path)
     try:
@@ -137,7 +139,9 @@ def named_write_errors(path: str | Path, what: str = "checkpoint") -> Iterator[_
     except CheckpointError:
         raise
     except Exception as e:  # noqa: BLE001 - re-raised unless it is a write failure
-        cause = os_error_of(e) or free_space_error(target.path)
+        cause = os_error_of(e)
+        if cause is None or cause.errno not in STORAGE_ERRORS:
+            cause = free_space_error(target.path)
         if cause is None:
             raise
         raise write_error(target.path, cause, what) from e
