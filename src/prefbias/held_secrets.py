@@ -80,8 +80,8 @@ def scrub_text(text: str, values: Iterable[str] | None = None) -> str:
 
 
 def scrub_obj(obj: Any, values: Iterable[str] | None = None) -> Any:
-    """A copy of a JSON-like value with every string (dict keys included: logprob tables are
-    keyed by token) scrubbed by :func:`scrub_text`."""
+    """A JSON-like value with every string (dict keys included: logprob tables are keyed by
+    token) scrubbed by :func:`scrub_text`: a copy, or ``obj`` itself when no secret is held."""
     vals = list(held().values() if values is None else values)
     if not vals:
         return obj
