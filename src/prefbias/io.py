@@ -205,8 +205,8 @@ def _loads(text: str | bytes, path: Path, line: int | None) -> Any:
         raise DataError(path, f"invalid JSON: {e.msg} (column {e.colno})",
                         line=line if line is not None else e.lineno) from e
     except RecursionError:
-        raise DataError(path, "the JSON value is nested too deeply to read (more levels of lists or "
-                        "objects than the parser can follow)", line=line) from None
+        raise DataError(path, "the JSON value is nested too deeply to read (more levels of "
+                        "lists or objects than the parser can follow)", line=line) from None
 
 
 def iter_jsonl(path: str | os.PathLike, *, max_bytes: int | None = None
