@@ -83,8 +83,10 @@ def test_local_copy_and_sha(tmp_path):
     src = tmp_path / "src.jsonl"
     src.write_text(_jsonl(ROWS))
     sha = hashlib.sha256(src.read_bytes()).hexdigest()
+    # tmp_path is outside the repository: a file there is copied only with its sha256 pinned
+    # (issue 23 item 10; tests/test_config_guards.py)
     spec = {"source": "local", "files": {"train": {"path": str(src), "sha256": sha},
-                                         "test": {"path": str(src)}}}
+                                         "test": {"path": str(src), "sha256": sha}}}
     fetch(spec, "x", tmp_path / "o")
     assert (tmp_path / "o" / "train.jsonl").read_bytes() == src.read_bytes()
     assert (tmp_path / "o" / "test.jsonl").exists()
@@ -95,7 +97,8 @@ def test_local_copy_and_sha(tmp_path):
         fetch(bad, "x", tmp_path / "o2")
     with pytest.raises(DataError, match="no split 'dev'"):
         fetch(spec, "x", tmp_path / "o3", splits=["dev"])
-    missing = {"source": "local", "files": {"train": {"path": str(tmp_path / "nope.jsonl")}}}
+    missing = {"source": "local", "files": {"train": {"path": str(tmp_path / "nope.jsonl"),
+                                                      "sha256": sha}}}
     with pytest.raises(DataError, match="does not exist"):
         fetch(missing, "x", tmp_path / "o4")
 

@@ -180,3 +180,29 @@ def test_manifest_records_the_cluster_settings_expanded(monkeypatch):
     assert out["cluster"] == {"account": "proj42", "partitions": {"gpu": "h100"}}
     assert out["judge"]["prompt"] == "costs ${PRICE}"  # only the cluster section takes variables
     assert redact({"api_key": "sk-abcdefgh123"}) == {"api_key": "<redacted>"}
+
+
+@pytest.mark.parametrize("name", ["x\nR: intact", "x\rintact", "a\u202eevil", "back\\slash",
+                                  '"quoted'])
+def test_file_names_cannot_forge_verify_lines(tmp_path, tiny_config, capsys, name):
+    """issue 23 item 10: a file name with a newline printed a forged line; names are escaped."""
+    from prefbias.commands.report import run_verify
+
+    R = build(tmp_path / "R", tiny_config)
+    freeze.freeze(R, copy.deepcopy(tiny_config), readonly=False)
+    (R / name).write_text("x")
+    (R / "eval" / f"sub{name}").mkdir()
+    problems = freeze.verify(R)
+    assert len(problems) == 2
+    for p in problems:
+        assert "\n" not in p and "\r" not in p and "\u202e" not in p
+    assert problems[1] == f"extra: {freeze.show_path(name)}" and freeze.show_path(name) != name
+
+    class A:
+        results = str(R)
+
+    assert run_verify(A()) == 1
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert len(lines) == 2 and all(ln.startswith("extra: ") for ln in lines), lines
+    assert not any(ln.endswith(": intact") for ln in lines)

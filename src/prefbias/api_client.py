@@ -8,7 +8,9 @@ What it owns, once:
 * **Secrets.** The key is read only from the environment variable a config section names
   (``api_key_env``), when the client is built — so a missing key fails before any request or
   model load — and it is never logged, written, or part of a cache key: every error text that
-  leaves this module is scrubbed (the key itself, ``sk-…`` and ``Bearer …`` tokens).
+  leaves this module is scrubbed (the key itself, ``sk-…`` and ``Bearer …`` tokens), and every
+  answer is scrubbed of every secret value the process holds (:mod:`prefbias.held_secrets`)
+  before it is cached or returned, so a server that echoes the key back stores nothing secret.
   A custom endpoint (``base_url``) may be keyless where the caller allows it (``vllm serve``).
 * **Retries.** 408/409/425/429 and 5xx answers, timeouts, connection errors and malformed bodies
   are retried up to ``max_retries`` times (so at most ``max_retries + 1`` attempts); other 4xx
@@ -43,6 +45,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from prefbias import held_secrets
 from prefbias.evaluation.cache import DiskCache, cache_key
 
 log = logging.getLogger(__name__)
@@ -132,6 +135,7 @@ def resolve_api_key(env_name: str | None, *, purpose: str = "judge",
         raise ApiKeyError(
             f"{purpose}: the API key environment variable {env_name}{where} is not set (or "
             f"empty); export {env_name}=... before running, or use a local backend")
+    held_secrets.register(env_name, value)
     return value
 
 
@@ -142,7 +146,7 @@ def scrub(text: str, key: str | None = None) -> str:
     """``text`` without the key and without anything that looks like a bearer token."""
     if key and key != "EMPTY":
         text = text.replace(key, "***")
-    return _SECRETISH.sub(r"\1***", text)
+    return _SECRETISH.sub(r"\1***", held_secrets.scrub_text(text))
 
 
 def retry_after_s(response: Any) -> float | None:
@@ -190,7 +194,7 @@ class ApiClient:
 
     :meth:`complete` returns ``{"text", "finish_reason", "prompt_tokens", "completion_tokens",
     "logprobs", "cached"}``; ``logprobs`` is a list of ``{"token", "top": {token: logprob}}`` when
-    requested. Cache entries never hold the key.
+    requested. Neither cache entries nor answers ever hold a secret value (scrubbed).
     """
 
     def __init__(self, settings: ApiSettings, *, cache_dir: str | Path | None = None,
@@ -268,7 +272,8 @@ class ApiClient:
             kwargs["stop"] = list(stop)
         if extra_body:
             kwargs["extra_body"] = dict(extra_body)
-        out = self._with_retries(kwargs, abort, request_id)
+        # a server may echo the key back: nothing secret is cached or handed on
+        out = held_secrets.scrub_obj(self._with_retries(kwargs, abort, request_id))
         with self._lock:
             self.usage["prompt_tokens"] += out["prompt_tokens"]
             self.usage["completion_tokens"] += out["completion_tokens"]

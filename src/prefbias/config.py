@@ -70,6 +70,41 @@ def validate_config(config: dict[str, Any]) -> None:
         lines = [f"config key '{_key(e.absolute_path)}': {e.message}" for e in errors]
         raise ConfigError("invalid config:\n  " + "\n  ".join(lines))
     _check_references(config)
+    _check_values(config)
+
+
+def _check_values(config: dict[str, Any]) -> None:
+    """Value checks a JSON schema cannot express: tiny model shapes that the first training job
+    would reject, and local dataset files outside the repository without a pinned sha256."""
+    from prefbias.data.fetch import outside_repository, unpinned_outside_message
+    from prefbias.models.tiny import DEFAULTS as TINY
+
+    problems = []
+    for mid, m in config["models"].items():
+        if m.get("source") != "tiny":
+            continue
+        s = {**TINY, **m}
+        hidden, heads, kv = s["hidden_size"], s["num_heads"], s["num_kv_heads"]
+        if hidden % heads:
+            problems.append(f"config key 'models.{mid}.hidden_size': {hidden} is not divisible "
+                            f"by num_heads = {heads}")
+        elif (hidden // heads) % 2:
+            problems.append(f"config key 'models.{mid}.hidden_size': the head dimension "
+                            f"hidden_size / num_heads = {hidden // heads} is odd; rotary "
+                            f"position embeddings need an even one")
+        if heads % kv:
+            problems.append(f"config key 'models.{mid}.num_kv_heads': num_heads = {heads} is not "
+                            f"divisible by num_kv_heads = {kv}")
+    for name, d in config["datasets"].items():
+        if d.get("source") != "local":
+            continue
+        for split, f in (d.get("files") or {}).items():
+            key = f"datasets.{name}.files.{split}"
+            if f.get("path") and not f.get("sha256") and outside_repository(f["path"]):
+                problems.append(f"config key '{key}.path': "
+                                + unpinned_outside_message(f["path"], key))
+    if problems:
+        raise ConfigError("invalid config:\n  " + "\n  ".join(problems))
 
 
 def _check_references(config: dict[str, Any]) -> None:

@@ -120,11 +120,7 @@ def read_text(path: str | os.PathLike) -> str:
 
 def read_json(path: str | os.PathLike) -> Any:
     p = Path(path)
-    text = read_text(p)
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as e:
-        raise DataError(p, f"invalid JSON: {e.msg} (column {e.colno})", line=e.lineno) from e
+    return _loads(read_text(p), p, None)
 
 
 _TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "a boolean",
@@ -155,25 +151,88 @@ def check_field(row: Mapping[str, Any], field: str, typ: type | tuple[type, ...]
     return value
 
 
-def iter_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Yield ``(line_number, row)`` for each non-blank line; bad JSON or bytes that are not UTF-8
-    raise :class:`DataError` naming the file and line."""
+class UniqueIds:
+    """The ids of one file's rows, for every stage that keys rows by id: :meth:`add` raises a
+    :class:`DataError` naming the file and both lines when an id repeats (two rows with one id
+    would silently share, or overwrite, each other's results)."""
+
+    def __init__(self, path: str | os.PathLike, field: str = "id"):
+        self.path, self.field = path, field
+        self.first: dict[str, int | None] = {}
+
+    def add(self, rid: Any, line: int | None) -> None:
+        key = str(rid)
+        if key in self.first:
+            first = self.first[key]
+            where = f"line {first}" if first is not None else "an earlier row"
+            raise DataError(self.path, f"duplicate id {rid!r}: already used on {where}; ids must "
+                            "be unique within a file", line=line, field=self.field)
+        self.first[key] = line
+
+
+def check_unique_ids(path: str | os.PathLike, rows: Iterable[tuple[int | None, Mapping[str, Any]]],
+                     field: str = "id") -> None:
+    """:class:`UniqueIds` over ``(line, row)`` pairs."""
+    ids = UniqueIds(path, field)
+    for line, row in rows:
+        ids.add(row.get(field), line)
+
+
+MAX_ROW_BYTES_ENV = "PREFBIAS_MAX_ROW_BYTES"
+DEFAULT_MAX_ROW_BYTES = 8 * 1024 * 1024  # 8 MiB: far above any real row, far below a job's memory
+
+
+def max_row_bytes() -> int:
+    """The longest JSONL line the readers accept: ``$PREFBIAS_MAX_ROW_BYTES`` or 8 MiB. Parsing
+    a JSON row takes many times its size in memory (a 30 MB row: 7 GB), so a longer line is a
+    :class:`DataError` instead of a job killed for memory."""
+    value = os.environ.get(MAX_ROW_BYTES_ENV, "").strip()
+    if not value:
+        return DEFAULT_MAX_ROW_BYTES
+    try:
+        n = int(value)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise ValueError(f"{MAX_ROW_BYTES_ENV}={value!r} is not a positive number of bytes")
+    return n
+
+
+def _loads(text: str | bytes, path: Path, line: int | None) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise DataError(path, f"invalid JSON: {e.msg} (column {e.colno})",
+                        line=line if line is not None else e.lineno) from e
+    except RecursionError:
+        raise DataError(path, "the JSON value is nested too deeply to read (more levels of "
+                        "lists or objects than the parser can follow)", line=line) from None
+
+
+def iter_jsonl(path: str | os.PathLike, *, max_bytes: int | None = None
+               ) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Yield ``(line_number, row)`` for each non-blank line; bad JSON, bytes that are not UTF-8,
+    a line longer than ``max_bytes`` (default :func:`max_row_bytes`) or nesting too deep to
+    parse raise :class:`DataError` naming the file and line. An over-long line is never read
+    whole."""
     p = Path(path)
     if not p.exists():
         raise DataError(p, "file does not exist")
+    limit = max_bytes or max_row_bytes()
     with open(p, "rb") as fh:
-        for lineno, raw_bytes in enumerate(fh, start=1):
+        lineno = 0
+        while raw_bytes := fh.readline(limit + 1):
+            lineno += 1
+            if len(raw_bytes) > limit and not raw_bytes.endswith(b"\n"):
+                raise DataError(p, f"the line is longer than {limit} bytes, the limit per JSONL "
+                                f"row (set {MAX_ROW_BYTES_ENV} to raise it)", line=lineno)
             try:
                 raw = raw_bytes.decode("utf-8")
             except UnicodeDecodeError as e:
                 raise _utf8_error(p, raw_bytes, e, line_offset=lineno - 1) from e
             if not raw.strip():
                 continue
-            try:
-                row = json.loads(raw)
-            except json.JSONDecodeError as e:
-                raise DataError(p, f"invalid JSON: {e.msg} (column {e.colno})",
-                                line=lineno) from e
+            row = _loads(raw, p, lineno)
             if not isinstance(row, dict):
                 raise DataError(p, f"expected a JSON object, got {type(row).__name__}",
                                 line=lineno)

@@ -48,6 +48,11 @@ Faults
 Auth
     With ``api_key`` set, requests without ``Authorization: Bearer <api_key>`` get 401.
 
+Echoing the key
+    With ``echo_key=True`` every ``{api_key}`` (:data:`KEY_PLACEHOLDER`) in the handler's answer
+    (content and logprobs) is replaced by the key of the request's ``Authorization: Bearer``
+    header, as a misconfigured server or proxy might send it back in a successful answer.
+
 Default handler
     Without a handler the server echoes the last message's content as ``"echo: <content>"``.
     ``logprobs=True`` in the request makes the default handler add per-token logprobs
@@ -66,7 +71,10 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-__all__ = ["Fault", "Headers", "OpenAIStubServer", "RecordedRequest", "token_logprobs"]
+__all__ = ["KEY_PLACEHOLDER", "Fault", "Headers", "OpenAIStubServer", "RecordedRequest",
+           "token_logprobs"]
+
+KEY_PLACEHOLDER = "{api_key}"
 
 
 @dataclass
@@ -147,11 +155,12 @@ class OpenAIStubServer:
                  faults: list[Fault | str | int] | None = None,
                  fault_fn: Callable[[int, dict], Fault | str | None] | None = None,
                  api_key: str | None = None, latency_s: float = 0.0,
-                 models: list[str] | None = None):
+                 models: list[str] | None = None, echo_key: bool = False):
         self.handler = handler or _default_handler
         self._faults: list[Fault] = [Fault.coerce(f) for f in (faults or [])]
         self.fault_fn = fault_fn
         self.api_key = api_key
+        self.echo_key = echo_key
         self.latency_s = latency_s
         self.models = models or ["stub-model"]
         self.requests: list[RecordedRequest] = []
@@ -339,6 +348,10 @@ class OpenAIStubServer:
             out = self.handler(body)
             if isinstance(out, str):
                 out = {"content": out}
+            if self.echo_key:
+                auth = h.headers.get("Authorization") or ""
+                key = auth[len("Bearer "):] if auth.startswith("Bearer ") else auth
+                out = json.loads(json.dumps(out).replace(KEY_PLACEHOLDER, key))
             if "status" in out:
                 h._send(int(out["status"]), _error(out.get("content", "handler error"),
                                                    "server_error"))

@@ -7,7 +7,8 @@ Sources:
 * ``url``   — ``files: {split: {url, sha256}}``: downloaded with retries and a timeout, the sha256
   is checked when given (an error names the expected and the actual digest).
 * ``local`` — ``files: {split: {path, sha256}}``: a file of this repository, copied (sha256 checked
-  when given).
+  when given). A file outside the repository (the working directory Snakemake runs in) is copied
+  only with its sha256 pinned: nothing else records what it held.
 
 All splits of a dataset appear together and only when every one is complete (temporary files are
 renamed at the end; a failure leaves nothing behind).
@@ -135,10 +136,26 @@ def _fetch_url(fspec: dict[str, Any], tmp: Path, *, name: str, split: str, retri
     _verify(tmp, fspec.get("sha256"), what=f"{name}/{split} ({url})")
 
 
+def outside_repository(path: str | os.PathLike, root: str | os.PathLike | None = None) -> bool:
+    """Whether ``path`` (relative paths from ``root``, default the working directory: the
+    repository root where Snakemake runs) resolves, symlinks followed, outside ``root``."""
+    base = Path(root if root is not None else Path.cwd()).resolve()
+    p = Path(path)
+    return not (p if p.is_absolute() else base / p).resolve().is_relative_to(base)
+
+
+def unpinned_outside_message(path: str, key: str) -> str:
+    return (f"{path} is outside the repository ({Path.cwd()}) and has no sha256: such a file is "
+            f"copied only with its sha256 pinned ({key}.sha256), or copy it into the repository")
+
+
 def _fetch_local(fspec: dict[str, Any], tmp: Path, *, name: str, split: str) -> None:
     src = fspec.get("path")
+    key = f"datasets.{name}.files.{split}"
     if not src:
-        raise DataError(f"datasets.{name}.files.{split}", "source local needs a 'path'")
+        raise DataError(key, "source local needs a 'path'")
+    if not fspec.get("sha256") and outside_repository(src):
+        raise DataError(key, unpinned_outside_message(src, key), field="sha256")
     if not Path(src).is_file():
         raise DataError(src, "local dataset file does not exist")
     shutil.copyfile(src, tmp)

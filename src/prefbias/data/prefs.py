@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from prefbias.data.schemas import check_chat, check_message, check_order
-from prefbias.io import DataError, atomic_open, check_field, iter_jsonl
+from prefbias.io import DataError, UniqueIds, atomic_open, check_field, iter_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -166,8 +166,10 @@ def build_prefs(kind: str, input_path: str | os.PathLike, out: str | os.PathLike
     else:
         raise ValueError(f"unknown preference kind {kind!r} (expected one of {KINDS})")
     n = identical = multi = 0
+    ids = UniqueIds(input_path)  # a repeated id would share another row's reference log-probs
     with atomic_open(out) as fh:
         for row in rows:
+            ids.add(row["id"], row["line"])
             identical += row["chosen"] == row["rejected"]
             multi += sum(t["role"] == "user" for t in row["prompt"]) > 1
             fh.write(json.dumps(row, ensure_ascii=False) + "\n")

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from prefbias.io import read_jsonl, write_json
+from prefbias.io import check_unique_ids, iter_jsonl, write_json
 
 
 def _rank(x: np.ndarray) -> np.ndarray:
@@ -81,8 +81,11 @@ def judge_agreement(first: Sequence[str | Path], second: Sequence[str | Path],
     vals: dict[str, tuple[list[float], list[float]]] = {d: ([], []) for d in dimensions}
     n_rows = 0
     for fa, fb in zip(first, second, strict=True):
-        b_rows = {r["id"]: r for r in read_jsonl(fb)}
-        for ra in read_jsonl(fa):
+        a_lines, b_lines = list(iter_jsonl(fa)), list(iter_jsonl(fb))
+        check_unique_ids(fa, a_lines)
+        check_unique_ids(fb, b_lines)
+        b_rows = {r["id"]: r for _, r in b_lines}
+        for ra in (r for _, r in a_lines):
             rb = b_rows.get(ra["id"])
             if rb is None:
                 continue

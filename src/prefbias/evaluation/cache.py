@@ -4,7 +4,9 @@ The key is ``sha256`` of the canonical JSON of everything that determines the an
 request text, decoding options); files live in ``<root>/<key[:2]>/<key>.json`` and are written
 atomically, so concurrent jobs and killed runs never leave a half-written entry. A rerun with the
 same inputs therefore makes zero requests. Nothing secret (API keys) is ever part of a key or
-an entry.
+an entry: every value is scrubbed of the secret values the process holds
+(:mod:`prefbias.held_secrets`) before it is written, and an entry read back that still holds one
+(written by an older version, from a server that echoed the key) is scrubbed and rewritten.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from prefbias import held_secrets
 from prefbias.io import atomic_open, sha256_text
 
 log = logging.getLogger(__name__)
@@ -47,11 +50,15 @@ class DiskCache:
             log.warning("ignoring unreadable cache entry %s", p)
             self.misses += 1
             return None
+        clean = held_secrets.scrub_obj(value)
+        if clean != value:
+            log.warning("cache entry %s held a secret value; scrubbed and rewritten", p)
+            self.put(key, clean)
         self.hits += 1
-        return value
+        return clean
 
     def put(self, key: str, value: Any) -> None:
         if self.root is None:
             return
         with atomic_open(self._path(key)) as fh:
-            json.dump(value, fh, ensure_ascii=False)
+            json.dump(held_secrets.scrub_obj(value), fh, ensure_ascii=False)

@@ -39,7 +39,7 @@ from prefbias.api_client import (  # noqa: F401 - ApiError/ApiKeyError/run_paral
 )
 from prefbias.config import with_defaults
 from prefbias.evaluation.stats import bootstrap_args, summarize
-from prefbias.io import DataError, check_field, iter_jsonl, write_json, write_jsonl
+from prefbias.io import DataError, UniqueIds, check_field, iter_jsonl, write_json, write_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -375,12 +375,18 @@ def resolve_judge_spec(spec: dict[str, Any], which: str = "primary") -> dict[str
 
 
 def read_generations(path: str | Path) -> list[dict[str, Any]]:
+    """Generation rows to score: at least one, ids unique (a repeated id would be scored twice
+    and weigh twice in the means; an empty file would give n=0 and no mean)."""
     rows = []
+    ids = UniqueIds(path)
     for line, row in iter_jsonl(path):
-        check_field(row, "id", (str, int), path=path, line=line)
+        ids.add(check_field(row, "id", (str, int), path=path, line=line), line)
         check_field(row, "messages", list, path=path, line=line, nonempty=True)
         check_field(row, "response", str, path=path, line=line)
         rows.append(row)
+    if not rows:
+        raise DataError(path, "no generations: the file is empty (or only blank lines); a "
+                        "judge or reward score of nothing is not a result")
     return rows
 
 

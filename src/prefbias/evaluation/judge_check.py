@@ -17,7 +17,7 @@ from typing import Any
 from prefbias.config import with_defaults
 from prefbias.evaluation.judge import score_rows
 from prefbias.evaluation.stats import bootstrap_args, summarize
-from prefbias.io import DataError, check_field, iter_jsonl, write_json, write_jsonl
+from prefbias.io import DataError, UniqueIds, check_field, iter_jsonl, write_json, write_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -26,8 +26,9 @@ ANSWERS = ("relevant", "off_topic")
 
 def read_pairs(path: str | Path) -> list[dict[str, Any]]:
     rows = []
+    ids = UniqueIds(path)
     for line, row in iter_jsonl(path):
-        check_field(row, "id", (str, int), path=path, line=line)
+        ids.add(check_field(row, "id", (str, int), path=path, line=line), line)
         for key in ("prompt", *ANSWERS):
             check_field(row, key, str, path=path, line=line, nonempty=True)
         rows.append(row)

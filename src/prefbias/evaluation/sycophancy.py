@@ -44,7 +44,15 @@ from typing import Any
 
 from prefbias.evaluation.grading import Grader
 from prefbias.evaluation.stats import bootstrap_ci, paired_bootstrap_diff
-from prefbias.io import DataError, check_field, iter_jsonl, write_json, write_jsonl
+from prefbias.io import (
+    DataError,
+    UniqueIds,
+    check_field,
+    check_unique_ids,
+    iter_jsonl,
+    write_json,
+    write_jsonl,
+)
 
 log = logging.getLogger(__name__)
 
@@ -92,9 +100,12 @@ def template_names(templates: dict[str, str]) -> dict[str, str]:
 
 def read_rows(path: str | Path, required: Sequence[tuple[str, Any]]) -> list[dict[str, Any]]:
     rows = []
+    ids = UniqueIds(path)  # dialogues and grades are matched to their rows by id
     for line, row in iter_jsonl(path):
         for field, typ in required:
             check_field(row, field, typ, path=path, line=line)
+        if "id" in row:
+            ids.add(row["id"], line)
         rows.append(row)
     return rows
 
@@ -453,7 +464,9 @@ def grade_task(task: str, spec: dict[str, Any], data: str | Path, dialogues_path
     """``prefbias sycophancy-grade``: grade one model's dialogues, write rows and scores."""
     grader = Grader(spec.get("grader") or {}, cache_dir)
     rows = load_task_rows(task, spec, data)
-    dialogs = [d for _, d in iter_jsonl(dialogues_path)]
+    lines = list(iter_jsonl(dialogues_path))
+    check_unique_ids(dialogues_path, lines)
+    dialogs = [d for _, d in lines]
     if not dialogs:
         raise DataError(dialogues_path, "no dialogues to grade")
     graded, scores = grade(task, spec, dialogs, rows, grader)

@@ -298,11 +298,13 @@ def run_resumable(backend: Backend, requests: list[GenRequest], sampling: Sampli
 
 def load_prompts(path: str | os.PathLike) -> list[GenRequest]:
     """Eval-prompt rows ``{"id", "messages", ...}`` as requests (validated)."""
-    from prefbias.io import check_field, iter_jsonl
+    from prefbias.io import UniqueIds, check_field, iter_jsonl
 
     out = []
+    ids = UniqueIds(path)
     for line, row in iter_jsonl(path):
         rid = check_field(row, "id", str, path=path, line=line, nonempty=True)
+        ids.add(rid, line)
         msgs = check_field(row, "messages", list, path=path, line=line, nonempty=True)
         for m in msgs:
             if not isinstance(m, dict) or not isinstance(m.get("content"), str) or \

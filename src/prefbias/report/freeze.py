@@ -9,14 +9,19 @@ tree was made read-only. A sha256 ``digest`` of all other fields (and one per fi
 edited one) covers the manifest itself. A tree with a symlink or a special file is not frozen.
 
 Environment variables are never read into the manifest (the judge key lives in the variable named by
-``judge.api_key_env``; only that *name* is part of the config).
+``judge.api_key_env``; only that *name* is part of the config). A tree in which the value of any
+secret variable appears (every ``api_key_env`` the config names, ``OPENAI_API_KEY``,
+``HF_TOKEN``, keys this process read: :mod:`prefbias.held_secrets`) is not frozen: the error names
+each file and variable, never the value.
 
 ``verify`` checks the whole tree against the manifest and returns one line per problem:
 ``changed:``/``missing:``/``extra:`` files and directories (``d/``), ``changed: MANIFEST.json
 field 'x'`` for an edited manifest field, ``symlink:``, ``special file:``, ``writable:`` (a write
 bit on a file or directory of a read-only freeze) and ``malformed: MANIFEST.json (...)``.
-``unfreeze`` restores write permission so the DAG can rerun (Snakemake's ``onstart`` or the
-Makefile calls it before a run; ``freeze`` calls it itself).
+A path that is not plain printable text (a newline, a control or bidi character, a backslash, a
+leading quote) is shown quoted with those characters escaped (:func:`show_path`), so a file name can
+never forge a line of the output. ``unfreeze`` restores write permission so the DAG can rerun
+(Snakemake's ``onstart`` or the Makefile calls it before a run; ``freeze`` calls it itself).
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import datetime as _dt
 import hashlib
 import importlib.metadata as md
 import json
+import logging
 import os
 import platform
 import re
@@ -37,7 +43,10 @@ from typing import Any
 
 import yaml
 
+from prefbias import held_secrets
 from prefbias.io import atomic_path
+
+log = logging.getLogger(__name__)
 
 MANIFEST = "MANIFEST.json"
 CITATION = "CITATION.cff"
@@ -81,6 +90,25 @@ def redact(obj: Any) -> Any:
 # ------------------------------------------------------------------------------------------------
 class FreezeError(RuntimeError):
     pass
+
+
+def show_path(rel: str) -> str:
+    """``rel`` as is when it is plain printable text; else in double quotes with ``\\``, ``"``
+    and every non-printable character (newline, carriage return, bidi override, ...) escaped, so
+    a file name can never forge a line (or the look of one) in ``verify``'s output."""
+    if rel.isprintable() and "\\" not in rel and not rel.startswith('"'):
+        return rel
+    out = []
+    for c in rel:
+        if c in '\\"':
+            out.append("\\" + c)
+        elif c.isprintable():
+            out.append(c)
+        else:
+            out.append({"\n": "\\n", "\r": "\\r", "\t": "\\t"}.get(c, f"\\u{ord(c):04x}"
+                                                                 if ord(c) <= 0xFFFF
+                                                                 else f"\\U{ord(c):08x}"))
+    return '"' + "".join(out) + '"'
 
 
 def walk(root: Path) -> tuple[list[str], list[str], list[str], list[str]]:
@@ -288,7 +316,9 @@ def freeze(root: str | Path, config: dict[str, Any], *, repo: str | Path = ".",
     files, dirs, links, special = walk(root)
     if links or special:
         raise FreezeError(f"{root}: cannot freeze a tree with symlinks or special files (a frozen "
-                          f"run must hold its own data): {[*links, *special][:10]}")
+                          f"run must hold its own data): "
+                          f"{', '.join(show_path(r) for r in [*links, *special][:10])}")
+    check_no_secrets(root, config, files)
     manifest = {
         "manifest_version": MANIFEST_VERSION,
         "run": config.get("run"),
@@ -312,6 +342,28 @@ def freeze(root: str | Path, config: dict[str, Any], *, repo: str | Path = ".",
     if readonly:
         make_readonly(root)
     return manifest
+
+
+def check_no_secrets(root: Path, config: dict[str, Any], files: Iterable[str] | None = None,
+                     environ: dict[str, str] | None = None) -> None:
+    """Raise :class:`FreezeError` when the value of a secret variable appears in a file under
+    ``root`` (naming each file and variable, never the value)."""
+    names = held_secrets.config_env_names(config)
+    secrets = held_secrets.held(environ, names)
+    if not secrets:
+        log.warning("freeze: none of the secret variables (%s) is set here; the results cannot "
+                    "be checked for leaked keys", ", ".join(dict.fromkeys(
+                        [*held_secrets.STANDARD_ENV, *names])))
+        return
+    log.info("freeze: checking every file for the values of %s", ", ".join(sorted(secrets)))
+    leaks = held_secrets.find_in_tree(root, secrets, files)
+    if leaks:
+        lines = "\n  ".join(f"{show_path(rel)}: holds the value of ${name}"
+                            for rel, name in leaks)
+        raise FreezeError(f"{root}: refusing to freeze: {len(leaks)} file(s) hold a secret "
+                          f"value:\n  {lines}\nDelete or regenerate these files (and the API "
+                          f"cache under W/cache/, which a rerun would replay; entries are "
+                          f"scrubbed when read) before freezing.")
 
 
 def _manifest_problems(manifest: Any) -> list[str]:
@@ -356,28 +408,31 @@ def verify(root: str | Path) -> list[str]:
     if digest != manifest["digest"]:
         recorded = manifest["field_digests"]
         edited = sorted(k for k in set(fields) | set(recorded) if fields.get(k) != recorded.get(k))
-        problems += [f"changed: {MANIFEST} field '{k}'" for k in edited] or [
+        problems += [f"changed: {MANIFEST} field '{k}'" if k.isprintable()
+                     else f"changed: {MANIFEST} field {show_path(k)}" for k in edited] or [
             f"changed: {MANIFEST} (its digest does not match its content)"]
 
     files, dirs, links, special = walk(root)
-    problems += [f"symlink: {rel} -> {os.readlink(root / rel)}" for rel in links]
-    problems += [f"special file: {rel}" for rel in special]
+    show = show_path
+    problems += [f"symlink: {show(rel)} -> {show(os.readlink(root / rel))}" for rel in links]
+    problems += [f"special file: {show(rel)}" for rel in special]
     recorded_dirs, present_dirs = set(manifest["dirs"]), set(dirs)
-    problems += [f"missing: {d}/" for d in sorted(recorded_dirs - present_dirs)]
-    problems += [f"extra: {d}/" + ("" if any((root / d).iterdir()) else " (empty directory)")
+    problems += [f"missing: {show(d + '/')}" for d in sorted(recorded_dirs - present_dirs)]
+    problems += [f"extra: {show(d + '/')}" + ("" if any((root / d).iterdir())
+                                              else " (empty directory)")
                  for d in sorted(present_dirs - recorded_dirs)]
     recorded_files, present = manifest["files"], set(files)
     for rel in sorted(set(recorded_files) | present):
         if rel not in present:
-            problems.append(f"missing: {rel}")
+            problems.append(f"missing: {show(rel)}")
         elif rel not in recorded_files:
-            problems.append(f"extra: {rel}")
+            problems.append(f"extra: {show(rel)}")
         elif file_entry(root / rel) != recorded_files[rel]:
-            problems.append(f"changed: {rel}")
+            problems.append(f"changed: {show(rel)}")
     if manifest["readonly"]:
         for rel in [".", MANIFEST, *dirs, *files]:
             mode = (root / rel).lstat().st_mode
             if mode & WRITE_BITS:
-                problems.append(f"writable: {rel} (mode {stat.S_IMODE(mode):o}; a frozen run is "
-                                f"read-only)")
+                problems.append(f"writable: {show(rel)} (mode {stat.S_IMODE(mode):o}; a frozen "
+                                f"run is read-only)")
     return problems

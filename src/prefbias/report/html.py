@@ -16,6 +16,7 @@ writes a temporary ``.html`` next to the target, renamed into place only after a
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -28,6 +29,25 @@ import yaml
 from prefbias.io import atomic_path
 
 LANDING_ENV = "PREFBIAS_REPORT_LANDING"
+_RST_INLINE = re.compile(r"([\\`*_|\[\]<>:])")  # inline markup; ':' stops URI links
+_SAFE_LITERAL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.()+ -]*$")
+
+
+def rst_text(text: Any) -> str:
+    """Config text (a display name, a notice) as plain reStructuredText inside a line: line
+    breaks and other control characters folded to single spaces (so it can never start a
+    directive such as ``.. raw:: html`` on a line of its own) and the characters of inline
+    markup (emphasis, literals, roles, links, substitutions, footnotes; ``:`` so that no
+    ``javascript:`` text becomes a standalone link) backslash-escaped."""
+    flat = " ".join("".join(c if c.isprintable() else " " for c in str(text)).split())
+    return _RST_INLINE.sub(r"\\\1", flat)
+
+
+def rst_literal(text: Any) -> str:
+    """``text`` as an inline literal when it is a plain name (a run, a model id, a commit);
+    otherwise as escaped text (:func:`rst_text`)."""
+    s = str(text)
+    return f"``{s}``" if _SAFE_LITERAL.match(s) else rst_text(s)
 
 
 def landing_page(config: dict[str, Any], repo: Path) -> str:
@@ -39,9 +59,9 @@ def landing_page(config: dict[str, Any], repo: Path) -> str:
     commit = git.get("commit") or "unknown (not a git checkout)"
     if git.get("dirty"):
         commit += " (with uncommitted changes)"
-    seeds = ", ".join(map(str, config.get("seeds", [])))
-    lines = [f"**Run** ``{config.get('run', '?')}`` · **commit** ``{commit}`` · **seeds** "
-             f"{seeds}. The resolved config is in "
+    seeds = rst_text(", ".join(map(str, config.get("seeds", []))))
+    lines = [f"**Run** {rst_literal(config.get('run', '?'))} · **commit** {rst_literal(commit)}"
+             f" · **seeds** {seeds}. The resolved config is in "
              "``MANIFEST.json`` (key ``config``) beside this report.", ""]
     lines += provenance_lines(config) + [""]
     body = repo / "report" / "workflow.rst"
@@ -58,9 +78,9 @@ def provenance_lines(config: dict[str, Any]) -> list[str]:
         return []
     models = plan.run_models(config)
     notice = plan.provenance_notice(config, plan.run_model_roles(config))
-    out = [f".. warning:: {notice}", ""] if notice else []
+    out = [f".. warning:: {rst_text(notice)}", ""] if notice else []
     out.append("**Models** (config key: what ran): " + "; ".join(
-        f"``{m}``: {plan.model_display(config, m)}" for m in models) + ".")
+        f"{rst_literal(m)}: {rst_text(plan.model_display(config, m))}" for m in models) + ".")
     return out + [""]
 
 

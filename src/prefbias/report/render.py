@@ -2,12 +2,19 @@
 
 A cell reads ``mean ± std (over seeds) [CI low, CI high]`` from the ``<col>``, ``<col>_std`` and
 ``<col>_ci_low``/``<col>_ci_high`` columns of :func:`prefbias.report.aggregate.aggregate`.
+
+Text from the config (display names, labels) never acts as markup: Markdown cells, caption and
+note have HTML escaped (``<``, ``>``, ``&``) and line breaks folded; HTML and LaTeX escape theirs;
+a CSV string cell starting with ``=``, ``+``, ``-``, ``@`` (or a tab / carriage return) is
+prefixed with ``'`` so a spreadsheet never runs it as a formula (numbers, negative ones included,
+stay numbers).
 """
 
 from __future__ import annotations
 
 import html
 import math
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -52,9 +59,16 @@ def display(df: pd.DataFrame, index_cols: Sequence[str], value_cols: Sequence[st
     return header, body
 
 
+def md_escape(text: str) -> str:
+    """Text for a Markdown table cell or paragraph: HTML escaped (Markdown passes raw tags
+    through), line breaks folded (a newline would end the table row), ``|`` escaped."""
+    return html.escape(re.sub(r"[\r\n]+", " ", str(text)), quote=False).replace("|", "\\|")
+
+
 def to_markdown(header: Sequence[str], body: Sequence[Sequence[str]], caption: str = "",
                 note: str = "", n_left: int = 1, notice: str = "") -> str:
-    esc = [[c.replace("|", "\\|") for c in row] for row in [header, *body]]
+    esc = [[md_escape(c) for c in row] for row in [header, *body]]
+    caption, notice, note = md_escape(caption), md_escape(notice), md_escape(note)
     lines = []
     if caption:
         lines += [f"**{caption}**", ""]
@@ -128,7 +142,25 @@ def write_text(path: str | Path, text: str) -> None:
         Path(tmp).write_text(text, encoding="utf-8")
 
 
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$|^[+-]?(inf|nan)$", re.I)
+
+
+def csv_safe(value):
+    """A string cell a spreadsheet would run as a formula, prefixed with ``'``; other values
+    (numbers, and strings that are plain numbers such as ``-0.5``) unchanged."""
+    if isinstance(value, str) and value.startswith(FORMULA_START) and not _NUMBER.match(value):
+        return "'" + value
+    return value
+
+
 def write_csv(path: str | Path, df: pd.DataFrame) -> None:
+    """The table as CSV; string cells neutralised by :func:`csv_safe` (the header too)."""
+    df = df.copy()
+    for col in df.columns:
+        if not pd.api.types.is_numeric_dtype(df[col]):  # object or string columns
+            df[col] = df[col].map(csv_safe)
+    df.columns = [csv_safe(c) if isinstance(c, str) else c for c in df.columns]
     with atomic_path(path) as tmp:
         df.to_csv(tmp, index=False, float_format="%.6g")
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from prefbias.io import DataError, check_field, iter_jsonl
+from prefbias.io import DataError, UniqueIds, check_field, iter_jsonl
 from prefbias.train.losses import IGNORE
 
 log = logging.getLogger(__name__)
@@ -122,10 +122,12 @@ def encode_sft(path: str | Path, tokenizer, *, max_prompt_tokens: int, max_compl
 
 
 def read_pairs(path: str | Path) -> list[tuple[int, dict[str, Any]]]:
-    """Validated preference rows ``(line, row)``."""
+    """Validated preference rows ``(line, row)``; ids are unique (reference log-probs and
+    eval examples are keyed by id)."""
     rows = []
+    ids = UniqueIds(path)
     for line, row in iter_jsonl(path):
-        check_field(row, "id", (str, int), path=path, line=line)
+        ids.add(check_field(row, "id", (str, int), path=path, line=line), line)
         msgs = _check_messages(row.get("prompt"), path, line, "prompt")
         if msgs[-1]["role"] != "user":
             raise DataError(path, "prompt must end with a user turn", line=line, field="prompt")

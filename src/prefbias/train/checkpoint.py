@@ -4,24 +4,36 @@ scheduler, RNG states, data position (``state.json``) and the metrics rows logge
 every other file) written last; the file ``latest`` names the newest complete one.
 
 On resume every file is checked against its checksum and parsed; a damaged file is named in the
-error. If an older complete checkpoint is still on disk (``keep`` > 1), the resume falls back to
-it and says so in the log. A checkpoint made with other settings or data (its fingerprint differs)
-is refused with an error naming the cause. Temporaries left by a writer killed mid-save
-(``.step-<n>.tmp-*``) are removed on the next save or resume.
+error. If an older complete checkpoint is still on disk (``keep`` > 1, the default 2 of
+``checkpoint_keep``), the resume falls back to it and says so in the log. A missing, empty or
+unreadable ``latest`` falls back to the newest intact ``step-<n>`` directory (logged), so it never
+silently restarts from step 0. A checkpoint made on other initial weights is refused with an error
+naming both init fingerprints (:func:`model_fingerprint`: sha256 over the *content* of the weight,
+config and tokenizer files, so a new tiny seed or a bumped revision with the same shapes is
+caught); one made with other settings or data (its fingerprint differs) is refused naming both
+fingerprints. Temporaries left by a writer killed mid-save (``.step-<n>.tmp-*``) are removed on the
+next save or resume. A write that fails for lack of space (``ENOSPC``, a quota, another storage
+error) is raised as :class:`CheckpointError` naming the path and the cause.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import hashlib
 import json
 import logging
+import os
 import random
+import re
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from prefbias.io import atomic_open, atomic_path, remove_stale_temporaries, sha256_file
+from prefbias.io import DataError, atomic_open, atomic_path, remove_stale_temporaries, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +45,106 @@ FILES = (*DATA_FILES, CHECKSUMS)
 
 class CheckpointError(RuntimeError):
     pass
+
+
+MODEL_FILES = ("config.json", "tokenizer.json", "tokenizer_config.json")
+_fingerprints: dict[tuple, str] = {}  # per process: a recipe and its reference check share one
+
+
+def model_fingerprint(model_dir: str | Path) -> str:
+    """SHA-256 over the content of a saved model directory's weights (``*.safetensors``,
+    ``*.bin``), config and tokenizer files: the identity of the weights a run starts from."""
+    d = Path(model_dir)
+    files = sorted(p for p in d.iterdir() if p.is_file() and (
+        p.suffix in (".safetensors", ".bin") or p.name in MODEL_FILES))
+    if not files:
+        raise DataError(d, "no model files to fingerprint (not a saved model directory)")
+    stats = [(p.stat().st_ino, p.stat().st_size, p.stat().st_mtime_ns) for p in files]
+    memo = (str(d.resolve()), tuple(p.name for p in files), tuple(stats))
+    if memo not in _fingerprints:
+        h = hashlib.sha256()
+        for p in files:
+            h.update(p.name.encode())
+            h.update(sha256_file(p).encode())
+        _fingerprints[memo] = h.hexdigest()
+    return _fingerprints[memo]
+
+
+def write_error(path: str | Path, e: OSError, what: str = "checkpoint") -> CheckpointError:
+    """A clear error for a failed write: the path and the cause (disk full, quota, ...)."""
+    cause = STORAGE_ERRORS.get(e.errno or 0, e.strerror or type(e).__name__)
+    return CheckpointError(f"cannot write the {what} {path}: {cause} ({type(e).__name__}"
+                           f"{f' errno {e.errno}' if e.errno else ''}: {e}); free space or "
+                           f"move the work directory, then rerun (training resumes from the "
+                           f"last complete checkpoint)")
+
+
+# what a write of the checkpoint or model can hit on the storage side (the others pass unchanged)
+STORAGE_ERRORS = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "disk quota exceeded",
+                  errno.EFBIG: "file too large for the filesystem",
+                  errno.EROFS: "read-only filesystem", errno.EIO: "input/output error"}
+_NO_SPACE_TEXT = re.compile(r"No space left on device|StorageFull|os error 28|code: 28|"
+                            r"Disk quota exceeded", re.I)
+
+
+def os_error_of(e: BaseException) -> OSError | None:
+    """The OSError behind ``e``: ``e`` itself, its cause or context, or one its text names
+    (safetensors reports ``IoError(Os { code: 28, kind: StorageFull })`` in its own exception
+    class)."""
+    cur: BaseException | None = e
+    for _ in range(8):
+        if cur is None:
+            break
+        if isinstance(cur, OSError):
+            return cur
+        m = _NO_SPACE_TEXT.search(str(cur))
+        if m:
+            code = errno.EDQUOT if "quota" in m.group(0).lower() else errno.ENOSPC
+            return OSError(code, os.strerror(code))
+        cur = cur.__cause__ or cur.__context__
+    return None
+
+
+def free_space_error(path: Path) -> OSError | None:
+    """ENOSPC when the filesystem of ``path`` (or of its nearest existing parent) has no free
+    block left: what torch's opaque writer errors ("iostream error", "unexpected pos") mean when
+    the disk is full. Ask while the partial file still fills the disk."""
+    probe = Path(path)
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    try:
+        st = os.statvfs(probe)
+    except OSError:
+        return None
+    if st.f_bavail == 0:
+        return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+    return None
+
+
+class _Target:
+    path: Path
+
+
+@contextlib.contextmanager
+def named_write_errors(path: str | Path, what: str = "checkpoint") -> Iterator[_Target]:
+    """Turn a failed write inside the block into a :class:`CheckpointError` naming
+    ``target.path`` (set it before each file) and the cause, when the cause is a full disk, a
+    quota or another storage error (:data:`STORAGE_ERRORS`); other errors pass unchanged. Put
+    it *inside* the :func:`~prefbias.io.atomic_path` block, so the free space is checked before
+    the partial output is removed."""
+    target = _Target()
+    target.path = Path(path)
+    try:
+        yield target
+    except CheckpointError:
+        raise
+    except Exception as e:  # noqa: BLE001 - re-raised unless it is a write failure
+        cause = os_error_of(e)
+        if cause is None or cause.errno not in STORAGE_ERRORS:
+            cause = free_space_error(target.path)
+        if cause is None:
+            raise
+        raise write_error(target.path, cause, what) from e
 
 
 def trainable_state(model) -> dict[str, torch.Tensor]:
@@ -77,23 +189,32 @@ def remove_stale(ckpt_dir: Path) -> None:
 
 
 def save(ckpt_dir: Path, *, model, optimizer, scheduler, state: dict[str, Any],
-         metrics_rows: list[dict[str, Any]] | None = None, keep: int = 1) -> Path:
+         metrics_rows: list[dict[str, Any]] | None = None, keep: int = 2) -> Path:
+    """Write ``step-<global_step>/`` and point ``latest`` at it; keep the newest ``keep``
+    checkpoints. A failed write (disk full: ``ENOSPC``) raises :class:`CheckpointError` naming
+    the path and the cause; the previous checkpoints stay intact."""
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     remove_stale(ckpt_dir)
     name = f"step-{state['global_step']}"
     rows = [r for r in (metrics_rows or []) if r["step"] <= state["global_step"]]
-    with atomic_path(ckpt_dir / name, is_dir=True) as tmp:
-        torch.save(trainable_state(model), tmp / "weights.pt")
-        torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
-        torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
-        torch.save(rng_state(), tmp / "rng.pt")
-        (tmp / "state.json").write_text(json.dumps(state, indent=2), encoding="utf-8")
-        (tmp / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows),
-                                           encoding="utf-8")
+    final = ckpt_dir / name
+    files = {"weights.pt": lambda f: torch.save(trainable_state(model), f),
+             "optimizer.pt": lambda f: torch.save(optimizer.state_dict(), f),
+             "scheduler.pt": lambda f: torch.save(scheduler.state_dict(), f),
+             "rng.pt": lambda f: torch.save(rng_state(), f),
+             "state.json": lambda f: f.write_text(json.dumps(state, indent=2), encoding="utf-8"),
+             "metrics.jsonl": lambda f: f.write_text("".join(json.dumps(r) + "\n" for r in rows),
+                                                     encoding="utf-8")}
+    with atomic_path(final, is_dir=True) as tmp, named_write_errors(final) as target:
+        for fname, write in files.items():
+            target.path = final / fname
+            write(tmp / fname)
         sums = {f: sha256_file(tmp / f) for f in DATA_FILES}
+        target.path = final / CHECKSUMS
         (tmp / CHECKSUMS).write_text(json.dumps(sums, indent=1), encoding="utf-8")
-    with atomic_open(ckpt_dir / "latest") as fh:
+    with atomic_open(ckpt_dir / "latest") as fh, named_write_errors(ckpt_dir / "latest"):
         fh.write(name + "\n")
+        fh.flush()
     olds = [p for p in step_dirs(ckpt_dir) if p.name != name]
     for p in olds[max(0, keep - 1):]:
         shutil.rmtree(p, ignore_errors=True)
@@ -167,21 +288,43 @@ def check(path: Path) -> dict[str, Any]:
     return state
 
 
-def find_latest(ckpt_dir: Path, fingerprint: str) -> Path | None:
-    """The newest intact checkpoint to resume from, or None; raises if none is usable. Removes
-    temporaries of killed writes first: call it from one process of a run only."""
-    remove_stale(ckpt_dir)
+def _pointed(ckpt_dir: Path) -> Path | None:
+    """The step directory ``latest`` names; None (logged) when the pointer is missing, empty,
+    unreadable or names no ``step-<n>``: the caller then falls back to the step directories."""
     pointer = ckpt_dir / "latest"
     if not pointer.exists():
+        if step_dirs(ckpt_dir):
+            log.warning("%s is missing but step directories exist; resuming from the newest "
+                        "intact one instead of restarting from step 0", pointer)
         return None
     try:
-        named = ckpt_dir / pointer.read_text(encoding="utf-8").strip()
+        text = pointer.read_text(encoding="utf-8").strip()
     except UnicodeDecodeError as e:
-        raise CheckpointError(f"{pointer} is unreadable ({e}); delete {ckpt_dir} to start "
-                              f"over") from e
-    older = [p for p in step_dirs(ckpt_dir) if _step_of(p) < _step_of(named)]
+        log.warning("%s is unreadable (%s); falling back to the newest intact step directory",
+                    pointer, e)
+        return None
+    if not text or "/" in text or _step_of(Path(text)) < 0 or not text.startswith("step-"):
+        log.warning("%s does not name a step directory (%r); falling back to the newest intact "
+                    "step directory", pointer, text[:80])
+        return None
+    return ckpt_dir / text
+
+
+def find_latest(ckpt_dir: Path, fingerprint: str, init_fingerprint: str | None = None
+                ) -> Path | None:
+    """The newest intact checkpoint to resume from, or None when there is none at all; raises
+    if none is usable, or if it was made on other initial weights (``init_fingerprint``, see
+    :func:`model_fingerprint`) or other settings. Removes temporaries of killed writes first:
+    call it from one process of a run only."""
+    remove_stale(ckpt_dir)
+    named = _pointed(ckpt_dir)
+    steps = step_dirs(ckpt_dir)
+    if named is None and not steps:
+        return None
+    candidates = ([named, *[p for p in steps if _step_of(p) < _step_of(named)]]
+                  if named is not None else steps)
     errors: list[str] = []
-    for path in [named, *older]:
+    for path in candidates:
         try:
             state = check(path)
         except CheckpointError as e:
@@ -189,7 +332,15 @@ def find_latest(ckpt_dir: Path, fingerprint: str) -> Path | None:
             continue
         if errors:
             log.warning("checkpoint %s is damaged (%s); falling back to the older checkpoint %s",
-                        named, errors[0], path)
+                        candidates[0], errors[0], path)
+        elif named is None:
+            log.warning("resuming from %s, the newest intact step directory", path)
+        made_on = state.get("init_fingerprint")
+        if init_fingerprint is not None and made_on is not None and made_on != init_fingerprint:
+            raise CheckpointError(f"checkpoint {path} was made on other initial weights (init "
+                                  f"model fingerprint {made_on} in the checkpoint != "
+                                  f"{init_fingerprint} of the model now); the result would match "
+                                  f"neither model: delete {ckpt_dir} to start over")
         if state["fingerprint"] != fingerprint:
             raise CheckpointError(f"checkpoint {path} was made with other settings, data or "
                                   f"initial model (fingerprint {state['fingerprint']} != "

@@ -123,6 +123,7 @@ class TrainConfig:
     eval_at_start: bool = False  # also evaluate before the first step (logged as step 0)
     eval_batch_size: int | None = None
     checkpoint_steps: int | None = None
+    checkpoint_keep: int = 2  # checkpoints kept on disk (a damaged newest falls back to older)
     group_by_length: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -203,7 +204,8 @@ def cycle_plan(cfg: TrainConfig, lengths: list[int], cycle: int, world: int
 class Trainer:
     def __init__(self, cfg: TrainConfig, task, model, train: list[Encoded],
                  eval_set: list[Encoded], *, ckpt_dir: str | Path, fingerprint: str,
-                 accelerator=None, summary_extra: dict[str, Any] | None = None):
+                 accelerator=None, summary_extra: dict[str, Any] | None = None,
+                 init_fingerprint: str | None = None):
         from accelerate import Accelerator
 
         if not train:
@@ -216,6 +218,7 @@ class Trainer:
         self.model = model
         self.ckpt_dir = Path(ckpt_dir)
         self.fingerprint = fingerprint
+        self.init_fingerprint = init_fingerprint  # content of the initial weights
         self.summary_extra = summary_extra or {}
         self.lengths = [e.length for e in train]
         self.eval_examples: dict[str, list] = {"id": []}  # per example, of the latest eval
@@ -312,7 +315,8 @@ class Trainer:
             for p in remove_stale_temporaries(self.ckpt_dir):
                 log.info("removed %s left by an interrupted earlier run", p)
             try:
-                found[0] = ckpt.find_latest(self.ckpt_dir, self.fingerprint)
+                found[0] = ckpt.find_latest(self.ckpt_dir, self.fingerprint,
+                                            self.init_fingerprint)
             except ckpt.CheckpointError as e:
                 found[1] = str(e)
         if self.acc.num_processes > 1:
@@ -434,8 +438,11 @@ class Trainer:
         acc.wait_for_everyone()
         if acc.is_main_process:
             ckpt.save(self.ckpt_dir, model=acc.unwrap_model(self.model), optimizer=optimizer,
-                      scheduler=scheduler, metrics_rows=self._sink.rows(), state={
-                          "fingerprint": self.fingerprint, "global_step": run.global_step,
+                      scheduler=scheduler, metrics_rows=self._sink.rows(),
+                      keep=self.cfg.checkpoint_keep, state={
+                          "fingerprint": self.fingerprint,
+                          "init_fingerprint": self.init_fingerprint,
+                          "global_step": run.global_step,
                           "cycle": nxt[0], "step_in_cycle": nxt[1], "tokens": run.tokens,
                           "slots": run.slots,
                           "runtime_s": run.runtime_before + time.time() - self._t0})
@@ -497,7 +504,10 @@ def write_outputs(trainer: Trainer, summary: dict[str, Any], tokenizer, *, out_d
             for stale in remove_stale_temporaries(p) if p is not None else ():
                 log.info("removed %s left by an interrupted earlier write", stale)
         model = trainer.unwrapped()
-        with atomic_path(out_dir, is_dir=True) as tmp:
+        # disk full: an error naming the path and the cause (checked before the partial
+        # directory is removed)
+        with atomic_path(out_dir, is_dir=True) as tmp, \
+                ckpt.named_write_errors(out_dir, "trained model"):
             if lora:
                 model.save_pretrained(tmp / "adapter")
                 tokenizer.save_pretrained(tmp / "adapter")

@@ -56,21 +56,24 @@ def _require_rows(path: str | Path, stats) -> None:
 
 
 def _fingerprint(*parts: Any, files: list[str | Path] = (), model_dir: str | Path | None = None
-                 ) -> str:
-    """Cheap identity of a run: settings, data file hashes, init model config + file sizes."""
+                 ) -> dict[str, str]:
+    """Identity of a run, as :class:`Trainer` keyword arguments: ``fingerprint`` over the
+    settings (``checkpoint_keep`` aside: it changes no result), the data files' hashes and the
+    initial model, and ``init_fingerprint``, the sha256 over the content of the initial model's
+    weight, config and tokenizer files (:func:`prefbias.train.checkpoint.model_fingerprint`), so
+    a resume on other weights of the same shapes is refused naming both."""
     from prefbias.io import sha256_file
+    from prefbias.train.checkpoint import model_fingerprint
 
+    parts = tuple({k: v for k, v in x.items() if k != "checkpoint_keep"}
+                  if isinstance(x, dict) else x for x in parts)
     h = hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode())
     for f in files:
         h.update(sha256_file(f).encode())
-    if model_dir is not None:
-        d = Path(model_dir)
-        for p in sorted(d.rglob("*")):
-            if p.is_file():
-                h.update(f"{p.relative_to(d)}:{p.stat().st_size}".encode())
-        if (d / "config.json").exists():
-            h.update((d / "config.json").read_bytes())
-    return h.hexdigest()[:16]
+    init = model_fingerprint(model_dir) if model_dir is not None else None
+    if init is not None:
+        h.update(init.encode())
+    return {"fingerprint": h.hexdigest()[:16], "init_fingerprint": init}
 
 
 def _optimizer(spec: dict[str, Any]) -> tuple[float, dict[str, Any]]:
@@ -129,6 +132,7 @@ def train_config(kind: str, spec: dict[str, Any], *, model_id: str, seed: int,
                   max_grad_norm=spec["max_grad_norm"], eval_steps=spec.get("eval_steps"),
                   eval_at_start=spec.get("eval_at_start", False),
                   checkpoint_steps=spec["checkpoint_steps"],
+                  checkpoint_keep=spec["checkpoint_keep"],
                   group_by_length=spec["group_by_length"])
     return TrainConfig(**{**values, **fixed})
 
@@ -154,7 +158,7 @@ def train_sft(*, model_id: str, init: str, train: str, eval: str | None, spec: d
     fp = _fingerprint(spec, seed, model_id, files=[train], model_dir=init)
     model = _load_model(init, lora=False)
     trainer = Trainer(cfg, SFTTask(tok.pad_token_id), model, train_ex, eval_ex, ckpt_dir=ckpt,
-                      fingerprint=fp, summary_extra={"data": tstats.as_dict()})
+                      **fp, summary_extra={"data": tstats.as_dict()})
     summ = trainer.fit()
     write_outputs(trainer, summ, tok, out_dir=out, metrics_path=metrics, summary_path=summary,
                   eval_examples_path=eval_examples)
@@ -218,7 +222,7 @@ def train_dpo(*, model_id: str, init: str, train: str, train_refs: str, eval: st
     fp = _fingerprint(spec, seed, model_id, files=[train, train_refs], model_dir=init)
     model = _load_model(init, lora=False)
     trainer = Trainer(cfg, DPOTask(tok.pad_token_id, spec["beta"], ref), model, train_ex, eval_ex,
-                      ckpt_dir=ckpt, fingerprint=fp,
+                      ckpt_dir=ckpt, **fp,
                       summary_extra={"data": st.as_dict(), "beta": spec["beta"], **sched,
                                      "cycles_in_config": spec.get("cycles", 1)})
     summ = trainer.fit()
@@ -270,7 +274,7 @@ def train_orpo(*, model_id: str, init: str, train: list[str], spec: dict[str, An
         r=lcfg["r"], lora_alpha=lcfg["alpha"], lora_dropout=lcfg.get("dropout", 0.0),
         target_modules=lcfg.get("target_modules", "all-linear"), task_type="CAUSAL_LM"))
     task = ORPOTask(tok.pad_token_id, spec["lam"], spec["nll_on_prompt"])
-    trainer = Trainer(cfg, task, model, train_ex, eval_ex, ckpt_dir=ckpt, fingerprint=fp,
+    trainer = Trainer(cfg, task, model, train_ex, eval_ex, ckpt_dir=ckpt, **fp,
                       summary_extra={"data": stats, "lam": spec["lam"]})
     summ = trainer.fit()
     write_outputs(trainer, summ, tok, out_dir=out, metrics_path=metrics, summary_path=summary,

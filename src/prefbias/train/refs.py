@@ -8,7 +8,6 @@ never loads the reference model; a table whose data, model or settings differ is
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ import torch
 
 from prefbias.io import DataError, atomic_path, sha256_file
 from prefbias.train.batching import encode_pairs
+from prefbias.train.checkpoint import model_fingerprint
 from prefbias.train.losses import sequence_logps
 from prefbias.train.tasks import completion_forward
 
@@ -26,21 +26,6 @@ FORMAT = 1
 
 class StaleReferenceError(RuntimeError):
     pass
-
-
-def model_fingerprint(model_dir: str | Path) -> str:
-    """SHA-256 over the weights, config and tokenizer files of a saved model directory."""
-    d = Path(model_dir)
-    h = hashlib.sha256()
-    files = sorted(p for p in d.iterdir() if p.is_file() and (
-        p.suffix in (".safetensors", ".bin") or p.name in ("config.json", "tokenizer.json",
-                                                             "tokenizer_config.json")))
-    if not files:
-        raise DataError(d, "no model files to fingerprint (not a saved model directory)")
-    for p in files:
-        h.update(p.name.encode())
-        h.update(sha256_file(p).encode())
-    return h.hexdigest()
 
 
 def compute(model_dir: str | Path, prefs_path: str | Path, out_path: str | Path, *,
@@ -100,5 +85,11 @@ def load(path: str | Path, *, data_path: str | Path, max_length: int,
             reference_dir):
         raise StaleReferenceError(f"{p} was computed with another reference model than "
                                   f"{reference_dir}; recompute it")
+    seen: dict[str, int] = {}
+    for k, i in enumerate(table["ids"]):
+        if i in seen:
+            raise StaleReferenceError(f"{p}: duplicate id {i!r} (rows {seen[i] + 1} and {k + 1} "
+                                      f"of the table; data lines in {data_path}); recompute it")
+        seen[i] = k
     return {i: (float(c), float(r)) for i, c, r in zip(
         table["ids"], table["chosen"].tolist(), table["rejected"].tolist(), strict=True)}
