@@ -9,6 +9,8 @@ Snakemake picks its executor plugin only after the Snakefile is parsed, so the S
 ``onstart`` (main process, real runs only: after the DAG is built, before the first submission).
 In the main Snakemake process only (jobs run with --no-hooks and skip it):
 
+* in a job on a compute node (remote mode): offline HF libraries, the requested GPU count and
+  node-local caches (:func:`on_workflow_load`);
 * with the Slurm executor or apptainer: puts the ``cluster:`` job environment (HF_HOME,
   PREFBIAS_SCRATCH, APPTAINER_BIND) into ``os.environ`` — sbatch exports it, apptainer passes it in;
 * with the Slurm executor: runs :func:`prefbias.hpc.preflight.check` on every non-local rule (and
@@ -23,7 +25,11 @@ import sys
 from typing import Any
 
 from prefbias.hpc import preflight
-from prefbias.hpc.site import apply_job_environment, cluster_settings
+from prefbias.hpc.site import (
+    apply_job_environment,
+    apply_node_job_environment,
+    cluster_settings,
+)
 
 
 def _executor_name(workflow) -> str | None:
@@ -37,9 +43,23 @@ def _uses_apptainer(workflow) -> bool:
 
 
 def on_workflow_load(workflow, config: dict[str, Any]) -> None:
-    """At parse time: the job environment for apptainer runs (deployment is known already)."""
+    """At parse time: the job environment for apptainer runs (deployment is known already).
+
+    In a job on a compute node (Snakemake's remote mode: every job that is not a localrule,
+    parsed again inside its Slurm job), the node environment of its rules:
+    offline Hugging Face libraries, the GPU count the rules requested, caches on node-local
+    scratch (:func:`prefbias.hpc.site.node_job_environment`)."""
+    if getattr(workflow, "remote_exec", False):
+        apply_node_job_environment(config, job_rules(workflow))
+        return
     if getattr(workflow, "is_main_process", False) and _uses_apptainer(workflow):
         apply_job_environment(config)
+
+
+def job_rules(workflow) -> list[str]:
+    """Rule names of the jobs a remote Snakemake process runs (``--target-jobs``)."""
+    targets = getattr(getattr(workflow, "dag_settings", None), "target_jobs", None) or ()
+    return sorted({getattr(t, "rulename", None) or str(t).split(":", 1)[0] for t in targets})
 
 
 def _planned_rules(workflow) -> set[str] | None:

@@ -1,0 +1,151 @@
+"""Compute-node jobs run offline (issue 22.6): offline Hugging Face libraries, the GPU count
+their rule requested, caches on node-local scratch; and every GPU rule's command runs in a
+closed network namespace (``unshare -n``).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from prefbias.hpc import hook, site
+from prefbias.hpc.gpu import GpuMissing, require_cuda_if_allocated
+from prefbias.hpc.resources import requested_gpus
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def gpu_rules(config) -> list[str]:
+    """Rules with a GPU request in config.yaml's ``resources:`` (the judge's too: it drops it
+    only with an API backend)."""
+    return sorted(r for r, res in config["resources"].items()
+                  if r != "default" and int(res.get("gpu", 0)) > 0)
+
+
+def test_gpu_rules_are_the_expected_ones(paper_config):
+    assert all(requested_gpus(paper_config, r) for r in gpu_rules(paper_config) if r != "judge")
+    assert {"train_sft", "train_dpo", "train_orpo", "generate", "style_shard", "ref_logps",
+            "helm_run", "judge", "reward_winrate", "sycophancy_answer",
+            "sycophancy_ays"} <= set(gpu_rules(paper_config))
+
+
+def test_node_environment_offline_gpus_and_node_local_caches(paper_config, tmp_path):
+    node_tmp = tmp_path / "node-tmp"
+    env = site.node_job_environment(paper_config, ["train_orpo"],
+                                    {"TMPDIR": str(node_tmp), "APPTAINER_BIND": "/data"},
+                                    cwd=ROOT)
+    assert {k: env[k] for k in site.OFFLINE} == {"HF_HUB_OFFLINE": "1",
+                                                  "TRANSFORMERS_OFFLINE": "1",
+                                                  "HF_DATASETS_OFFLINE": "1"}
+    assert env["PREFBIAS_REQUIRE_GPUS"] == "1"
+    root = node_tmp.resolve() / f"prefbias-cache-{os.getuid()}"
+    for var in ("VLLM_CACHE_ROOT", "TRITON_CACHE_DIR", "TORCHINDUCTOR_CACHE_DIR",
+                "HF_DATASETS_CACHE", "CUDA_CACHE_PATH"):
+        assert Path(env[var]).parent == root and ROOT not in Path(env[var]).parents, var
+    assert env["APPTAINER_BIND"] == f"/data,{root}"
+    # the 70B reward model asks for 2; a group of jobs gets the most any of them asked for
+    assert site.node_job_environment(paper_config, ["reward_winrate", "judge"], {},
+                                     cwd=ROOT)["PREFBIAS_REQUIRE_GPUS"] == "2"
+    # a CPU rule: offline all the same, no GPU requirement
+    cpu = site.node_job_environment(paper_config, ["sycophancy_grade"], {}, cwd=ROOT)
+    assert "PREFBIAS_REQUIRE_GPUS" not in cpu and cpu["HF_HUB_OFFLINE"] == "1"
+    # cluster.node_scratch wins over $TMPDIR
+    cfg = {**paper_config, "cluster": {**paper_config["cluster"], "node_scratch": "/scratch/x"}}
+    got = site.node_job_environment(cfg, ["generate"], {"TMPDIR": str(node_tmp)}, cwd=ROOT)
+    assert got["VLLM_CACHE_ROOT"] == f"/scratch/x/prefbias-cache-{os.getuid()}/vllm"
+
+
+def test_caches_inside_the_repository_are_refused(paper_config):
+    with pytest.raises(ValueError, match="node-local scratch"):
+        site.node_job_environment(paper_config, ["generate"], {"TMPDIR": str(ROOT / "tmp")},
+                                  cwd=ROOT)
+
+
+def test_gpu_check_holds_without_slurm_variables(paper_config):
+    """The jobstep executor's nested srun drops SLURM_GPUS*: the exported count still stops a
+    job that sees no CUDA device."""
+    env = site.node_job_environment(paper_config, ["train_dpo"], {}, cwd=ROOT)
+    assert not any(k.startswith("SLURM_") for k in env)
+    with pytest.raises(GpuMissing, match="PREFBIAS_REQUIRE_GPUS=1"):
+        require_cuda_if_allocated(env, cuda_available=lambda: False)
+
+
+def _workflow(mode: str, targets=()):
+    from snakemake_interface_executor_plugins.utils import TargetSpec
+
+    return SimpleNamespace(remote_exec=mode == "remote", is_main_process=mode == "main",
+                           dag_settings=SimpleNamespace(
+                               target_jobs=[TargetSpec(r, {"model": "m"}) for r in targets]),
+                           deployment_settings=None)
+
+
+def test_hook_sets_the_node_environment_in_remote_jobs_only(paper_config, tmp_path,
+                                                             monkeypatch):
+    for var in (*site.OFFLINE, *site.NODE_CACHES, "PREFBIAS_REQUIRE_GPUS", "APPTAINER_BIND"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    hook.on_workflow_load(_workflow("main"), paper_config)  # the login node: network kept
+    assert "HF_HUB_OFFLINE" not in os.environ
+    hook.on_workflow_load(_workflow("remote", ["train_orpo"]), paper_config)
+    assert os.environ["HF_HUB_OFFLINE"] == os.environ["TRANSFORMERS_OFFLINE"] == "1"
+    assert os.environ["PREFBIAS_REQUIRE_GPUS"] == "1"
+    assert os.environ["TRITON_CACHE_DIR"].startswith(str(tmp_path.resolve()))
+    assert (tmp_path / f"prefbias-cache-{os.getuid()}").is_dir()
+
+
+# ---------------------------------------------------------------------------------------------
+def _closed_network() -> list[str]:
+    """A command prefix that runs its command in a new, empty network namespace."""
+    for prefix in (["unshare", "-n"], ["unshare", "-rn"]):
+        if shutil.which(prefix[0]) and subprocess.run([*prefix, "true"],
+                                                      capture_output=True).returncode == 0:
+            return prefix
+    pytest.skip("no network namespace here (unshare -n needs root, unshare -rn user namespaces)")
+
+
+def _copy_repo(dest: Path) -> Path:
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT,
+                           capture_output=True, text=True, check=True).stdout.split("\n")
+    for rel in filter(None, files):
+        if (ROOT / rel).is_file():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / rel, dest / rel)
+    return dest
+
+
+@pytest.mark.dag
+def test_every_gpu_rule_runs_with_the_network_closed(paper_config, tiny_config,
+                                                     tmp_path_factory):
+    """The tiny workflow up to every GPU rule (their jobs and what they need), in a closed
+    network namespace, with the compute-node environment of those rules."""
+    if not (ROOT / ".venv-helm" / "bin" / "helm-run").exists():
+        pytest.fail("HELM environment absent: make test creates .venv-helm")
+    closed = _closed_network()
+    probe = subprocess.run([*closed, sys.executable, "-c",
+                            "import socket; socket.create_connection(('1.1.1.1', 53), 5)"],
+                           capture_output=True, text=True)
+    assert probe.returncode != 0 and "unreachable" in probe.stderr.lower()
+    repo = _copy_repo(tmp_path_factory.mktemp("repo"))
+    node_tmp = tmp_path_factory.mktemp("node-tmp")
+    rules = gpu_rules(paper_config)
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_OFFLINE")}
+    env.update(site.node_job_environment(tiny_config, rules, {"TMPDIR": str(node_tmp)},
+                                         cwd=repo),
+               PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}", OMP_NUM_THREADS="1",
+               TOKENIZERS_PARALLELISM="false")
+    cmd = [*closed, str(BIN / "snakemake"), "--cores", "2", "--configfile=configs/tiny.yaml",
+           "--show-failed-logs", "--until", *rules]
+    proc = subprocess.run(cmd, cwd=repo, env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-8000:]
+    bench = repo / "results" / "tiny" / "benchmarks"
+    for rule in rules:
+        assert any((bench / rule).glob("*.tsv")), f"no {rule} job ran"
+    for name in ("vllm", "triton", "torchinductor", "hf_datasets"):
+        assert not list(repo.rglob(name)), f"a {name} cache in the repository"
