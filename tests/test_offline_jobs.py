@@ -77,27 +77,58 @@ def test_gpu_check_holds_without_slurm_variables(paper_config):
         require_cuda_if_allocated(env, cuda_available=lambda: False)
 
 
-def _workflow(mode: str, targets=()):
-    from snakemake_interface_executor_plugins.utils import TargetSpec
+SNAKEFILE = """
+import sys
+sys.path.insert(0, {src!r})
+from prefbias.config import load_config
+from prefbias.hpc.hook import on_workflow_load
+config = load_config({config!r})
+on_workflow_load(workflow, config)
 
-    return SimpleNamespace(remote_exec=mode == "remote", is_main_process=mode == "main",
-                           dag_settings=SimpleNamespace(
-                               target_jobs=[TargetSpec(r, {"model": "m"}) for r in targets]),
-                           deployment_settings=None)
+rule reward_winrate:
+    output: "gpu.txt"
+    shell: "echo $HF_HUB_OFFLINE,$TRANSFORMERS_OFFLINE,$HF_DATASETS_OFFLINE,"
+           "${{{{PREFBIAS_REQUIRE_GPUS:-none}}}},$TRITON_CACHE_DIR > {{output}}"
+
+rule sycophancy_grade:
+    output: "cpu.txt"
+    shell: "echo ${{{{HF_HUB_OFFLINE:-online}}}},${{{{PREFBIAS_REQUIRE_GPUS:-none}}}} > {{output}}"
+"""
 
 
-def test_hook_sets_the_node_environment_in_remote_jobs_only(paper_config, tmp_path,
-                                                             monkeypatch):
-    for var in (*site.OFFLINE, *site.NODE_CACHES, "PREFBIAS_REQUIRE_GPUS", "APPTAINER_BIND"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("TMPDIR", str(tmp_path))
-    hook.on_workflow_load(_workflow("main"), paper_config)  # the login node: network kept
-    assert "HF_HUB_OFFLINE" not in os.environ
-    hook.on_workflow_load(_workflow("remote", ["train_orpo"]), paper_config)
-    assert os.environ["HF_HUB_OFFLINE"] == os.environ["TRANSFORMERS_OFFLINE"] == "1"
-    assert os.environ["PREFBIAS_REQUIRE_GPUS"] == "1"
-    assert os.environ["TRITON_CACHE_DIR"].startswith(str(tmp_path.resolve()))
-    assert (tmp_path / f"prefbias-cache-{os.getuid()}").is_dir()
+def test_remote_snakemake_job_gets_the_node_environment(tmp_path):
+    """Real Snakemake: a job in remote mode (as the Slurm executor runs every job that is not a
+    localrule) gets the node environment of its rule; the main process (login node) does not."""
+    wd, node = tmp_path / "wd", tmp_path / "node"
+    wd.mkdir()
+    node.mkdir()
+    (wd / "Snakefile").write_text(SNAKEFILE.format(src=str(ROOT / "src"),
+                                                         config=str(ROOT / "config.yaml")))
+    env = {k: v for k, v in os.environ.items()
+           if k not in (*site.OFFLINE, "PREFBIAS_REQUIRE_GPUS", "TRITON_CACHE_DIR")}
+    env["TMPDIR"] = str(node)
+
+    def snakemake(*args):
+        proc = subprocess.run([str(BIN / "snakemake"), "--cores", "1", *args], cwd=wd,
+                              env=env, capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+
+    for target in ("reward_winrate", "sycophancy_grade"):
+        snakemake("--mode", "remote", "--target-jobs", f"{target}:")
+    root = node.resolve() / f"prefbias-cache-{os.getuid()}"
+    assert (wd / "gpu.txt").read_text().strip() == f"1,1,1,2,{root}/triton"
+    assert (wd / "cpu.txt").read_text().strip() == "1,none"
+    (wd / "cpu.txt").unlink()
+    snakemake("cpu.txt")
+    assert (wd / "cpu.txt").read_text().strip() == "online,none"
+
+
+def test_job_rules_from_the_command_line():
+    argv = ["snakemake", "--target-jobs", "train_orpo:model=orpo-a-s0", "judge:judge=j,x=1",
+            "--mode", "remote"]
+    assert hook.job_rules(SimpleNamespace(dag_settings=None), argv) == ["judge", "train_orpo"]
+    assert hook.job_rules(SimpleNamespace(), ["snakemake", "--target-jobs=generate:"]) == [
+        "generate"]
 
 
 # ---------------------------------------------------------------------------------------------

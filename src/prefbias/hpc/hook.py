@@ -56,10 +56,24 @@ def on_workflow_load(workflow, config: dict[str, Any]) -> None:
         apply_job_environment(config)
 
 
-def job_rules(workflow) -> list[str]:
-    """Rule names of the jobs a remote Snakemake process runs (``--target-jobs``)."""
-    targets = getattr(getattr(workflow, "dag_settings", None), "target_jobs", None) or ()
-    return sorted({getattr(t, "rulename", None) or str(t).split(":", 1)[0] for t in targets})
+def job_rules(workflow, argv: list[str] | None = None) -> list[str]:
+    """Rule names of the jobs a remote Snakemake process runs: its ``--target-jobs
+    rule:wildcards ...`` (the executor's command line; Snakemake sets ``dag_settings`` only after
+    the Snakefile is parsed, so the command line is read when they are not there yet)."""
+    targets = getattr(getattr(workflow, "dag_settings", None), "target_jobs", None)
+    if targets:
+        return sorted({getattr(t, "rulename", None) or str(t).split(":", 1)[0] for t in targets})
+    argv = sys.argv if argv is None else argv
+    names: set[str] = set()
+    for i, arg in enumerate(argv):
+        if arg == "--target-jobs":
+            for val in argv[i + 1:]:
+                if val.startswith("-"):
+                    break
+                names.add(val.split(":", 1)[0])
+        elif arg.startswith("--target-jobs="):
+            names.add(arg.split("=", 1)[1].split(":", 1)[0])
+    return sorted(names)
 
 
 def _planned_rules(workflow) -> set[str] | None:
