@@ -7,10 +7,11 @@
 
 Snakemake picks its executor plugin only after the Snakefile is parsed, so the Slurm part runs in
 ``onstart`` (main process, real runs only: after the DAG is built, before the first submission).
-In the main Snakemake process only (jobs run with --no-hooks and skip it):
+In a job on a compute node (Snakemake's remote mode, every job that is not a localrule),
+:func:`on_workflow_load` sets the node environment instead: offline HF libraries, the requested
+GPU count and node-local caches. In the main Snakemake process only (jobs run with --no-hooks and
+skip it):
 
-* in a job on a compute node (remote mode): offline HF libraries, the requested GPU count and
-  node-local caches (:func:`on_workflow_load`);
 * with the Slurm executor or apptainer: puts the ``cluster:`` job environment (HF_HOME,
   PREFBIAS_SCRATCH, APPTAINER_BIND) into ``os.environ`` — sbatch exports it, apptainer passes it in;
 * with the Slurm executor: runs :func:`prefbias.hpc.preflight.check` on every non-local rule (and
