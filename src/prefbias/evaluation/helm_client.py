@@ -64,9 +64,13 @@ class _Server:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         self.device = "cuda:0" if torch.cuda.is_available() else "cpu"
-        dtype = torch.bfloat16 if self.device.startswith("cuda") else torch.float32
+        from prefbias.models.load import eval_dtype
+
+        # the same dtype as every other consumer: bf16 on CUDA, fp32 on CPU, or the model's
+        # recorded dtype (an ORPO+LoRA model is evaluated in fp32, models/load.py)
+        dtype = eval_dtype(path, self.device)
         self.tokenizer = AutoTokenizer.from_pretrained(path)
-        self.model = AutoModelForCausalLM.from_pretrained(path).to(self.device, dtype)
+        self.model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(self.device)
         self.model.eval()
         self.apply_chat_template = apply_chat_template
         self.lock = threading.Lock()

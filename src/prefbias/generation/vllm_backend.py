@@ -89,9 +89,19 @@ def llm_kwargs(model_dir: str | Path, *, tensor_parallel_size: int,
     for Mistral repos that ship ``tokenizer.model.v3``/``tekken.json``; that tokenizer never
     parses special tokens from text, so ``<s>[INST]`` would reach the model as literal
     characters, and its ``apply_chat_template`` has another signature.
+
+    A model directory that records its dtype (an ORPO+LoRA model merged in fp32,
+    ``models.load.recorded_dtype``) runs in that dtype: ``"auto"`` would cast an fp32 checkpoint
+    to bf16 and round the LoRA update away; another explicit dtype is refused.
     """
+    from prefbias.models.load import recorded_dtype
+
+    need = recorded_dtype(model_dir)
+    if need is not None and dtype not in ("auto", need):
+        raise GenerationError(f"vllm backend: model {model_dir} must run in {need} "
+                              f"(prefbias_model.json), not {dtype}")
     return {"model": str(model_dir), "tensor_parallel_size": int(tensor_parallel_size),
-            "gpu_memory_utilization": gpu_memory_utilization, "dtype": dtype,
+            "gpu_memory_utilization": gpu_memory_utilization, "dtype": need or dtype,
             "tokenizer_mode": "hf", "config_format": "hf"}
 
 

@@ -7,7 +7,10 @@
 
 Snakemake picks its executor plugin only after the Snakefile is parsed, so the Slurm part runs in
 ``onstart`` (main process, real runs only: after the DAG is built, before the first submission).
-In the main Snakemake process only (jobs run with --no-hooks and skip it):
+In a job on a compute node (Snakemake's remote mode, every job that is not a localrule),
+:func:`on_workflow_load` sets the node environment instead: offline HF libraries, the requested
+GPU count and node-local caches. In the main Snakemake process only (jobs run with --no-hooks and
+skip it):
 
 * with the Slurm executor or apptainer: puts the ``cluster:`` job environment (HF_HOME,
   PREFBIAS_SCRATCH, APPTAINER_BIND) into ``os.environ`` — sbatch exports it, apptainer passes it in;
@@ -23,7 +26,11 @@ import sys
 from typing import Any
 
 from prefbias.hpc import preflight
-from prefbias.hpc.site import apply_job_environment, cluster_settings
+from prefbias.hpc.site import (
+    apply_job_environment,
+    apply_node_job_environment,
+    cluster_settings,
+)
 
 
 def _executor_name(workflow) -> str | None:
@@ -37,9 +44,37 @@ def _uses_apptainer(workflow) -> bool:
 
 
 def on_workflow_load(workflow, config: dict[str, Any]) -> None:
-    """At parse time: the job environment for apptainer runs (deployment is known already)."""
+    """At parse time: the job environment for apptainer runs (deployment is known already).
+
+    In a job on a compute node (Snakemake's remote mode: every job that is not a localrule,
+    parsed again inside its Slurm job), the node environment of its rules:
+    offline Hugging Face libraries, the GPU count the rules requested, caches on node-local
+    scratch (:func:`prefbias.hpc.site.node_job_environment`)."""
+    if getattr(workflow, "remote_exec", False):
+        apply_node_job_environment(config, job_rules(workflow))
+        return
     if getattr(workflow, "is_main_process", False) and _uses_apptainer(workflow):
         apply_job_environment(config)
+
+
+def job_rules(workflow, argv: list[str] | None = None) -> list[str]:
+    """Rule names of the jobs a remote Snakemake process runs: its ``--target-jobs
+    rule:wildcards ...`` (the executor's command line; Snakemake sets ``dag_settings`` only after
+    the Snakefile is parsed, so the command line is read when they are not there yet)."""
+    targets = getattr(getattr(workflow, "dag_settings", None), "target_jobs", None)
+    if targets:
+        return sorted({getattr(t, "rulename", None) or str(t).split(":", 1)[0] for t in targets})
+    argv = sys.argv if argv is None else argv
+    names: set[str] = set()
+    for i, arg in enumerate(argv):
+        if arg == "--target-jobs":
+            for val in argv[i + 1:]:
+                if val.startswith("-"):
+                    break
+                names.add(val.split(":", 1)[0])
+        elif arg.startswith("--target-jobs="):
+            names.add(arg.split("=", 1)[1].split(":", 1)[0])
+    return sorted(names)
 
 
 def _planned_rules(workflow) -> set[str] | None:

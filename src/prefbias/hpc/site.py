@@ -10,6 +10,8 @@ variable wins when set and non-empty, else the default. ``~`` is expanded in pat
       use_gpus: true                                # false: GPU rules run on the cpu partition
       scratch: ${PREFBIAS_SCRATCH:-}                # bound into every container
       hf_cache: ${HF_HOME:-~/.cache/huggingface}    # HF_HOME of every job, bound into containers
+      node_scratch: ${PREFBIAS_NODE_SCRATCH:-}      # node-local caches of compute-node jobs
+                                                    # ('' -> the job's $TMPDIR, else /tmp)
       escalate: {runtime: 1.5, mem_mb: 1.5}         # factor per retry (attempt 2, 3, ...)
       max: {runtime: 2880, mem_mb: 480000, cpus_per_task: 64, gpu: 8}
 """
@@ -18,6 +20,8 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 _VAR = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}"
@@ -30,6 +34,7 @@ DEFAULTS: dict[str, Any] = {
     "use_gpus": True,
     "scratch": "",
     "hf_cache": "~/.cache/huggingface",
+    "node_scratch": "",
     "escalate": {"runtime": 1.5, "mem_mb": 1.5},
     "max": {},
     "command_timeout_s": 30,
@@ -112,5 +117,58 @@ def job_environment(config: dict[str, Any],
 def apply_job_environment(config: dict[str, Any]) -> dict[str, str]:
     """Put :func:`job_environment` into ``os.environ`` (call from the Snakefile); returns it."""
     env = job_environment(config)
+    os.environ.update(env)
+    return env
+
+
+#: a compute node has no internet: every Hugging Face library reads local files only
+OFFLINE = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+#: compile and dataset caches of a compute-node job -> subdirectory of the node-local scratch
+NODE_CACHES = {"VLLM_CACHE_ROOT": "vllm", "TRITON_CACHE_DIR": "triton",
+               "TORCHINDUCTOR_CACHE_DIR": "torchinductor", "HF_DATASETS_CACHE": "hf_datasets",
+               "CUDA_CACHE_PATH": "cuda"}
+
+
+def node_job_environment(config: dict[str, Any], rules: Iterable[str],
+                         environ: dict[str, str] | None = None, *,
+                         cwd: str | Path | None = None) -> dict[str, str]:
+    """Environment of a job that runs on a compute node (every job that is not a localrule), set
+    in the job itself (:func:`prefbias.hpc.hook.on_workflow_load`, Snakemake's remote mode):
+
+    * :data:`OFFLINE`: GPU nodes have no internet, and every model and data set is a local file;
+    * ``PREFBIAS_REQUIRE_GPUS``: the most GPUs any of ``rules`` (the job's rules) requested, so
+      the no-CPU-fallback check (:mod:`prefbias.hpc.gpu`) does not depend on the Slurm GPU
+      variables reaching the job step (the jobstep executor's nested ``srun`` drops them);
+    * :data:`NODE_CACHES` under ``<cluster.node_scratch>/prefbias-cache-<uid>`` (default
+      ``$TMPDIR`` of the job, else /tmp), never in the repository (the jobs' working directory); the
+      directory is created and added to ``APPTAINER_BIND``. ``HF_HOME`` stays
+      ``cluster.hf_cache`` (:func:`job_environment`).
+    """
+    from prefbias.hpc.resources import requested_gpus
+
+    env = dict(os.environ if environ is None else environ)
+    s = cluster_settings(config, env)
+    out = dict(OFFLINE)
+    gpus = max((requested_gpus(config, r) for r in rules), default=0)
+    if gpus > 0:
+        out["PREFBIAS_REQUIRE_GPUS"] = str(gpus)
+    scratch = Path(s["node_scratch"] or env.get("TMPDIR") or "/tmp").expanduser().resolve()
+    root = scratch / f"prefbias-cache-{os.getuid()}"
+    work = Path(cwd or os.getcwd()).resolve()
+    if root == work or work in root.parents:
+        raise ValueError(f"cluster.node_scratch ({scratch}) is inside the working "
+                         f"directory {work}: caches must go to node-local scratch")
+    for var, sub in NODE_CACHES.items():
+        out[var] = str(root / sub)
+    binds = [b for b in env.get("APPTAINER_BIND", "").split(",") if b]
+    if not any(b.split(":")[0] == str(root) for b in binds):
+        out["APPTAINER_BIND"] = ",".join([*binds, str(root)])
+    return out
+
+
+def apply_node_job_environment(config: dict[str, Any], rules: Iterable[str]) -> dict[str, str]:
+    """Put :func:`node_job_environment` into ``os.environ`` (creating the cache root)."""
+    env = node_job_environment(config, rules)
+    Path(env["VLLM_CACHE_ROOT"]).parent.mkdir(parents=True, exist_ok=True)
     os.environ.update(env)
     return env

@@ -37,6 +37,43 @@ def pick_dtype(device: str | None = None):
     return torch.bfloat16 if device.startswith("cuda") else torch.float32
 
 
+def recorded_dtype(path: str | Path) -> str | None:
+    """The dtype a model directory must be evaluated in, from its ``prefbias_model.json``
+    (``"float32"`` for an ORPO+LoRA model: its update, merged in fp32, is far below bf16's
+    resolution and a bf16 copy would be a near copy of the base; train/merge.py), else None."""
+    meta = Path(path) / "prefbias_model.json"
+    if not meta.is_file():
+        return None
+    try:
+        info = json.loads(meta.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise ModelLoadError(f"{meta} is not valid JSON: {e}") from e
+    return info.get("dtype")
+
+
+def eval_dtype(path: str | Path, device: str | None = None, dtype: Any = None):
+    """The torch dtype every consumer loads the model at ``path`` in: the recorded dtype
+    (:func:`recorded_dtype`), else ``dtype``, else :func:`pick_dtype`. A requested ``dtype`` that
+    differs from the recorded one is refused (it would round the update away). An fp32 model on
+    CUDA also turns TF32 matmuls off: TF32 keeps 10 mantissa bits, too few for the update."""
+    import torch
+
+    need = recorded_dtype(path)
+    if need is None:
+        return dtype or pick_dtype(device)
+    want = getattr(torch, need, None)
+    if not isinstance(want, torch.dtype):
+        raise ModelLoadError(f"{Path(path) / 'prefbias_model.json'}: unknown dtype {need!r}")
+    if dtype is not None and dtype != want:
+        raise ModelLoadError(f"model {path} must be evaluated in {need} (prefbias_model.json), "
+                             f"not {dtype}: a lower precision rounds its LoRA update away")
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if want == torch.float32 and device.startswith("cuda"):
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+    return want
+
+
 def load_tokenizer(path: str | Path, *, padding_side: str | None = None):
     from transformers import AutoTokenizer
 
@@ -59,7 +96,7 @@ def load_causal_lm(path: str | Path, *, dtype: Any = None, device: str | None = 
     p = _check_dir(path)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     try:
-        model = AutoModelForCausalLM.from_pretrained(p, dtype=dtype or pick_dtype(device))
+        model = AutoModelForCausalLM.from_pretrained(p, dtype=eval_dtype(p, device, dtype))
     except Exception as e:  # noqa: BLE001
         raise ModelLoadError(f"cannot load causal LM from {p}: {e}") from e
     return model.to(device)
@@ -71,7 +108,7 @@ def _load_sharded(auto_cls, p: Path, what: str, *, dtype: Any = None, device: st
     import torch
 
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    kwargs: dict[str, Any] = {"dtype": dtype or pick_dtype(device)}
+    kwargs: dict[str, Any] = {"dtype": eval_dtype(p, device, dtype)}
     if device.startswith("cuda"):
         kwargs["device_map"] = "auto" if device == "cuda" else device
     try:

@@ -508,15 +508,18 @@ def write_outputs(trainer: Trainer, summary: dict[str, Any], tokenizer, *, out_d
         # directory is removed)
         with atomic_path(out_dir, is_dir=True) as tmp, \
                 ckpt.named_write_errors(out_dir, "trained model"):
+            meta = {"source": "trained", "id": summary["model"], "kind": summary["kind"]}
             if lora:
                 model.save_pretrained(tmp / "adapter")
                 tokenizer.save_pretrained(tmp / "adapter")
                 from prefbias.train.merge import merge_lora
-                model = merge_lora(model)  # fp32 merge, cast back (train/merge.py)
+                # base + adapter merged and stored in fp32, evaluated in fp32 by every consumer
+                # (models.load.eval_dtype): a bf16 copy would round most of the update away
+                model = merge_lora(model, dtype=torch.float32).to(torch.float32)
+                meta |= {"dtype": "float32", "adapter": "adapter"}
             model.save_pretrained(tmp)
             tokenizer.save_pretrained(tmp)
-            write_json(tmp / "prefbias_model.json", {"source": "trained", "id": summary["model"],
-                                                     "kind": summary["kind"]})
+            write_json(tmp / "prefbias_model.json", meta)
         write_jsonl(metrics_path, trainer.metrics_rows)
         if eval_examples_path is not None:
             ex = trainer.eval_examples

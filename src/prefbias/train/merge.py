@@ -9,7 +9,9 @@ to the dtype the base weights had (or to ``dtype``): each merged weight is then
 ``round(base + delta)`` in that dtype, computed once from the exact fp32 sum.
 
 Note: a bf16 *output* still cannot hold a delta far below the bf16 spacing of the weight (round
-to nearest keeps about ``|delta| / ulp`` of it). Pass ``dtype=torch.float32`` to keep all of it.
+to nearest keeps about ``|delta| / ulp`` of it). Pass ``dtype=torch.float32`` to keep all of it:
+``train.loop.write_outputs`` does, and the model is evaluated in fp32 (docs/FIDELITY.md, "ORPO+LoRA
+models evaluated as trained").
 """
 
 from __future__ import annotations
