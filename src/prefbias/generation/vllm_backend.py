@@ -22,6 +22,8 @@ import json
 import logging
 import os
 import subprocess
+import sys
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -216,12 +218,19 @@ def vllm_python(environ: dict[str, str] | None = None, repo: str | Path | None =
     return None
 
 
+def has_vllm() -> bool:
+    """Whether this interpreter can import vllm (without importing it: that takes seconds)."""
+    if "vllm" in sys.modules:
+        return sys.modules["vllm"] is not None
+    return importlib.util.find_spec("vllm") is not None
+
+
 def open_backend(model: str, **opts: Any) -> BackendBase:
     """The ``vllm`` backend: in-process where ``vllm`` imports, else in a ``.venv-vllm`` worker.
 
     Every option goes to :class:`VLLMBackend` unchanged, in either case (a LoRA option added
     there reaches the worker's engine as it is)."""
-    if importlib.util.find_spec("vllm") is not None:
+    if has_vllm():
         return VLLMBackend(model, **opts)
     python = vllm_python()
     if python is None:
@@ -247,6 +256,9 @@ class VLLMWorkerBackend(BackendBase):
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env,
             text=True, encoding="utf-8", bufsize=1)
         self._busy = False
+        # the worker ends with this object, or at the latest when this interpreter exits (a job's
+        # CPU time then includes the worker's)
+        self._finalizer = weakref.finalize(self, _end_worker, self.proc)
         ready = self._call({"op": "init", "model": str(model), "opts": opts})["ready"]
         self.model, self.revision = ready["model"], ready["revision"]
         self.context = int(ready["context"] or 0)
@@ -310,17 +322,8 @@ class VLLMWorkerBackend(BackendBase):
             raise
 
     def close(self) -> None:
-        """End the worker (EOF on its stdin) and wait for it."""
-        if self.proc.poll() is None:
-            try:
-                self.proc.stdin.close()
-            except OSError:  # pragma: no cover
-                pass
-            try:
-                self.proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:  # pragma: no cover
-                self.proc.kill()
-                self.proc.wait()
+        """End the worker (EOF on its stdin) and wait for it; also run at interpreter exit."""
+        self._finalizer()
 
     def __enter__(self) -> VLLMWorkerBackend:
         return self
@@ -328,10 +331,15 @@ class VLLMWorkerBackend(BackendBase):
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def __del__(self) -> None:  # pragma: no cover - interpreter shutdown
-        proc = getattr(self, "proc", None)
-        if proc is not None and proc.poll() is None:
-            try:
-                proc.stdin.close()
-            except OSError:
-                pass
+
+def _end_worker(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        try:
+            proc.stdin.close()
+        except OSError:  # pragma: no cover
+            pass
+        try:
+            proc.wait(timeout=120)
+        except subprocess.TimeoutExpired:  # pragma: no cover
+            proc.kill()
+            proc.wait()

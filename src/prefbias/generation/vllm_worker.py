@@ -1,4 +1,4 @@
-"""The ``vllm`` backend's engine in its own interpreter: ``python -m prefbias.generation.vllm_worker``.
+"""The ``vllm`` backend's engine in its own interpreter: ``-m prefbias.generation.vllm_worker``.
 
 vLLM cannot share the training environment (it pins transformers < 5.20), so where the job's
 interpreter has no ``vllm`` (``.venv`` here; on the cluster the vllm image has it and the engine
