@@ -204,3 +204,19 @@ def test_worker_python_lookup(monkeypatch, tmp_path):
     # inside an Apptainer image the image's own vllm is the engine, never a bound .venv-vllm
     assert vllm_python({"APPTAINER_CONTAINER": "/x.sif"}, repo=tmp_path) is None
     assert vllm_python({}, repo=tmp_path / "elsewhere") is None
+
+
+def test_agreement_counts_exact_matches_and_first_divergence():
+    from prefbias.generation.compare import agreement, first_divergence
+
+    assert first_divergence([1, 2, 3], [1, 2, 3]) is None
+    assert first_divergence([1, 2, 3], [1, 5, 3]) == 1
+    assert first_divergence([1, 2], [1, 2, 3]) == 2
+    enc = lambda s: [ord(c) for c in s]  # noqa: E731
+    st = agreement(["abc", "abd", "x", "hello"], ["abc", "abc", "y", "help"], enc)
+    assert (st["n"], st["exact"], st["exact_fraction"], st["diverged"]) == (4, 1, 0.25, 3)
+    assert st["diverged_at"] == [0, 2, 3]
+    assert st["first_divergence"] == {"min": 0, "median": 2, "mean": 1.67, "max": 3}
+    assert agreement(["a"], ["a"], enc)["first_divergence"] is None
+    with pytest.raises(ValueError):
+        agreement(["a"], [], enc)

@@ -112,7 +112,7 @@ def test_eval_generations_agree_with_hf(vllm, hf, tiny_config, tmp_path):
     assert [r["prompt_tokens"] for r in v] == [r["prompt_tokens"] for r in h]
     stats = agreement([r["response"] for r in h], [r["response"] for r in v], _encode(hf))
     _report("eval_generations", stats)
-    assert stats["exact_fraction"] >= 0.75, stats
+    assert stats["exact_fraction"] >= 0.9, stats
     # the sampled run (the demo's temperature 0.6) is reproducible
     s = Sampling.from_dict(gen["sampling"])
     assert [r.text for r in vllm.generate(reqs, s)] == [r.text for r in vllm.generate(reqs, s)]
@@ -157,8 +157,8 @@ def test_sycophancy_dialogues_agree_with_hf(vllm, hf, tiny_config):
     enc = _encode(hf)
     stats = agreement([d["response"] for d in ha], [d["response"] for d in va], enc)
     _report("answer_suggestion", stats)
-    assert stats["exact_fraction"] >= 0.75, stats
+    assert stats["exact_fraction"] >= 0.9, stats
     turns = ("first_response", "challenge_response", "final_response")
     stats = agreement([d[t] for d in hy for t in turns], [d[t] for d in vy for t in turns], enc)
     _report("are_you_sure", stats)
-    assert stats["exact_fraction"] >= 0.6, stats
+    assert stats["exact_fraction"] >= 0.8, stats
