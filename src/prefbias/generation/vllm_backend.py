@@ -98,8 +98,7 @@ def sampling_params(vllm_mod, s: Sampling):
 
 
 def llm_kwargs(model_dir: str | Path, *, tensor_parallel_size: int,
-               gpu_memory_utilization: float = 0.9, dtype: str = "auto",
-               enforce_eager: bool = False) -> dict[str, Any]:
+               gpu_memory_utilization: float = 0.9, dtype: str = "auto") -> dict[str, Any]:
     """Arguments of ``vllm.LLM`` for a local HF model directory.
 
     ``tokenizer_mode="hf"`` and ``config_format="hf"`` always: prompts are rendered with the
@@ -111,7 +110,7 @@ def llm_kwargs(model_dir: str | Path, *, tensor_parallel_size: int,
     """
     return {"model": str(model_dir), "tensor_parallel_size": int(tensor_parallel_size),
             "gpu_memory_utilization": gpu_memory_utilization, "dtype": dtype,
-            "tokenizer_mode": "hf", "config_format": "hf", "enforce_eager": bool(enforce_eager)}
+            "tokenizer_mode": "hf", "config_format": "hf"}
 
 
 class VLLMBackend(BackendBase):
@@ -134,8 +133,8 @@ class VLLMBackend(BackendBase):
         if not gpus and dtype == "auto":
             dtype = "float32"  # the CPU build; the hf backend's dtype on CPU too
         kwargs = llm_kwargs(self.path, tensor_parallel_size=tp,
-                            gpu_memory_utilization=gpu_memory_utilization, dtype=dtype,
-                            enforce_eager=not gpus if enforce_eager is None else enforce_eager)
+                            gpu_memory_utilization=gpu_memory_utilization, dtype=dtype)
+        kwargs["enforce_eager"] = not gpus if enforce_eager is None else bool(enforce_eager)
         if max_model_len:
             kwargs["max_model_len"] = int(max_model_len)
         if not gpus and not os.environ.get("VLLM_CPU_KVCACHE_SPACE"):
