@@ -503,7 +503,7 @@ class LineProgress:
         pass
 
 
-def _progress(total, initial, desc, enabled, stream=None):
+def _progress(total, initial, desc, enabled, stream=None, interval: float | None = None):
     """tqdm's bar on a terminal; :class:`LineProgress` lines otherwise (a rule's log file).
     ``PREFBIAS_PROGRESS_INTERVAL`` sets the seconds between lines (default 30)."""
     stream = stream if stream is not None else sys.stderr
@@ -513,7 +513,8 @@ def _progress(total, initial, desc, enabled, stream=None):
         from tqdm import tqdm
 
         return tqdm(total=total, initial=initial, desc=desc, file=stream, mininterval=5.0)
-    interval = float(os.environ.get("PREFBIAS_PROGRESS_INTERVAL", "30") or 30)
+    if interval is None:
+        interval = float(os.environ.get("PREFBIAS_PROGRESS_INTERVAL", "30") or 30)
     return LineProgress(total, initial, desc, interval, stream=stream)
 
 
