@@ -1,0 +1,53 @@
+# Pages a researcher reads in the report without touching work/ (prefbias report-pages): the
+# sample pages (R/samples/*.html: generations + judge, style rewrites, Answer Suggestion, Are You
+# Sure), the model and dataset cards in the Hub's format (R/cards/), and the software-versions
+# table (R/software_versions.{yml,html}). Report targets, frozen with the rest.
+from prefbias.report.cards import card_prefsets
+from prefbias.report.samples import PAGES as SAMPLE_PAGES
+from prefbias.report.samples import page_inputs
+
+CARD_FILES = [f"{R}/cards/models/{m}/README.md" for m in plan.trained_models(config)] + [
+    f"{R}/cards/datasets/{p}/README.md" for p in card_prefsets(config)
+]
+PAGES_TARGETS = (
+    [f"{R}/samples/{k}.html" for k in SAMPLE_PAGES]
+    + CARD_FILES
+    + [
+        f"{R}/cards/index.html",
+        f"{R}/software_versions.yml",
+        f"{R}/software_versions.html",
+    ]
+)
+
+
+def _page(path, label):
+    return report(path, category="Samples and cards", labels={"page": label})
+
+
+rule report_pages:
+    input:
+        samples=page_inputs(config),
+        train=[f"{R}/train/{m}/summary.json" for m in plan.trained_models(config)],
+        evals=EVALUATE_TARGETS,
+        helm=HELM_TARGETS,
+        prefs=[plan.prefs_path(config, p, "train") for p in card_prefsets(config)],
+    output:
+        [_page(f"{R}/samples/{k}.html", k.replace("_", " ")) for k in SAMPLE_PAGES],
+        CARD_FILES,
+        _page(f"{R}/cards/index.html", "model and dataset cards"),
+        f"{R}/software_versions.yml",
+        _page(f"{R}/software_versions.html", "software versions"),
+    log:
+        log_path("report_pages"),
+    benchmark:
+        bench_path("report_pages")
+    container:
+        rule_image("report_pages")
+    threads: nthreads("report_pages")
+    resources:
+        **res("report_pages"),
+    params:
+        config=lambda w: json.dumps(config, sort_keys=True),
+    shell:
+        "prefbias report-pages --results {R} --work {W} --config-json {params.config:q}"
+        " 2> {log}"
