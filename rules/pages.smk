@@ -6,9 +6,9 @@ from prefbias.report.cards import card_prefsets
 from prefbias.report.samples import PAGES as SAMPLE_PAGES
 from prefbias.report.samples import page_inputs
 
-CARD_FILES = [f"{R}/cards/models/{m}/README.md" for m in plan.trained_models(config)] + [
-    f"{R}/cards/datasets/{p}/README.md" for p in card_prefsets(config)
-]
+CARD_FILES = [
+    f"{R}/cards/models/{m}/README.md" for m in plan.trained_models(config)
+] + [f"{R}/cards/datasets/{p}/README.md" for p in card_prefsets(config)]
 PAGES_TARGETS = (
     [f"{R}/samples/{k}.html" for k in SAMPLE_PAGES]
     + CARD_FILES

@@ -105,7 +105,7 @@ def _config_keys(cfg: Any, prefix: str = "") -> list[str]:
     return out
 
 
-# -- comments ---------------------------------------------------------------------------------------
+# -- comments ---------------------------------------------------------------------------
 def yaml_comment(path: str | Path, key: list[str]) -> str:
     """The comment at ``key`` in a YAML file: full-line comments right above the key's line,
     the comment after it on its line, and comment lines continuing it below (same column)."""

@@ -167,7 +167,7 @@ def ays_rows(results: Path, model: str, max_rows: int, questions: dict[Any, list
     return out, len(rows)
 
 
-# -- pages -------------------------------------------------------------------------------------------
+# -- pages ------------------------------------------------------------------------------
 def page(kind: str, rows: list[str], *, notice: str, counts: dict[str, int]) -> str:
     models = sorted({_attr(r, "data-model") for r in rows})
     templates = sorted({_attr(r, "data-template") for r in rows})

@@ -11,9 +11,12 @@
   error naming the step and the example ids.
 * Metrics stream to ``<ckpt>/metrics.jsonl`` and to the run's trackers while training
   (:mod:`prefbias.train.tracking`: TensorBoard event files in ``<ckpt>/tb/<model>``, copied into
-  the results when training completes; W&B / MLflow if the config asks); the rows so far are also part of each checkpoint (checksummed), and a resume restarts
-  from those, never from the streamed file. The declared outputs (model dir, ``metrics.jsonl``,
+  the results when training completes; W&B / MLflow if the config asks); the rows so far are
+  also part of each checkpoint (checksummed), and a resume restarts from those, never from the
+  streamed file. The declared outputs (model dir, ``metrics.jsonl``,
   ``summary.json``) are written atomically only when training completes.
+* Progress: tqdm's bar on a terminal; in a log file (a rule's ``2> {log}``) plain lines from
+  tqdm's ``format_meter`` every ``PREFBIAS_PROGRESS_INTERVAL`` seconds (30), no carriage returns.
 * Pre-emption: SIGTERM or SIGUSR1 (Slurm's time-limit/pre-emption signal; ``slurm/config.yaml``
   asks for it ahead of the wall time) lets the current optimizer step finish, writes a checkpoint
   and exits with :class:`Preempted`, so a rerun (``--rerun-incomplete``, Slurm requeue) continues
@@ -524,8 +527,9 @@ def write_outputs(trainer: Trainer, summary: dict[str, Any], tokenizer, *, out_d
                   tb_path: str | Path | None = None) -> None:
     """Write the declared outputs atomically (model dir first, summary last), then drop the
     checkpoints. ``tb_path``: where the run's TensorBoard event files are kept (they live beside
-    the checkpoints while training and would go with them). ``eval_examples_path``: one row per example of the final eval (``id`` and the
-    task's per-example columns), for bootstrap CIs of the validation metrics. Temporaries that a
+    the checkpoints while training and would go with them). ``eval_examples_path``: one row per
+    example of the final eval (``id`` and the task's per-example columns), for bootstrap CIs of
+    the validation metrics. Temporaries that a
     killed earlier write of these outputs left behind (``.<name>.tmp-*``) are removed first."""
     acc = trainer.acc
     acc.wait_for_everyone()

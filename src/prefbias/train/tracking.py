@@ -21,6 +21,7 @@ optimizer step: the same rows as ``metrics.jsonl``.
 from __future__ import annotations
 
 import logging
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -70,9 +71,8 @@ class Trackers:
     def start(self, *, resume_step: int, config: dict[str, Any]) -> None:
         from accelerate.tracking import TensorBoardTracker
 
-        if not resume_step and self.tb_dir.exists():  # events of a run killed before its first
-            import shutil                              # checkpoint: that run starts over
-
+        if not resume_step and self.tb_dir.exists():
+            # events of a run killed before its first checkpoint: that run starts over
             shutil.rmtree(self.tb_dir)
         wanted = list(dict.fromkeys(["tensorboard", *self.spec["report_to"]]))
         for name in wanted:
@@ -164,8 +164,6 @@ def _flat_config(cfg: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def keep_event_files(tb_dir: Path, out: str | Path) -> None:
     """Copy the TensorBoard event files of a finished run into ``out`` (atomically)."""
-    import shutil
-
     from prefbias.io import atomic_path
 
     with atomic_path(out, is_dir=True) as tmp:
