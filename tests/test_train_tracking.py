@@ -98,12 +98,14 @@ def test_wandb_offline(env, tmp_path, monkeypatch):
     assert list(runs[0].rglob("*.wandb"))
 
 
-def test_mlflow_file_store(env, tmp_path):
+def test_mlflow_local_store(env, tmp_path):
     pytest.importorskip("mlflow")
+    pytest.importorskip("alembic")  # MLflow's SQLite store
     import mlflow
 
     _run(env, tmp_path, tracking={"report_to": ["mlflow"]})
-    client = mlflow.tracking.MlflowClient((tmp_path / "tracking" / "mlruns").resolve().as_uri())
+    db = (tmp_path / "tracking" / "mlflow.db").resolve()
+    client = mlflow.tracking.MlflowClient(f"sqlite:///{db}")
     exp = client.get_experiment_by_name("prefbias")
     (run,) = client.search_runs([exp.experiment_id])
     hist = client.get_metric_history(run.info.run_id, "train/loss")

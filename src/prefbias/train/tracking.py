@@ -11,8 +11,10 @@ of the Hugging Face Trainer): TensorBoard always, Weights & Biases and MLflow wh
 * Weights & Biases runs offline by default (``tracking.wandb.mode: offline``; files under
   ``work/<run>/tracking/wandb``; ``wandb sync`` uploads them later). Its API key, if ever needed,
   is read by wandb itself from the environment.
-* MLflow logs to a file store under ``work/<run>/tracking/mlruns`` unless
-  ``tracking.mlflow.tracking_uri`` names another store (``mlflow ui --backend-store-uri ...``).
+* MLflow logs to a local store, ``work/<run>/tracking/mlflow.db`` (SQLite: MLflow 3 keeps its
+  ``./mlruns`` file store in maintenance mode and refuses it by default), unless
+  ``tracking.mlflow.tracking_uri`` names another (``mlflow ui --backend-store-uri
+  sqlite:///work/<run>/tracking/mlflow.db``).
 
 Metric names are ``<split>/<key>`` (``train/loss``, ``eval/reward_accuracy``), the step is the
 optimizer step: the same rows as ``metrics.jsonl``.
@@ -124,10 +126,9 @@ class Trackers:
 
         m = self.spec["mlflow"]
         uri = m.get("tracking_uri")
-        if not uri:
-            store = (self.work_dir / "mlruns").resolve()
-            store.mkdir(parents=True, exist_ok=True)
-            uri = store.as_uri()
+        if not uri:  # MLflow's local database store (its file store is in maintenance mode)
+            self.work_dir.mkdir(parents=True, exist_ok=True)
+            uri = f"sqlite:///{(self.work_dir / 'mlflow.db').resolve()}"
         mlflow.set_tracking_uri(uri)
         return MLflowTracker(experiment_name=m["experiment"], run_name=self.model_id)
 
