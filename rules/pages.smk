@@ -2,6 +2,8 @@
 # sample pages (R/samples/*.html: generations + judge, style rewrites, Answer Suggestion, Are You
 # Sure), the model and dataset cards in the Hub's format (R/cards/), and the software-versions
 # table (R/software_versions.{yml,html}). Report targets, frozen with the rest.
+from pathlib import Path
+
 from prefbias.report.cards import card_prefsets
 from prefbias.report.samples import PAGES as SAMPLE_PAGES
 from prefbias.report.samples import page_inputs
@@ -20,10 +22,6 @@ PAGES_TARGETS = (
 )
 
 
-def _page(path, label):
-    return report(path, category="Samples and cards", labels={"page": label})
-
-
 rule report_pages:
     input:
         samples=page_inputs(config),
@@ -32,11 +30,26 @@ rule report_pages:
         helm=HELM_TARGETS,
         prefs=[plan.prefs_path(config, p, "train") for p in card_prefsets(config)],
     output:
-        [_page(f"{R}/samples/{k}.html", k.replace("_", " ")) for k in SAMPLE_PAGES],
+        [
+            report(
+                f"{R}/samples/{k}.html",
+                category="Samples and cards",
+                labels={"page": k.replace("_", " ")},
+            )
+            for k in SAMPLE_PAGES
+        ],
         CARD_FILES,
-        _page(f"{R}/cards/index.html", "model and dataset cards"),
-        f"{R}/software_versions.yml",
-        _page(f"{R}/software_versions.html", "software versions"),
+        report(
+            f"{R}/cards/index.html",
+            category="Samples and cards",
+            labels={"page": "model and dataset cards"},
+        ),
+        report(
+            f"{R}/software_versions.html",
+            category="Samples and cards",
+            labels={"page": "software versions"},
+        ),
+        versions=f"{R}/software_versions.yml",
     log:
         log_path("report_pages"),
     benchmark:
@@ -48,6 +61,9 @@ rule report_pages:
         **res("report_pages"),
     params:
         config=lambda w: json.dumps(config, sort_keys=True),
+        # R and W, from the files (R/software_versions.yml, W/data/prefs/<set>/train.jsonl)
+        results=lambda w, output: os.path.dirname(output.versions),
+        work=lambda w, input: str(Path(input.prefs[0]).parents[3]),
     shell:
-        "prefbias report-pages --results {R} --work {W} --config-json {params.config:q}"
-        " 2> {log}"
+        "prefbias report-pages --results {params.results} --work {params.work}"
+        " --config-json {params.config:q} 2> {log}"

@@ -51,6 +51,16 @@ def helm_versions(spec: dict[str, Any]) -> dict[str, str | None] | str:
         return f"unreadable ({e})"
 
 
+def _helm(spec: dict[str, Any]) -> dict[str, Any] | str:
+    """HELM's versions from its environment; where this job cannot reach it (the train image
+    on a cluster), the version the config pins (``helm.version``), said to be so."""
+    got = helm_versions(spec)
+    if isinstance(got, str) and spec.get("version"):
+        return {"crfm-helm": f"{spec['version']} (config helm.version; its environment is "
+                             f"{got})"}
+    return got
+
+
 def image_info(containers: dict[str, Any]) -> dict[str, dict[str, Any]]:
     out = {}
     for name, ref in (containers or {}).items():
@@ -74,8 +84,7 @@ def collect(config: dict[str, Any]) -> dict[str, Any]:
 
     return {"train/eval environment (.venv or the train image)": {
                 "python": platform.python_version(), **package_versions(KEY_PACKAGES)},
-            "HELM environment (.venv-helm or the helm image)": helm_versions(
-                config.get("helm") or {}),
+            "HELM environment (.venv-helm or the helm image)": _helm(config.get("helm") or {}),
             "container images (config containers)": image_info(config.get("containers", {}))}
 
 
