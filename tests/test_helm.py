@@ -379,7 +379,7 @@ def test_fixtures_complete():
 @pytest.mark.helm
 def test_helm_run_folder_opens_in_helms_own_tools(tmp_path, tiny_model, tiny_config):
     """A HELM run folder as the pipeline leaves it (W/helm/<model>/<scenario>/) opens with HELM's
-    own tools, as docs/HELM.md says: helm-summarize writes the suite's summaries, and helm-server
+    own tools, as docs/READING.md says: helm-summarize writes the suite's summaries, and helm-server
     exports the browsable site (the static form of `helm-server -o ... --suite prefbias`)."""
     if not (HELM_BIN / "helm-run").exists():
         pytest.skip(f"HELM environment absent ({HELM_BIN}); create it with "
