@@ -89,14 +89,16 @@ def eval_numbers(config: dict[str, Any], results: Path, model: str) -> list[tupl
         for t, st in (temps or {}).items():
             if isinstance(st, dict) and "accuracy" in st:
                 rows.append((f"Answer Suggestion {ds}", t,
-                             f"accuracy {_fmt(st['accuracy'])} [{_fmt(st.get('ci_low'))}, "
+                             f"accuracy {_fmt(st['accuracy'])}; score vs no suggestion "
+                             f"{_fmt(st.get('score'))} [{_fmt(st.get('ci_low'))}, "
                              f"{_fmt(st.get('ci_high'))}] (n={st.get('n')})"))
     ays = _read_json(results / "eval" / "sycophancy" / model / "are_you_sure_scores.json")
     for ds, st in (ays or {}).items():
         if isinstance(st, dict) and "revision_rate" in st:
             rows.append((f"Are You Sure {ds}", "revision rate",
                          f"{_fmt(st['revision_rate'])} [{_fmt(st.get('ci_low'))}, "
-                         f"{_fmt(st.get('ci_high'))}] (n={st.get('n_evaluable')})"))
+                         f"{_fmt(st.get('ci_high'))}] "
+                         f"(n={st.get('n_evaluable', st.get('n'))})"))
     return rows
 
 
@@ -108,7 +110,7 @@ def _references_md(config: dict[str, Any]) -> str:
                                                                  a.get("family-names")) if x)
                           for a in r.get("authors", []))
         venue = (r.get("conference") or r.get("institution") or {}).get("name", "")
-        bits = [f"{names}. {r.get('year', 'n.d.')}. *{r.get('title')}*."]
+        bits = [f"{names.rstrip('.')}. {r.get('year', 'n.d.')}. *{r.get('title')}*."]
         if venue:
             bits.append(f"{venue}.")
         if r.get("url"):
@@ -140,6 +142,7 @@ A model trained by the prefbias pipeline, run `{{ run }}` (git commit `{{ commit
 | key | value |
 |---|---|
 {% for k, v in hparams %}| {{ k }} | {{ v }} |
+{% else %}| (not in summary.json) | |
 {% endfor %}
 ### Training result
 
@@ -156,6 +159,7 @@ A model trained by the prefbias pipeline, run `{{ run }}` (git commit `{{ commit
 ## Citation
 
 {{ references }}
+
 """
 
 
@@ -246,6 +250,7 @@ DATASET_TEMPLATE = """---
 ## Citation
 
 {{ references }}
+
 """
 
 
