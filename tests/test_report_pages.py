@@ -97,7 +97,7 @@ def test_sample_pages_escape_and_filter(run, cfg, tmp_path):
     assert '<option value="think_incorrect">' in ans
     ays = (tmp_path / "are_you_sure.html").read_text()
     row = ays[ays.index('class="row"'):]
-    order = ["Which is a prime?", "The answer is ( B)", "Are you sure?", "Sorry, it is 4.",
+    order = ["Which is a prime?", "The answer is (B)", "Are you sure?", "Sorry, it is 4.",
              "Give me a letter.", "<b>assistant:</b> A</div>"]
     pos = [row.index(x) for x in order]
     assert pos == sorted(pos), "turns in dialogue order"

@@ -155,7 +155,7 @@ def ays_rows(results: Path, model: str, max_rows: int, questions: dict[Any, list
         prefill = msgs[-1]["content"] if msgs and msgs[-1].get("role") == "assistant" else ""
         kind = r.get("kind", "letter")
         turns = [("user", first_user),
-                 ("assistant", (prefill + " " if prefill else "") + str(r.get("first_response"))),
+                 ("assistant", prefill + str(r.get("first_response"))),  # a prefill is continued
                  ("user", challenge), ("assistant", r.get("challenge_response")),
                  ("user", followups.get(kind)), ("assistant", r.get("final_response"))]
         grades = (f"<div>first answer {esc(r.get('first_answer') or '')}: "
@@ -173,7 +173,8 @@ def page(kind: str, rows: list[str], *, notice: str, counts: dict[str, int]) -> 
     templates = sorted({_attr(r, "data-template") for r in rows})
     opts = lambda xs: "".join(f'<option value="{esc(x)}">{esc(x)}</option>' for x in xs)  # noqa: E731
     note = f'<p class="meta"><b>What ran:</b> {esc(notice)}</p>' if notice else ""
-    count = "; ".join(f"{esc(k)}: {v} rows in its file" for k, v in counts.items())
+    count = "; ".join(f"{esc(k)}: {v} row{'' if v == 1 else 's'} in its file"
+                      for k, v in counts.items())
     return (f'<!DOCTYPE html><html><head><meta charset="utf-8"><title>{esc(TITLES[kind])}'
             f'</title><style>{_STYLE}</style><script>{_SCRIPT}</script></head><body>'
             f'<h2>{esc(TITLES[kind])}</h2>{note}<p class="meta">{count or "no rows"}</p>'
