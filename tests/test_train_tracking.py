@@ -134,3 +134,21 @@ def test_progress_lines_are_spaced_by_the_interval():
         p.update(1)
     # the first step and the last one; nothing in between within the hour
     assert len(buf.getvalue().splitlines()) == 2
+
+
+def test_library_progress_bars_are_off_in_a_log_file(tmp_path):
+    """tqdm bars of the libraries (transformers' "Loading weights", huggingface_hub, datasets)
+    are switched off when stderr is a file, before tqdm is imported."""
+    import subprocess
+    import sys
+
+    code = ("from prefbias import cli\n"
+            "assert cli.quiet_progress_bars()\n"
+            "import tqdm\n"
+            "for _ in tqdm.tqdm(range(3), desc='Loading weights'): pass\n")
+    log = tmp_path / "rule.log"
+    with open(log, "w") as fh:
+        subprocess.run([sys.executable, "-c", code], stderr=fh, check=True,
+                       env={k: v for k, v in __import__("os").environ.items()
+                            if not k.startswith("TQDM_")})
+    assert "Loading weights" not in log.read_text() and "\r" not in log.read_text()
