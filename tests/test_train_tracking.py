@@ -66,6 +66,7 @@ def test_event_files_are_kept_in_results_and_match_metrics(env, tmp_path):
     assert sorted(s for s, _ in sc["eval/loss"]) == [s for s, _ in _metrics(tmp_path, "eval",
                                                                               "loss")]
     assert {"train/lr", "train/grad_norm"} <= set(sc)
+    assert "train/cycle" not in sc and "eval/lr" not in sc
 
 
 def test_resumed_run_has_one_point_per_step(env, tmp_path, monkeypatch):

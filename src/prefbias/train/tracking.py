@@ -30,7 +30,7 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 TRACKERS = ("tensorboard", "wandb", "mlflow")
-SKIP = ("step", "split", "epoch")
+SKIP = ("step", "split", "epoch", "cycle")  # positions, not metrics
 
 
 class TrackingError(RuntimeError):
@@ -50,8 +50,9 @@ def tracking_spec(spec: dict[str, Any] | None) -> dict[str, Any]:
 
 def metric_values(row: dict[str, Any]) -> dict[str, float]:
     """A metrics row as tracker values: numeric fields only, named ``<split>/<key>``."""
+    skip = SKIP + (("lr",) if row["split"] == "eval" else ())  # an eval row repeats train's lr
     return {f"{row['split']}/{k}": float(v) for k, v in row.items()
-            if k not in SKIP and isinstance(v, (int, float)) and not isinstance(v, bool)}
+            if k not in skip and isinstance(v, (int, float)) and not isinstance(v, bool)}
 
 
 class Trackers:
