@@ -4,7 +4,8 @@ in Snakemake's report.
 
 One page per kind of sample, every model of the run on it, with a small inline script that
 filters the rows by model, by template (prompt set, Answer Suggestion template, Are You Sure
-format, style) and by text:
+format, style) and by text; a link may preset them (``answer_suggestion.html#model=sft-s0&
+template=think_incorrect&q=Sydney``):
 
 * ``generations.html``: each judged generation beside the judge's scores and reasons;
 * ``style_rewrites.html``: each style variant's rewritten *chosen* answer beside the original;
@@ -54,6 +55,13 @@ function applyFilter(){
     r.style.display=show?'':'none'; if(show)n++;});
   document.getElementById('f-count').textContent=n+' shown';
 }
+// deep links: page.html#model=sft-s0&template=think_incorrect&q=Sydney preset the filters
+window.addEventListener('DOMContentLoaded',function(){
+  var h=new URLSearchParams(location.hash.slice(1));
+  [['model','f-model'],['template','f-template'],['q','f-text']].forEach(function(p){
+    if(h.get(p[0])!==null)document.getElementById(p[1]).value=h.get(p[0]);});
+  applyFilter();
+});
 """
 
 
