@@ -511,7 +511,9 @@ def _progress(total, initial, desc, enabled, stream=None, interval: float | None
     ``PREFBIAS_PROGRESS_INTERVAL`` sets the seconds between lines (default 30)."""
     stream = stream if stream is not None else sys.stderr
     if not enabled:
-        return LineProgress(total, initial, desc, float("inf"), stream=open(os.devnull, "w"))  # noqa: SIM115
+        import io  # other ranks of a multi-process run: nothing shown
+
+        return LineProgress(total, initial, desc, float("inf"), stream=io.StringIO())
     if hasattr(stream, "isatty") and stream.isatty():
         from tqdm import tqdm
 
@@ -529,8 +531,7 @@ def write_outputs(trainer: Trainer, summary: dict[str, Any], tokenizer, *, out_d
     checkpoints. ``tb_path``: where the run's TensorBoard event files are kept (they live beside
     the checkpoints while training and would go with them). ``eval_examples_path``: one row per
     example of the final eval (``id`` and the task's per-example columns), for bootstrap CIs of
-    the validation metrics. Temporaries that a
-    killed earlier write of these outputs left behind (``.<name>.tmp-*``) are removed first."""
+    the validation metrics. Temporaries that a killed earlier write of these outputs left behind (``.<name>.tmp-*``) are removed first."""
     acc = trainer.acc
     acc.wait_for_everyone()
     if acc.is_main_process:
