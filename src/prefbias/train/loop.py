@@ -531,7 +531,8 @@ def write_outputs(trainer: Trainer, summary: dict[str, Any], tokenizer, *, out_d
     checkpoints. ``tb_path``: where the run's TensorBoard event files are kept (they live beside
     the checkpoints while training and would go with them). ``eval_examples_path``: one row per
     example of the final eval (``id`` and the task's per-example columns), for bootstrap CIs of
-    the validation metrics. Temporaries that a killed earlier write of these outputs left behind (``.<name>.tmp-*``) are removed first."""
+    the validation metrics. Temporaries that a killed earlier write of these outputs left behind
+    (``.<name>.tmp-*``) are removed first."""
     acc = trainer.acc
     acc.wait_for_everyone()
     if acc.is_main_process:
