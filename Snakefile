@@ -32,6 +32,7 @@ include: "rules/train.smk"
 include: "rules/generate.smk"
 include: "rules/evaluate.smk"
 include: "rules/helm.smk"
+include: "rules/pages.smk"
 include: "rules/report.smk"
 
 
@@ -52,6 +53,7 @@ rule all:
         EVALUATE_TARGETS,
         HELM_TARGETS,
         REPORT_TARGETS,
+        PAGES_TARGETS,
         f"{R}/MANIFEST.json",
 
 

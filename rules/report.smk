@@ -101,7 +101,7 @@ localrules:
 
 rule snakemake_report:
     input:
-        targets=REPORT_TARGETS,
+        targets=REPORT_TARGETS + PAGES_TARGETS,
         captions=[in_checkout(caption(n)) for n in ("table", "figure", "vs_paper")],
         workflow_caption=in_checkout(f"{workflow.basedir}/report/workflow.rst"),
     output:
@@ -126,6 +126,7 @@ rule snakemake_report:
 rule freeze:
     input:
         REPORT_TARGETS,
+        PAGES_TARGETS,
         f"{R}/report.html",
     output:
         f"{R}/MANIFEST.json",

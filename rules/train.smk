@@ -10,6 +10,9 @@
 #  --fsdp_auto_wrap_policy TRANSFORMER_BASED_WRAP` (LoRA params only are trained; checkpoints
 # then need accelerate's FSDP state-dict gathering, not yet wired).
 
+# Training curves: TensorBoard event files are outputs (R/train/<model>/tb/, frozen with the rest);
+# W&B / MLflow per config `tracking` (prefbias.train.tracking), their files in W/tracking/.
+
 TRAINED = plan.trained_models(config)
 TRAIN_TARGETS = [f"{R}/train/{m}/summary.json" for m in TRAINED]
 
@@ -22,6 +25,7 @@ rule train_sft:
         metrics=f"{R}/train/{{model}}/metrics.jsonl",
         summary=f"{R}/train/{{model}}/summary.json",
         eval_examples=f"{R}/train/{{model}}/eval_examples.jsonl",
+        tb=directory(f"{R}/train/{{model}}/tb"),
     log:
         log_path("train_sft", "model"),
     benchmark:
@@ -38,12 +42,15 @@ rule train_sft:
         spec=job_spec("train_sft"),
         seed=lambda w: plan.model_seed(config, w.model),
         ckpt=lambda w: f"{W}/ckpt/{w.model}",
+        tracking=lambda w: json.dumps(config.get("tracking", {}), sort_keys=True),
+        tracking_dir=f"{W}/tracking",
     shell:
         "exec prefbias train-sft --model-id {wildcards.model} --init {input.init}"
         " --train {input.train} --eval {input.eval} --spec {params.spec:q}"
         " --seed {params.seed} --out {output.model} --metrics {output.metrics}"
         " --summary {output.summary} --eval-examples {output.eval_examples}"
-        " --ckpt {params.ckpt} 2> {log}"
+        " --ckpt {params.ckpt} --tb {output.tb} --tracking {params.tracking:q}"
+        " --tracking-dir {params.tracking_dir} 2> {log}"
 
 
 rule ref_logps:
@@ -78,6 +85,7 @@ rule train_dpo:
         metrics=f"{R}/train/{{model}}/metrics.jsonl",
         summary=f"{R}/train/{{model}}/summary.json",
         eval_examples=f"{R}/train/{{model}}/eval_examples.jsonl",
+        tb=directory(f"{R}/train/{{model}}/tb"),
     log:
         log_path("train_dpo", "model"),
     benchmark:
@@ -94,13 +102,16 @@ rule train_dpo:
         spec=job_spec("train_dpo"),
         seed=lambda w: plan.model_seed(config, w.model),
         ckpt=lambda w: f"{W}/ckpt/{w.model}",
+        tracking=lambda w: json.dumps(config.get("tracking", {}), sort_keys=True),
+        tracking_dir=f"{W}/tracking",
         eval=_dpo_eval_args,
     shell:
         "exec prefbias train-dpo --model-id {wildcards.model} --init {input.init}"
         " --train {input.train} --train-refs {input.train_refs}"
         " {params.eval} --spec {params.spec:q} --seed {params.seed} --out {output.model}"
         " --metrics {output.metrics} --summary {output.summary}"
-        " --eval-examples {output.eval_examples} --ckpt {params.ckpt} 2> {log}"
+        " --eval-examples {output.eval_examples} --ckpt {params.ckpt} --tb {output.tb}"
+        " --tracking {params.tracking:q} --tracking-dir {params.tracking_dir} 2> {log}"
 
 
 rule train_orpo:
@@ -111,6 +122,7 @@ rule train_orpo:
         metrics=f"{R}/train/{{model}}/metrics.jsonl",
         summary=f"{R}/train/{{model}}/summary.json",
         eval_examples=f"{R}/train/{{model}}/eval_examples.jsonl",
+        tb=directory(f"{R}/train/{{model}}/tb"),
     log:
         log_path("train_orpo", "model"),
     benchmark:
@@ -126,8 +138,11 @@ rule train_orpo:
         spec=job_spec("train_orpo"),
         seed=lambda w: plan.model_seed(config, w.model),
         ckpt=lambda w: f"{W}/ckpt/{w.model}",
+        tracking=lambda w: json.dumps(config.get("tracking", {}), sort_keys=True),
+        tracking_dir=f"{W}/tracking",
     shell:
         "exec prefbias train-orpo --model-id {wildcards.model} --init {input.init}"
         " --train {input.train} --spec {params.spec:q} --seed {params.seed}"
         " --out {output.model} --metrics {output.metrics} --summary {output.summary}"
-        " --eval-examples {output.eval_examples} --ckpt {params.ckpt} 2> {log}"
+        " --eval-examples {output.eval_examples} --ckpt {params.ckpt} --tb {output.tb}"
+        " --tracking {params.tracking:q} --tracking-dir {params.tracking_dir} 2> {log}"

@@ -374,3 +374,33 @@ def test_fixtures_complete():
     assert sorted(p.name for p in stub.iterdir()) == sorted(
         ["abbrev_types.txt", "collocations.tab", "ortho_context.tab", "sent_starters.txt",
          "sentence_starters.txt"])
+
+
+@pytest.mark.helm
+def test_helm_run_folder_opens_in_helms_own_tools(tmp_path, tiny_model, tiny_config):
+    """A HELM run folder as the pipeline leaves it (W/helm/<model>/<scenario>/) opens with HELM's
+    own tools, as docs/READING.md says: helm-summarize writes the suite's summaries, and helm-server
+    exports the browsable site (the static form of `helm-server -o ... --suite prefbias`)."""
+    if not (HELM_BIN / "helm-run").exists():
+        pytest.skip(f"HELM environment absent ({HELM_BIN}); create it with "
+                    "scripts/setup-helm-env.sh (make test does)")
+    spec = {**tiny_config["helm"], "max_eval_instances": 3, "num_output_tokens": 4,
+            "python": str(HELM_BIN)}
+    out = tmp_path / "boolq"
+    helm_run.helm_run(model_dir=tiny_model, model_name="tiny-s0", scenario=["boolq"], spec=spec,
+                      outdir=out, stats_path=[tmp_path / "boolq.json"], fixtures=FIXTURES)
+    bo = out / "benchmark_output"
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    subprocess.run([str(HELM_BIN / "helm-summarize"), "--suite", helm_run.SUITE, "-o", str(bo),
+                    "--schema-validation", "off", "--auto-generate-schema"], check=True,
+                   cwd=out, env=env, capture_output=True, text=True, timeout=600)
+    suite = bo / "runs" / helm_run.SUITE
+    for name in ("summary.json", "runs.json", "groups.json"):
+        assert (suite / name).is_file(), name
+    runs = json.loads((suite / "runs.json").read_text())
+    assert len(runs) == 1 and runs[0]["run_spec"]["name"].startswith("boolq")
+    site = tmp_path / "site"
+    subprocess.run([str(HELM_BIN / "helm-server"), "-o", str(bo), "--suite", helm_run.SUITE,
+                    "--export-path", str(site)], check=True, cwd=out, env=env,
+                   capture_output=True, text=True, timeout=600)
+    assert (site / "index.html").is_file()

@@ -10,6 +10,7 @@ import argparse
 import importlib
 import json
 import logging
+import os
 import pkgutil
 import sys
 
@@ -51,7 +52,22 @@ def spec_arg(text: str) -> dict:
     return value
 
 
+def quiet_progress_bars(stream=None) -> bool:
+    """When stderr is not a terminal (a rule's ``2> {log}``), switch off the libraries' tqdm
+    bars (tqdm itself, huggingface_hub, transformers' weight loading, datasets, vLLM), whose
+    carriage returns flood a log file; the trainer writes its own plain progress lines. Must run
+    before tqdm is imported (tqdm reads ``TQDM_*`` then). Returns whether it did."""
+    stream = sys.stderr if stream is None else stream
+    if hasattr(stream, "isatty") and stream.isatty():
+        return False
+    for var in ("TQDM_DISABLE", "HF_HUB_DISABLE_PROGRESS_BARS",
+                "HF_DATASETS_DISABLE_PROGRESS_BARS"):
+        os.environ.setdefault(var, "1")
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
+    quiet_progress_bars()
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(

@@ -18,6 +18,16 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ckpt", required=True, help="checkpoint directory (resumed if present)")
     p.add_argument("--eval-examples", default=None,
                    help="eval_examples.jsonl output: per example of the final eval")
+    p.add_argument("--tracking", type=spec_arg, default=None,
+                   help="config section tracking as JSON (report_to: tensorboard, wandb, mlflow)")
+    p.add_argument("--tracking-dir", default=None,
+                   help="where W&B (offline) and an MLflow file store write (work/<run>/tracking)")
+    p.add_argument("--tb", default=None, help="output directory that keeps the TensorBoard "
+                   "event files (results/<run>/train/<model>/tb)")
+
+
+def _track(a) -> dict:
+    return {"tracking": a.tracking, "tracking_dir": a.tracking_dir, "tb": a.tb}
 
 
 def _sft(a):
@@ -25,7 +35,7 @@ def _sft(a):
 
     train_sft(model_id=a.model_id, init=a.init, train=a.train, eval=a.eval, spec=a.spec,
               seed=a.seed, out=a.out, metrics=a.metrics, summary=a.summary, ckpt=a.ckpt,
-              eval_examples=a.eval_examples)
+              eval_examples=a.eval_examples, **_track(a))
 
 
 def _dpo(a):
@@ -37,7 +47,8 @@ def _dpo(a):
                 **spec[a.group]}
     train_dpo(model_id=a.model_id, init=a.init, train=a.train, train_refs=a.train_refs,
               eval=a.eval, eval_refs=a.eval_refs, spec=spec, seed=a.seed, out=a.out,
-              metrics=a.metrics, summary=a.summary, ckpt=a.ckpt, eval_examples=a.eval_examples)
+              metrics=a.metrics, summary=a.summary, ckpt=a.ckpt, eval_examples=a.eval_examples,
+              **_track(a))
 
 
 def _orpo(a):
@@ -45,7 +56,7 @@ def _orpo(a):
 
     train_orpo(model_id=a.model_id, init=a.init, train=a.train, spec=a.spec, seed=a.seed,
                out=a.out, metrics=a.metrics, summary=a.summary, ckpt=a.ckpt,
-               eval_examples=a.eval_examples)
+               eval_examples=a.eval_examples, **_track(a))
 
 
 def _refs(a):

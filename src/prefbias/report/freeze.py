@@ -283,24 +283,67 @@ def make_readonly(root: Path) -> None:
         d.chmod(d.stat().st_mode & mask)
 
 
-def citation(config: dict[str, Any], git: dict[str, Any]) -> str:
+def remote_url(repo: Path) -> str | None:
+    """The checkout's ``origin`` remote as an https URL (``git@host:o/r.git`` -> ``https://host/o/r``),
+    or None; credentials in a URL are dropped."""
+    try:
+        url = subprocess.run(["git", "config", "--get", "remote.origin.url"], cwd=repo,
+                             capture_output=True, text=True, timeout=30, check=True,
+                             env={"PATH": os.environ.get("PATH", ""), "HOME": "/nonexistent"}
+                             ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    m = re.match(r"^(?:ssh://)?git@([^:/]+)[:/](.+?)(?:\.git)?$", url)
+    if m:
+        return f"https://{m.group(1)}/{m.group(2)}"
+    m = re.match(r"^https?://(?:[^@/]+@)?(.+?)(?:\.git)?$", url)
+    return f"https://{m.group(1)}" if m else None
+
+
+def citation(config: dict[str, Any], git: dict[str, Any], repo_url: str | None = None) -> str:
+    """The run's ``CITATION.cff``: the run name in the title, what ran (a stand-in notice when
+    the run's models are not the papers') in the abstract, the repository URL
+    (``report.citation.repository-code``, else ``repo_url``: the git remote), the commit, and the
+    papers' references from the config."""
+    from prefbias import plan
+
     cit = dict((config.get("report") or {}).get("citation") or {})
+    run = config.get("run")
+    notice = ""
+    if all(k in config for k in ("models", "sft", "orpo", "styles")):
+        notice = plan.provenance_notice(config, plan.run_model_roles(config))
+    title = cit.get("title", "prefbias reproduction results")
+    title += f" - run '{run}'"
+    if notice:
+        title += " (stand-in models, not the papers' results)"
+    abstract = cit.get("abstract") or (
+        f"Frozen, checksummed results (tables, figures, evaluation outputs, training curves, "
+        f"model and dataset cards) of the prefbias run '{run}', a reproduction of "
+        f"'Stylized user preference alignment with Direct Preference Optimization (DPO)' and "
+        f"'Navigating Alignment Pitfalls: Assessing Suggestions to Combat Sycophancy'. "
+        f"MANIFEST.json lists every file with its sha256.")
+    if notice:
+        abstract += " What ran: " + notice
     doc: dict[str, Any] = {
         "cff-version": "1.2.0",
         "message": cit.get("message", "If you use these results, please cite them as below."),
-        "title": cit.get("title", f"prefbias reproduction results ({config.get('run')})"),
+        "title": title,
         "type": "dataset",
         "authors": cit.get("authors", [{"name": "prefbias contributors"}]),
         "date-released": _dt.date.today().isoformat(),
+        "abstract": abstract,
     }
-    for k in ("version", "license", "repository-code", "url", "doi", "abstract", "keywords"):
-        if k in cit:
+    url = cit.get("repository-code") or repo_url
+    if url:
+        doc["repository-code"] = url
+    for k in ("version", "license", "url", "doi", "keywords"):
+        if cit.get(k):
             doc[k] = cit[k]
     if git.get("commit"):
         doc["commit"] = git["commit"]
     if "references" in cit:
         doc["references"] = cit["references"]
-    return yaml.safe_dump(redact(doc), sort_keys=False, allow_unicode=True)
+    return yaml.safe_dump(redact(doc), sort_keys=False, allow_unicode=True, width=100)
 
 
 def freeze(root: str | Path, config: dict[str, Any], *, repo: str | Path = ".",
@@ -312,7 +355,7 @@ def freeze(root: str | Path, config: dict[str, Any], *, repo: str | Path = ".",
     git = git_info(Path(repo))
     cit = root / CITATION
     with atomic_path(cit) as tmp:
-        tmp.write_text(citation(config, git), encoding="utf-8")
+        tmp.write_text(citation(config, git, remote_url(Path(repo))), encoding="utf-8")
     files, dirs, links, special = walk(root)
     if links or special:
         raise FreezeError(f"{root}: cannot freeze a tree with symlinks or special files (a frozen "

@@ -9,10 +9,14 @@
   micro-batches (rank r takes every world_size-th).
 * bf16 autocast on GPU, fp32 on CPU. Non-finite losses or gradient norms stop the run with an
   error naming the step and the example ids.
-* Metrics stream to ``<ckpt>/metrics.jsonl`` (and TensorBoard ``<ckpt>/tb`` when installed) while
-  training; the rows so far are also part of each checkpoint (checksummed), and a resume restarts
-  from those, never from the streamed file. The declared outputs (model dir, ``metrics.jsonl``,
+* Metrics stream to ``<ckpt>/metrics.jsonl`` and to the run's trackers while training
+  (:mod:`prefbias.train.tracking`: TensorBoard event files in ``<ckpt>/tb/<model>``, copied into
+  the results when training completes; W&B / MLflow if the config asks); the rows so far are
+  also part of each checkpoint (checksummed), and a resume restarts from those, never from the
+  streamed file. The declared outputs (model dir, ``metrics.jsonl``,
   ``summary.json``) are written atomically only when training completes.
+* Progress: tqdm's bar on a terminal; in a log file (a rule's ``2> {log}``) plain lines from
+  tqdm's ``format_meter`` every ``PREFBIAS_PROGRESS_INTERVAL`` seconds (30), no carriage returns.
 * Pre-emption: SIGTERM or SIGUSR1 (Slurm's time-limit/pre-emption signal; ``slurm/config.yaml``
   asks for it ahead of the wall time) lets the current optimizer step finish, writes a checkpoint
   and exits with :class:`Preempted`, so a rerun (``--rerun-incomplete``, Slurm requeue) continues
@@ -145,38 +149,31 @@ def make_optimizer(params, cfg: TrainConfig):
 
 class MetricsSink:
     """Metrics rows in memory (the source of truth, saved with each checkpoint) and streamed to
-    ``path`` for watching; ``path`` starts as an atomic copy of ``rows`` (a resume's history)."""
+    ``path`` for watching; ``path`` starts as an atomic copy of ``rows`` (a resume's history).
+    Each new row also goes to the run's trackers (:mod:`prefbias.train.tracking`)."""
 
-    def __init__(self, path: Path, tb_dir: Path | None, rows: list[dict[str, Any]]):
+    def __init__(self, path: Path, trackers, rows: list[dict[str, Any]]):
         self.path = path
         self._rows = list(rows)
         with atomic_open(path) as fh:
             fh.writelines(json.dumps(r) + "\n" for r in self._rows)
         self.fh = open(path, "a", encoding="utf-8")  # noqa: SIM115
-        self.tb = None
-        if tb_dir is not None:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-                self.tb = SummaryWriter(str(tb_dir))
-            except Exception:  # noqa: BLE001 - tensorboard is optional
-                self.tb = None
+        self.trackers = trackers
 
     def write(self, row: dict[str, Any]) -> None:
         self._rows.append(row)
         self.fh.write(json.dumps(row) + "\n")
         self.fh.flush()
-        if self.tb is not None:
-            for k, v in row.items():
-                if k not in ("step", "split", "epoch") and isinstance(v, (int, float)):
-                    self.tb.add_scalar(f"{row['split']}/{k}", v, row["step"])
+        if self.trackers is not None:
+            self.trackers.log(row)
 
     def rows(self) -> list[dict[str, Any]]:
         return list(self._rows)
 
     def close(self):
         self.fh.close()
-        if self.tb is not None:
-            self.tb.close()
+        if self.trackers is not None:
+            self.trackers.finish()
 
 
 @dataclass
@@ -205,7 +202,8 @@ class Trainer:
     def __init__(self, cfg: TrainConfig, task, model, train: list[Encoded],
                  eval_set: list[Encoded], *, ckpt_dir: str | Path, fingerprint: str,
                  accelerator=None, summary_extra: dict[str, Any] | None = None,
-                 init_fingerprint: str | None = None):
+                 init_fingerprint: str | None = None,
+                 tracking: dict[str, Any] | None = None, tracking_dir: str | Path | None = None):
         from accelerate import Accelerator
 
         if not train:
@@ -220,6 +218,8 @@ class Trainer:
         self.fingerprint = fingerprint
         self.init_fingerprint = init_fingerprint  # content of the initial weights
         self.summary_extra = summary_extra or {}
+        self.tracking, self.tracking_dir = tracking, tracking_dir
+        self.tb_dir: Path | None = None  # TensorBoard event files of this run (set by fit)
         self.lengths = [e.length for e in train]
         self.eval_examples: dict[str, list] = {"id": []}  # per example, of the latest eval
 
@@ -275,8 +275,15 @@ class Trainer:
         self.model = acc.prepare(self.model)
         self.model.train()
         run = self._resume()
-        self._sink = MetricsSink(self.ckpt_dir / "metrics.jsonl", self.ckpt_dir / "tb",
-                                 run.rows) if acc.is_main_process else None
+        self._sink = None
+        if acc.is_main_process:
+            from prefbias.train.tracking import Trackers
+
+            trackers = Trackers(self.tracking, model_id=cfg.model_id,
+                                tb_root=self.ckpt_dir / "tb", work_dir=self.tracking_dir)
+            trackers.start(resume_step=run.global_step, config=asdict(cfg))
+            self.tb_dir = trackers.tb_dir
+            self._sink = MetricsSink(self.ckpt_dir / "metrics.jsonl", trackers, run.rows)
         plans = [cycle_plan(cfg, self.lengths, c, acc.num_processes) for c in range(cfg.cycles)]
         self._t0 = time.time()
         progress = _progress(sum(len(p) for p in plans), run.global_step, cfg.model_id,
@@ -293,8 +300,8 @@ class Trainer:
                     for s in range(first, len(steps)):
                         self._train_step(run, steps[s], optimizer, scheduler, cycle, s,
                                          len(steps))
+                        progress.set_postfix(loss=f"{self._last_loss:.4f}", refresh=False)
                         progress.update(1)
-                        progress.set_postfix(loss=f"{self._last_loss:.4f}")
                         self._after_step(run, stop, optimizer, scheduler, cycle, s, len(steps))
                         if crash_at and run.global_step == crash_at:
                             raise SimulatedCrash(f"PREFBIAS_CRASH_AT_STEP={crash_at}")
@@ -471,36 +478,72 @@ class Trainer:
         return self.acc.unwrap_model(self.model)
 
 
-def _progress(total, initial, desc, enabled):
-    try:
+class LineProgress:
+    """Progress for a log file (stderr not a terminal, as in a rule's log): one plain line per
+    ``interval`` seconds and at the last step, formatted by tqdm's own ``format_meter``; no
+    carriage returns, so ``tail``/``less`` on the log read cleanly."""
+
+    def __init__(self, total: int, initial: int, desc: str, interval: float, stream=None):
+        self.total, self.n, self.desc, self.interval = total, initial, desc, interval
+        self.stream = stream if stream is not None else sys.stderr
+        self.t0 = time.monotonic()
+        self.start_n = initial
+        self.last = None
+        self.postfix = ""
+
+    def update(self, k: int = 1) -> None:
+        self.n += k
+        now = time.monotonic()
+        if self.n >= self.total or self.last is None or now - self.last >= self.interval:
+            self.last = now
+            self._line(now)
+
+    def set_postfix(self, refresh: bool = True, **kw) -> None:
+        self.postfix = ", ".join(f"{k}={v}" for k, v in kw.items())
+
+    def _line(self, now: float) -> None:
         from tqdm import tqdm
 
-        return tqdm(total=total, initial=initial, desc=desc, file=sys.stderr,
-                    disable=not enabled, mininterval=5.0)
-    except ImportError:  # pragma: no cover
-        class _N:
-            def update(self, *_):
-                pass
+        meter = tqdm.format_meter(self.n, self.total, now - self.t0, prefix=self.desc,
+                                  initial=self.start_n, ncols=0)
+        self.stream.write(f"{meter} {self.postfix}".rstrip() + "\n")
+        self.stream.flush()
 
-            def set_postfix(self, **_):
-                pass
+    def close(self) -> None:
+        pass
 
-            def close(self):
-                pass
-        return _N()
+
+def _progress(total, initial, desc, enabled, stream=None, interval: float | None = None):
+    """tqdm's bar on a terminal; :class:`LineProgress` lines otherwise (a rule's log file).
+    ``PREFBIAS_PROGRESS_INTERVAL`` sets the seconds between lines (default 30)."""
+    stream = stream if stream is not None else sys.stderr
+    if not enabled:
+        import io  # other ranks of a multi-process run: nothing shown
+
+        return LineProgress(total, initial, desc, float("inf"), stream=io.StringIO())
+    if hasattr(stream, "isatty") and stream.isatty():
+        from tqdm import tqdm
+
+        return tqdm(total=total, initial=initial, desc=desc, file=stream, mininterval=5.0)
+    if interval is None:
+        interval = float(os.environ.get("PREFBIAS_PROGRESS_INTERVAL", "30") or 30)
+    return LineProgress(total, initial, desc, interval, stream=stream)
 
 
 def write_outputs(trainer: Trainer, summary: dict[str, Any], tokenizer, *, out_dir: str | Path,
                   metrics_path: str | Path, summary_path: str | Path, lora: bool = False,
-                  eval_examples_path: str | Path | None = None) -> None:
+                  eval_examples_path: str | Path | None = None,
+                  tb_path: str | Path | None = None) -> None:
     """Write the declared outputs atomically (model dir first, summary last), then drop the
-    checkpoints. ``eval_examples_path``: one row per example of the final eval (``id`` and the
-    task's per-example columns), for bootstrap CIs of the validation metrics. Temporaries that a
-    killed earlier write of these outputs left behind (``.<name>.tmp-*``) are removed first."""
+    checkpoints. ``tb_path``: where the run's TensorBoard event files are kept (they live beside
+    the checkpoints while training and would go with them). ``eval_examples_path``: one row per
+    example of the final eval (``id`` and the task's per-example columns), for bootstrap CIs of
+    the validation metrics. Temporaries that a killed earlier write of these outputs left behind
+    (``.<name>.tmp-*``) are removed first."""
     acc = trainer.acc
     acc.wait_for_everyone()
     if acc.is_main_process:
-        for p in (out_dir, metrics_path, summary_path, eval_examples_path):
+        for p in (out_dir, metrics_path, summary_path, eval_examples_path, tb_path):
             for stale in remove_stale_temporaries(p) if p is not None else ():
                 log.info("removed %s left by an interrupted earlier write", stale)
         model = trainer.unwrapped()
@@ -521,6 +564,10 @@ def write_outputs(trainer: Trainer, summary: dict[str, Any], tokenizer, *, out_d
             tokenizer.save_pretrained(tmp)
             write_json(tmp / "prefbias_model.json", meta)
         write_jsonl(metrics_path, trainer.metrics_rows)
+        if tb_path is not None:
+            from prefbias.train.tracking import keep_event_files
+
+            keep_event_files(trainer.tb_dir, tb_path)
         if eval_examples_path is not None:
             ex = trainer.eval_examples
             write_jsonl(eval_examples_path, [dict(zip(ex, vals, strict=True))

@@ -106,6 +106,16 @@ def _paths(out: str | Path, metrics: str | Path, summary: str | Path, ckpt: str 
     return {"out_dir": out, "metrics_path": metrics, "summary_path": summary}, Path(ckpt)
 
 
+def _tracking(track: dict[str, Any]) -> dict[str, Any]:
+    """Trainer keywords from a recipe's ``track``: ``tracking`` (the config's ``tracking``
+    section), ``tracking_dir`` (W&B / MLflow files, default beside the checkpoints) and ``tb``
+    (where :func:`~prefbias.train.loop.write_outputs` keeps the TensorBoard event files)."""
+    unknown = set(track) - {"tracking", "tracking_dir", "tb"}
+    if unknown:
+        raise TypeError(f"unknown tracking keywords {sorted(unknown)}")
+    return {"tracking": track.get("tracking"), "tracking_dir": track.get("tracking_dir")}
+
+
 # ---------------------------------------------------------------------------------------------
 def recipe_spec(kind: str, spec: dict[str, Any], group: str | None = None) -> dict[str, Any]:
     """A training section with the schema's defaults filled in (prefbias.config): ``sft``,
@@ -139,7 +149,8 @@ def train_config(kind: str, spec: dict[str, Any], *, model_id: str, seed: int,
 
 def train_sft(*, model_id: str, init: str, train: str, eval: str | None, spec: dict[str, Any],
               seed: int, out: str, metrics: str, summary: str, ckpt: str,
-              eval_examples: str | None = None) -> dict[str, Any]:
+              eval_examples: str | None = None, **track: Any) -> dict[str, Any]:
+    """``track``: :func:`_tracking` keywords (tracking, tracking_dir, tb)."""
     spec = recipe_spec('sft', spec)
     from prefbias.models.load import load_tokenizer
 
@@ -158,10 +169,10 @@ def train_sft(*, model_id: str, init: str, train: str, eval: str | None, spec: d
     fp = _fingerprint(spec, seed, model_id, files=[train], model_dir=init)
     model = _load_model(init, lora=False)
     trainer = Trainer(cfg, SFTTask(tok.pad_token_id), model, train_ex, eval_ex, ckpt_dir=ckpt,
-                      **fp, summary_extra={"data": tstats.as_dict()})
+                      **fp, summary_extra={"data": tstats.as_dict()}, **_tracking(track))
     summ = trainer.fit()
     write_outputs(trainer, summ, tok, out_dir=out, metrics_path=metrics, summary_path=summary,
-                  eval_examples_path=eval_examples)
+                  eval_examples_path=eval_examples, tb_path=track.get("tb"))
     return summ
 
 
@@ -190,8 +201,10 @@ def _pairs_all(path: str, tok, spec: dict[str, Any], prefix: str = ""):
 
 def train_dpo(*, model_id: str, init: str, train: str, train_refs: str, eval: str | None,
               eval_refs: str | None, spec: dict[str, Any], seed: int, out: str, metrics: str,
-              summary: str, ckpt: str, eval_examples: str | None = None) -> dict[str, Any]:
-    """``spec`` is the merged DPO section (prefbias.jobspec.dpo_spec)."""
+              summary: str, ckpt: str, eval_examples: str | None = None, **track: Any
+              ) -> dict[str, Any]:
+    """``spec`` is the merged DPO section (prefbias.jobspec.dpo_spec); ``track`` as in
+    :func:`train_sft`."""
     spec = recipe_spec('dpo', spec)
     from prefbias.models.load import load_tokenizer
 
@@ -224,10 +237,11 @@ def train_dpo(*, model_id: str, init: str, train: str, train_refs: str, eval: st
     trainer = Trainer(cfg, DPOTask(tok.pad_token_id, spec["beta"], ref), model, train_ex, eval_ex,
                       ckpt_dir=ckpt, **fp,
                       summary_extra={"data": st.as_dict(), "beta": spec["beta"], **sched,
-                                     "cycles_in_config": spec.get("cycles", 1)})
+                                     "cycles_in_config": spec.get("cycles", 1)},
+                      **_tracking(track))
     summ = trainer.fit()
     write_outputs(trainer, summ, tok, out_dir=out, metrics_path=metrics, summary_path=summary,
-                  eval_examples_path=eval_examples)
+                  eval_examples_path=eval_examples, tb_path=track.get("tb"))
     return summ
 
 
@@ -241,7 +255,7 @@ def orpo_grad_accum(spec: dict[str, Any], world: int) -> int:
 
 def train_orpo(*, model_id: str, init: str, train: list[str], spec: dict[str, Any], seed: int,
                out: str, metrics: str, summary: str, ckpt: str,
-               eval_examples: str | None = None) -> dict[str, Any]:
+               eval_examples: str | None = None, **track: Any) -> dict[str, Any]:
     from peft import LoraConfig, get_peft_model
 
     spec = recipe_spec('orpo', spec)
@@ -275,8 +289,8 @@ def train_orpo(*, model_id: str, init: str, train: list[str], spec: dict[str, An
         target_modules=lcfg.get("target_modules", "all-linear"), task_type="CAUSAL_LM"))
     task = ORPOTask(tok.pad_token_id, spec["lam"], spec["nll_on_prompt"])
     trainer = Trainer(cfg, task, model, train_ex, eval_ex, ckpt_dir=ckpt, **fp,
-                      summary_extra={"data": stats, "lam": spec["lam"]})
+                      summary_extra={"data": stats, "lam": spec["lam"]}, **_tracking(track))
     summ = trainer.fit()
     write_outputs(trainer, summ, tok, out_dir=out, metrics_path=metrics, summary_path=summary,
-                  lora=True, eval_examples_path=eval_examples)
+                  lora=True, eval_examples_path=eval_examples, tb_path=track.get("tb"))
     return summ
