@@ -40,12 +40,12 @@ N_LONG = 300
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory):
+def env(tmp_path_factory, synthetic_model):
     d = tmp_path_factory.mktemp("resume")
     paths = synthetic.write_setup(d / "data")
     long_train = d / "data" / "sft" / "long.jsonl"
     write_jsonl(long_train, synthetic.sft_rows(N_LONG, 0, lo=2, hi=6))
-    return {"dir": d, "model": synthetic.build_model(d / "base"), "long_train": long_train,
+    return {"dir": d, "model": synthetic_model(), "long_train": long_train,
             **paths}
 
 
