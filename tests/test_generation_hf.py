@@ -153,6 +153,24 @@ def arch_dir(tmp_path_factory):
     return get
 
 
+def test_stop_criterion_is_built_once_per_stop_set(tiny_dir, monkeypatch):
+    """Building a stop-string criterion reads the whole vocabulary (seconds for a real one):
+    the backend builds it once per set of stop strings, not once per batch."""
+    import transformers
+
+    built = []
+    real = transformers.StopStringCriteria.__init__
+    monkeypatch.setattr(transformers.StopStringCriteria, "__init__",
+                        lambda self, tok, stops: built.append(tuple(stops)) or
+                        real(self, tok, stops))
+    backend = make_backend("hf", str(tiny_dir), batch_size=2)
+    for _ in range(2):  # three batches a call
+        backend.generate(_requests(), Sampling(temperature=0, max_new_tokens=3, stop=("\n",)))
+    backend.generate(_requests()[:2], Sampling(temperature=0, max_new_tokens=3,
+                                               stop=("\n", "lazy")))
+    assert built == [("\n",), ("\n", "lazy")]
+
+
 @pytest.mark.parametrize("arch", ARCHS)
 def test_shared_prefix_batches_equal_one_prompt_at_a_time(arch, arch_dir, monkeypatch):
     """A batch whose prompts share a long prefix runs it once (its KV cache repeated, own tokens

@@ -208,6 +208,7 @@ def test_ece_em_hand_values():
 
 
 @pytest.mark.helm
+@pytest.mark.slow
 def test_ece_em_matches_uncertainty_calibration():
     py = HELM_BIN / "python"
     if not py.exists():
@@ -297,6 +298,7 @@ def test_helm_summarize_cli(tmp_path, tiny_config):
 
 # ----------------------------------------------------------------------------- real HELM
 @pytest.mark.helm
+@pytest.mark.slow
 def test_helm_smoke_run(tmp_path, helm_tiny_model, tiny_config):
     """crfm-helm end to end on the fixtures: stats for the four groups, ece_10_bin from HELM for
     a generation scenario and from per_instance_stats for HellaSwag, and the cache key. Both

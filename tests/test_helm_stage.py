@@ -98,6 +98,7 @@ def test_the_helm_rules_read_the_staged_data():
 
 
 @pytest.mark.helm
+@pytest.mark.slow
 def test_helm_run_on_the_staged_data_needs_no_network(tmp_path, monkeypatch, helm_available,
                                                       helm_tiny_model):
     """Login node stages, compute node (no network) runs helm-run with --fixtures <staged>:
