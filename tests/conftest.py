@@ -90,3 +90,22 @@ def helm_tiny_model(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("helm-model") / "tiny"
     corpus = list(corpus_from_files(sorted((FIXTURES / "helm" / "scenarios").rglob("*.json*"))))
     return build_tiny_model(out, {"seed": 0, "vocab_size": 512}, corpus)
+
+
+# `make test-fast` leaves out the tests marked slow: a test that uses the real SmolLM2, HELM or
+# the whole demo DAG must carry the mark (checked at collection, so a new one cannot slip in).
+SLOW_FIXTURES = {"smol_dir", "smol", "demo", "helm_tiny_model"}
+
+
+def unmarked_slow_tests(items) -> list[str]:
+    return [item.nodeid for item in items
+            if (SLOW_FIXTURES & set(getattr(item, "fixturenames", ()))
+                or item.get_closest_marker("helm"))
+            and not item.get_closest_marker("slow")]
+
+
+def pytest_collection_modifyitems(config, items):
+    bad = unmarked_slow_tests(items)
+    if bad:
+        raise pytest.UsageError("tests that use the real model, HELM or the demo DAG must be "
+                                "marked slow (pytest.mark.slow): " + ", ".join(bad))
