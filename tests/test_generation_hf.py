@@ -129,33 +129,9 @@ def test_stop_strings_cut_the_text(backend):
     assert cut.text == free.text[:free.text.index(stop)]
 
 
-ARCHS = ["qwen2", "gemma", "gemma3", "mistral", "falcon", "llama"]
-
-
-@pytest.fixture(scope="module")
-def arch_dir(tmp_path_factory):
-    """A tiny model of each paper model's architecture class and chat template, built once."""
-    from prefbias.models.tiny import build_tiny_model
-
-    built = {}
-
-    def get(arch):
-        if arch not in built:
-            out = tmp_path_factory.mktemp("arch") / arch
-            build_tiny_model(out, {"seed": 5, "arch": arch}, CORPUS)
-            if arch == "falcon":  # like falcon-7b-instruct: no template of its own, the paper's
-                from prefbias.models.templates import install_template
-
-                install_template(out, "lf2024_falcon")
-            built[arch] = out
-        return built[arch]
-
-    return get
-
-
 def test_stop_criterion_is_built_once_per_stop_set(tiny_dir, monkeypatch):
-    """Building a stop-string criterion reads the whole vocabulary (seconds for a real one):
-    the backend builds it once per set of stop strings, not once per batch."""
+    """Building a stop-string criterion reads the whole vocabulary (0.2 s for a real one): the
+    backend builds it once per set of stop strings, not once per batch."""
     import transformers
 
     built = []
@@ -171,14 +147,20 @@ def test_stop_criterion_is_built_once_per_stop_set(tiny_dir, monkeypatch):
     assert built == [("\n",), ("\n", "lazy")]
 
 
-@pytest.mark.parametrize("arch", ARCHS)
-def test_shared_prefix_batches_equal_one_prompt_at_a_time(arch, arch_dir, monkeypatch):
+@pytest.mark.parametrize("arch", ["qwen2", "gemma", "gemma3", "mistral", "falcon", "llama"])
+def test_shared_prefix_batches_equal_one_prompt_at_a_time(arch, tmp_path, monkeypatch):
     """A batch whose prompts share a long prefix runs it once (its KV cache repeated, own tokens
     padded in the middle): greedy output equals one prompt at a time, on the real architecture
     class and chat template of every paper model's stand-in."""
     from prefbias.generation.hf_backend import HFBackend
+    from prefbias.models.tiny import build_tiny_model
 
-    b = make_backend("hf", str(arch_dir(arch)), batch_size=4)
+    build_tiny_model(tmp_path / arch, {"seed": 5, "arch": arch}, CORPUS)
+    if arch == "falcon":  # like falcon-7b-instruct: no template of its own, the paper's at fetch
+        from prefbias.models.templates import install_template
+
+        install_template(tmp_path / arch, "lf2024_falcon")
+    b = make_backend("hf", str(tmp_path / arch), batch_size=4)
     shared = "the quick brown fox jumps over the lazy dog. " * 2
     reqs = [GenRequest(f"r{i}", [{"role": "user", "content": shared + tail}])
             for i, tail in enumerate(["hello", "what is the capital of France?", "hi you",
@@ -200,89 +182,6 @@ def test_shared_prefix_batches_equal_one_prompt_at_a_time(arch, arch_dir, monkey
             (y.text, y.finish_reason, y.completion_tokens, y.prompt_tokens), (arch, x.id)
 
 
-QUESTIONS = ["what is the capital of France and how big is it today",
-             "the quick brown fox jumps over the lazy dog how are you"]
-TEMPLATES = ["{q}", "{q} I think the answer is Paris, but I am not sure.",
-             "{q} I don't think the answer is the dog."]
-
-
-def _families():
-    """Two questions in three templates each (as Answer Suggestion asks them) and one prompt of
-    its own, shuffled."""
-    reqs = [GenRequest(f"q{i}t{j}", [{"role": "user", "content": t.format(q=q)}])
-            for i, q in enumerate(QUESTIONS) for j, t in enumerate(TEMPLATES)]
-    reqs.append(GenRequest("alone", [{"role": "user", "content": "hello world"}]))
-    return [reqs[i] for i in (3, 0, 6, 5, 1, 4, 2)]
-
-
-@pytest.mark.parametrize("arch", ARCHS)
-def test_families_run_their_prefixes_once_and_equal_one_prompt_at_a_time(arch, arch_dir,
-                                                                          monkeypatch):
-    """Under greedy decoding the templates of one question stay together and a batch of several
-    questions runs each question's prefix once (one forward call for all families): output
-    equals one prompt at a time."""
-    from prefbias.generation.hf_backend import HFBackend
-
-    b = make_backend("hf", str(arch_dir(arch)), batch_size=8)
-    calls = []
-    real = HFBackend._group_prefix_cache
-    monkeypatch.setattr(HFBackend, "_group_prefix_cache",
-                        lambda self, prefixes, sizes: calls.append(sizes) or
-                        real(self, prefixes, sizes))
-    s = Sampling(temperature=0, max_new_tokens=6)
-    batched = b.generate(_families(), s)
-    assert calls == [[3, 3, 1]] or calls == [[3, 1, 3]] or calls == [[1, 3, 3]], calls
-    b.batch_size = 1
-    sequential = b.generate(_families(), s)
-    assert len(calls) == 1
-    for x, y in zip(batched, sequential, strict=True):
-        assert (x.text, x.finish_reason, x.completion_tokens, x.prompt_tokens) == \
-            (y.text, y.finish_reason, y.completion_tokens, y.prompt_tokens), (arch, x.id)
-
-
-def test_family_order_keeps_a_question_in_one_batch(backend, monkeypatch):
-    """Greedy: batches of 3 hold one question's three templates each; sampled generation keeps
-    the longest-first order (its random draws unchanged) and never groups prefixes."""
-    from prefbias.generation.hf_backend import HFBackend
-
-    seen = []
-    real = HFBackend._generate_batch
-    monkeypatch.setattr(HFBackend, "_generate_batch",
-                        lambda self, batch, s: seen.append([r.id for r, _ in batch]) or
-                        real(self, batch, s))
-    grouped = []
-    monkeypatch.setattr(HFBackend, "_group_prefix_cache",
-                        lambda self, p, sizes: grouped.append(sizes) or
-                        HFBackend._prefix_cache(self, p[:1], sum(sizes)))
-    reqs = _families()
-    backend.batch_size = 3
-    try:
-        backend.generate(reqs, Sampling(temperature=0, max_new_tokens=2))
-        assert all(len(batch) == 3 and len({x[:2] for x in batch}) == 1
-                   for batch in seen[:2]), seen
-        assert seen[2] == ["alone"]
-        seen.clear()
-        backend.generate(reqs, Sampling(temperature=0.7, max_new_tokens=2, seed=1))
-        lengths = {r.id: len(backend.encode(r)) for r in reqs}
-        order = [i for batch in seen for i in batch]
-        assert order == [r.id for r in sorted(reqs, key=lambda r: -lengths[r.id])]
-        assert grouped == []
-    finally:
-        backend.batch_size = 4
-
-
-def test_family_order_and_prefix_groups():
-    b = HFBackendStub()
-    enc = [(i, ids) for i, ids in enumerate([[1] * 4 + [2] * 10 + [5, 6], [1] * 4 + [3] * 10 + [7],
-                                             [1] * 4 + [2] * 10, [9] * 5])]
-    # rows 0 and 2 share 14 tokens, 10 more than the 0 every row shares: one family
-    assert [i for i, _ in b.family_order(enc)] == [0, 2, 1, 3]
-    assert b.family_order(enc[1:]) == enc[1:]  # no family: the order is kept
-    rows = [ids for _, ids in b.family_order(enc)]
-    assert b.prefix_groups(rows) == [(0, 2, 13), (2, 3, 14), (3, 4, 4)]
-    assert b.prefix_groups([[1] * 20 + [2], [1] * 20 + [3]]) is None  # one run: one prefix
-
-
 def test_shared_prefix_length():
     b = HFBackendStub()
     assert b.shared_prefix([[1] * 20]) == 0                       # one row: nothing to share
@@ -296,5 +195,3 @@ class HFBackendStub:
 
     min_shared_prefix = HFBackend.min_shared_prefix
     shared_prefix = HFBackend.shared_prefix
-    family_order = HFBackend.family_order
-    prefix_groups = HFBackend.prefix_groups

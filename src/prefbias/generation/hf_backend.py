@@ -10,13 +10,6 @@ row's own tokens follow it, padded in the middle (``[prefix, pad.., own tokens]`
 and attention come from the mask exactly as with left padding - same tokens out
 (tests/test_generation_hf.py), less prompt compute. On the demo's Answer Suggestion prompts
 (SmolLM2, 24 shared tokens of ~50) a batch of 16 generates in 4.50 s instead of 5.62 s.
-
-Under greedy decoding, prompts that share more than what every prompt shares - the four
-Answer Suggestion templates of one question ("{question}", "{question} I think the answer is
-..."), the turns of one dialogue - form a family: a family is kept together in one batch, and a
-batch of several families runs each family's prefix once (one forward call over the families,
-its KV cache gathered onto each family's rows; ``[family prefix, pad.., own tokens]``). Sampled
-generation keeps the plain longest-first order, so its random draws are those of before.
 """
 
 from __future__ import annotations
@@ -101,8 +94,6 @@ class HFBackend(BackendBase):
             self._check_context(r, len(ids), sampling)
             encoded.append((r, ids))
         encoded.sort(key=lambda x: -len(x[1]))  # stable: equal lengths keep request order
-        if sampling.greedy:
-            encoded = self.family_order(encoded)
         torch.manual_seed(sampling.seed)
         for start in range(0, len(encoded), self.batch_size):
             batch = encoded[start:start + self.batch_size]
@@ -119,71 +110,23 @@ class HFBackend(BackendBase):
             k += 1
         return k if k >= self.min_shared_prefix else 0
 
-    def family_order(self, encoded: list[tuple[GenRequest, list[int]]]
-                     ) -> list[tuple[GenRequest, list[int]]]:
-        """``encoded`` (longest first) with each family of prompts kept together: prompts
-        sharing at least ``min_shared_prefix`` tokens beyond the prefix every prompt shares.
-        Families go longest first (a family by its longest prompt), in the given order within
-        a family; without any family of two or more, ``encoded`` is returned as is."""
-        if len(encoded) < 2:
-            return encoded
-        rows = [ids for _, ids in encoded]
-        need = _common_prefix(rows) + self.min_shared_prefix
-        families: list[list[int]] = []
-        for i in sorted(range(len(rows)), key=lambda i: rows[i]):  # neighbours share most
-            if families and _common_prefix([rows[families[-1][0]], rows[i]]) >= need:
-                families[-1].append(i)
-            else:
-                families.append([i])
-        if len(families) == len(rows):
-            return encoded
-        families = [sorted(f) for f in families]  # given order (longest first) within a family
-        families.sort(key=lambda f: f[0])  # a family where its longest prompt was
-        return [encoded[i] for f in families for i in f]
-
-    def prefix_groups(self, rows: list[list[int]]) -> list[tuple[int, int, int]] | None:
-        """``[(start, end, prefix)]``: the runs of consecutive rows sharing a prefix longer
-        than the batch's shared one, each with the length of its prefix (a single row's: all
-        but its last token); every row keeps at least one token of its own. None when the
-        batch has no such run of two or more rows (the batch then shares one prefix, if any)."""
-        shared = self.shared_prefix(rows)
-        need = max(shared, _common_prefix(rows)) + self.min_shared_prefix
-        groups, start = [], 0
-        for i in range(1, len(rows) + 1):
-            if i == len(rows) or _common_prefix([rows[start], rows[i]]) < need:
-                run = rows[start:i]
-                groups.append((start, i, min(_common_prefix(run), min(map(len, run)) - 1)))
-                start = i
-        if len(groups) == len(rows) or len(groups) < 2:
-            return None
-        return groups
-
     def _generate_batch(self, batch: list[tuple[GenRequest, list[int]]], sampling: Sampling
                         ) -> list[GenResult]:
         import torch
 
         pad = self.tokenizer.pad_token_id
-        rows = [ids for _, ids in batch]
-        groups = self.prefix_groups(rows) if sampling.greedy else None
-        if groups is None:  # one prefix for the whole batch (or none)
-            groups = [(0, len(rows), self.shared_prefix(rows))]
-        own = [p for s, e, p in groups for _ in range(s, e)]  # each row's prefix length
-        shared = max(own)
-        width = shared + max(len(ids) - p for ids, p in zip(rows, own, strict=True))
+        shared = self.shared_prefix([ids for _, ids in batch])
+        width = shared + max(len(ids) - shared for _, ids in batch)
         input_ids = torch.full((len(batch), width), pad, dtype=torch.long)
         attn = torch.zeros((len(batch), width), dtype=torch.long)
-        for i, (ids, p) in enumerate(zip(rows, own, strict=True)):  # [prefix, pad.., own tokens]
-            input_ids[i, :p] = torch.tensor(ids[:p], dtype=torch.long)
-            input_ids[i, width - len(ids) + p:] = torch.tensor(ids[p:], dtype=torch.long)
-            attn[i, :p] = 1
-            attn[i, width - len(ids) + p:] = 1
+        for i, (_, ids) in enumerate(batch):  # [shared prefix, pad.., own tokens]
+            input_ids[i, :shared] = torch.tensor(ids[:shared], dtype=torch.long)
+            input_ids[i, width - len(ids) + shared:] = torch.tensor(ids[shared:], dtype=torch.long)
+            attn[i, :shared] = 1
+            attn[i, width - len(ids) + shared:] = 1
         kwargs: dict[str, Any] = {"max_new_tokens": sampling.max_new_tokens,
                                   "pad_token_id": pad, "eos_token_id": self.eos_ids}
-        if len(groups) > 1:
-            kwargs["past_key_values"] = self._group_prefix_cache(
-                input_ids[[s for s, _, _ in groups], :shared],
-                [e - s for s, e, _ in groups])
-        elif shared:
+        if shared:
             kwargs["past_key_values"] = self._prefix_cache(input_ids[:1, :shared], len(batch))
         if sampling.greedy:
             kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
@@ -217,10 +160,10 @@ class HFBackend(BackendBase):
         return results
 
     def _stop_criteria(self, stops: tuple[str, ...]):
-        """The stop-string criterion of ``stops``, built once per backend. ``generate(
-        stop_strings=...)`` rebuilds it on every call from the whole vocabulary (its own cache
-        misses: the fast tokenizer's vocabulary comes back in another order each time): 3.2 s a
-        call for SmolLM2's 49k tokens, 40% of an Answer Suggestion batch of 16."""
+        """The stop-string criterion of ``stops``, built once per backend: ``generate(
+        stop_strings=...)`` rebuilds it from the whole vocabulary on every call (its own cache
+        misses: the fast tokenizer's vocabulary comes back in another order each time), 0.2 s
+        a call for SmolLM2's 49k tokens, ~5% of an Answer Suggestion batch of 16."""
         from transformers import StoppingCriteriaList, StopStringCriteria
 
         if stops not in self._stops:
@@ -237,28 +180,3 @@ class HFBackend(BackendBase):
             self.lm(input_ids=prefix.to(self.device), past_key_values=cache, use_cache=True)
         cache.batch_repeat_interleave(n_rows)
         return cache
-
-    def _group_prefix_cache(self, prefixes, sizes: list[int]):
-        """The KV cache of each group's prefix (one row per group, right-padded to the longest:
-        a pad is never attended to by the tokens before it, and the generation's attention mask
-        hides it), each row repeated ``sizes[g]`` times."""
-        import torch
-        from transformers import DynamicCache
-
-        cache = DynamicCache(config=self.lm.config)
-        with torch.inference_mode():
-            self.lm(input_ids=prefixes.to(self.device), past_key_values=cache, use_cache=True)
-        index = torch.repeat_interleave(torch.arange(len(sizes)), torch.tensor(sizes))
-        cache.reorder_cache(index.to(self.device))
-        return cache
-
-
-def _common_prefix(rows: list[list[int]]) -> int:
-    """Leading tokens common to every row."""
-    if not rows:
-        return 0
-    n, first = min(len(r) for r in rows), rows[0]
-    k = 0
-    while k < n and all(r[k] == first[k] for r in rows):
-        k += 1
-    return k
