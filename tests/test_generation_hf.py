@@ -129,6 +129,24 @@ def test_stop_strings_cut_the_text(backend):
     assert cut.text == free.text[:free.text.index(stop)]
 
 
+def test_stop_criterion_is_built_once_per_stop_set(tiny_dir, monkeypatch):
+    """Building a stop-string criterion reads the whole vocabulary (0.2 s for a real one): the
+    backend builds it once per set of stop strings, not once per batch."""
+    import transformers
+
+    built = []
+    real = transformers.StopStringCriteria.__init__
+    monkeypatch.setattr(transformers.StopStringCriteria, "__init__",
+                        lambda self, tok, stops: built.append(tuple(stops)) or
+                        real(self, tok, stops))
+    backend = make_backend("hf", str(tiny_dir), batch_size=2)
+    for _ in range(2):  # three batches a call
+        backend.generate(_requests(), Sampling(temperature=0, max_new_tokens=3, stop=("\n",)))
+    backend.generate(_requests()[:2], Sampling(temperature=0, max_new_tokens=3,
+                                               stop=("\n", "lazy")))
+    assert built == [("\n",), ("\n", "lazy")]
+
+
 @pytest.mark.parametrize("arch", ["qwen2", "gemma", "gemma3", "mistral", "falcon", "llama"])
 def test_shared_prefix_batches_equal_one_prompt_at_a_time(arch, tmp_path, monkeypatch):
     """A batch whose prompts share a long prefix runs it once (its KV cache repeated, own tokens

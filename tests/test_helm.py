@@ -208,6 +208,7 @@ def test_ece_em_hand_values():
 
 
 @pytest.mark.helm
+@pytest.mark.slow
 def test_ece_em_matches_uncertainty_calibration():
     py = HELM_BIN / "python"
     if not py.exists():
@@ -296,18 +297,9 @@ def test_helm_summarize_cli(tmp_path, tiny_config):
 
 
 # ----------------------------------------------------------------------------- real HELM
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory):
-    from prefbias.models.tiny import build_tiny_model, corpus_from_files
-
-    out = tmp_path_factory.mktemp("helm-model") / "tiny"
-    corpus = list(corpus_from_files(sorted((FIXTURES / "scenarios").rglob("*.json*"))))
-    build_tiny_model(out, {"seed": 0, "vocab_size": 512}, corpus)
-    return out
-
-
 @pytest.mark.helm
-def test_helm_smoke_run(tmp_path, tiny_model, tiny_config):
+@pytest.mark.slow
+def test_helm_smoke_run(tmp_path, helm_tiny_model, tiny_config):
     """crfm-helm end to end on the fixtures: stats for the four groups, ece_10_bin from HELM for
     a generation scenario and from per_instance_stats for HellaSwag, and the cache key. Both
     scenarios run in one helm-run (helm.jobs: per_model, as in make demo), and each gets its
@@ -319,7 +311,7 @@ def test_helm_smoke_run(tmp_path, tiny_model, tiny_config):
             "python": str(HELM_BIN)}
     scenarios = ["boolq", "hellaswag"]
     out = tmp_path / "all"
-    results = helm_run.helm_run(model_dir=tiny_model, model_name="tiny-s0", scenario=scenarios,
+    results = helm_run.helm_run(model_dir=helm_tiny_model, model_name="tiny-s0", scenario=scenarios,
                                 spec=spec, outdir=out,
                                 stats_path=[tmp_path / f"{s}.json" for s in scenarios],
                                 fixtures=FIXTURES)
@@ -333,7 +325,7 @@ def test_helm_smoke_run(tmp_path, tiny_model, tiny_config):
         for g in ("accuracy", "calibration", "robustness", "fairness"):
             assert saved[g] is not None, (scen, g)
             assert 0.0 <= saved[g] <= 1.0
-        assert saved["helm_model"].endswith(helm_env.weights_hash(tiny_model))
+        assert saved["helm_model"].endswith(helm_env.weights_hash(helm_tiny_model))
         (run_name,) = saved["runs"]
         assert run_name in run_dirs
         # the per-instance values behind the bootstrap CIs reproduce HELM's own numbers
@@ -376,6 +368,7 @@ def test_fixtures_complete():
          "sentence_starters.txt"])
 
 
+@pytest.mark.slow
 @pytest.mark.helm
 def test_helm_run_folder_opens_in_helms_own_tools(tmp_path, tiny_model, tiny_config):
     """A HELM run folder as the pipeline leaves it (W/helm/<model>/<scenario>/) opens with HELM's

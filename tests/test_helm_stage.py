@@ -98,17 +98,14 @@ def test_the_helm_rules_read_the_staged_data():
 
 
 @pytest.mark.helm
-def test_helm_run_on_the_staged_data_needs_no_network(tmp_path, monkeypatch, helm_available):
+@pytest.mark.slow
+def test_helm_run_on_the_staged_data_needs_no_network(tmp_path, monkeypatch, helm_available,
+                                                      helm_tiny_model):
     """Login node stages, compute node (no network) runs helm-run with --fixtures <staged>:
     HELM finds every file and produces stats."""
-    from prefbias.models.tiny import build_tiny_model, corpus_from_files
-
     _no_network(monkeypatch)
     monkeypatch.setenv("PREFBIAS_NO_FORKSERVER", "1")
-    model = tmp_path / "tiny"
-    corpus = list(corpus_from_files(sorted(
-        p for p in (FIXTURES / "scenarios" / "boolq").rglob("*") if p.is_file())))
-    build_tiny_model(model, {"seed": 0, "vocab_size": 400}, corpus)
+    model = helm_tiny_model
     spec = _spec(mmlu_subjects=["abstract_algebra"], max_eval_instances=2, num_output_tokens=2)
     staged = tmp_path / "staged"
     helm_stage.stage(spec, staged, fixtures=FIXTURES, timeout_s=300)

@@ -85,10 +85,10 @@ def test_empty_input_where_rows_are_required(tmp_path):
     assert read_jsonl(p, required=True) == [{"id": 1}]
 
 
-def test_cli_reports_non_utf8_input_as_bad_input(tmp_path, caplog):
+def test_cli_reports_non_utf8_input_as_bad_input(tmp_path, caplog, synthetic_model):
     from prefbias.cli import main
 
-    model = synthetic.build_model(tmp_path / "base")
+    model = synthetic_model()
     p = tmp_path / "train.jsonl"
     _prefs_with_latin1_line(p, bad_line=2)
     spec = {"batch_size": 2, "grad_accum": 1, "max_length": 64, "warmup_ratio": 0.0,

@@ -1,6 +1,7 @@
 """Each job's --spec holds exactly the config it reads (prefbias.jobspec), so a single config
 edit changes the params - and so reruns - only of the jobs that read what changed (issue 16).
-The same edits are dry-run on a finished demo in tests/test_demo.py."""
+This is where rerun precision is tested; tests/test_demo.py dry-runs one edit (the judge's) on a
+finished demo, end to end."""
 
 from __future__ import annotations
 

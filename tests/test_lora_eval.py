@@ -119,6 +119,7 @@ def test_every_consumer_loads_it_in_fp32(trained, tmp_path):
         llm_kwargs(orpo, tensor_parallel_size=1, dtype="bfloat16")
 
 
+@pytest.mark.slow
 @pytest.mark.helm
 def test_helm_client_loads_the_recorded_dtype(trained, reference, tmp_path):
     """The HELM client (HELM's own environment) serves the same fp32 base + adapter."""

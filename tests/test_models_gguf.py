@@ -38,6 +38,7 @@ def smol(smol_dir):
     return model, tok
 
 
+@pytest.mark.slow  # the real SmolLM2
 def test_converted_directory_is_a_plain_llama(smol_dir, smol, smol_spec):
     model, tok = smol
     names = {p.name for p in smol_dir.iterdir()}
@@ -61,6 +62,7 @@ def test_converted_directory_is_a_plain_llama(smol_dir, smol, smol_spec):
     assert meta["wheel_sha256"] == smol_spec["wheel_sha256"]
 
 
+@pytest.mark.slow  # the real SmolLM2
 def test_chat_template_is_chatml_with_default_system_prompt(smol):
     _, tok = smol
     user = [{"role": "user", "content": "Hi"}]
@@ -73,6 +75,7 @@ def test_chat_template_is_chatml_with_default_system_prompt(smol):
     assert SYSTEM not in text
 
 
+@pytest.mark.slow  # the real SmolLM2
 def test_tokenizer_splits_digits_like_the_original(smol):
     """GGUF keeps the pre-tokenizer only as a name ("smollm"); the original splits digits."""
     _, tok = smol
@@ -83,6 +86,7 @@ def test_tokenizer_splits_digits_like_the_original(smol):
     assert tok.bos_token_id not in ids  # no BOS added, as in the original
 
 
+@pytest.mark.slow  # the real SmolLM2
 def test_greedy_answer_is_paris(smol):
     import torch
 

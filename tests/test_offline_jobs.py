@@ -174,6 +174,7 @@ def _one_job_per_rule(repo: Path, env: dict[str, str], rules: list[str]) -> dict
             for r, outs in found.items()}
 
 
+@pytest.mark.slow
 @pytest.mark.dag
 def test_every_gpu_rule_runs_with_the_network_closed(paper_config, tiny_config,
                                                      tmp_path_factory):

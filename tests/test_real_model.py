@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow  # the real SmolLM2-135M-Instruct
 
 # Hand-made (prompt, relevant answer, off-topic answer) rows: the demo's judge check set. The 12
 # "dev" rows are those the demo judge's yes/no questions were chosen on; the 20 "held_out" rows

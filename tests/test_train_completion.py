@@ -15,9 +15,9 @@ from prefbias.train.tasks import completion_forward
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory):
+def setup(tmp_path_factory, synthetic_model):
     d = tmp_path_factory.mktemp("completion")
-    model_dir = synthetic.build_model(d / "m", seed=4)
+    model_dir = synthetic_model(seed=4)
     tok = load_tokenizer(model_dir)
     write_jsonl(d / "p.jsonl", synthetic.pref_rows(6, seed=5))
     examples, _ = encode_pairs(d / "p.jsonl", tok, max_length=128)

@@ -28,9 +28,9 @@ ORPO = {"cutoff_len": 128, "effective_batch_size": 4, "batch_size": 2, "lr": 1e-
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory):
+def env(tmp_path_factory, synthetic_model):
     d = tmp_path_factory.mktemp("train")
-    return {"dir": d, "model": synthetic.build_model(d / "base"),
+    return {"dir": d, "model": synthetic_model(),
             **synthetic.write_setup(d / "data")}
 
 

@@ -84,17 +84,15 @@ def test_orpo_nll_is_a_mean_of_per_example_means():
     assert loss.item() - pooled.item() == pytest.approx(0.25, abs=1e-6)
 
 
-def test_orpo_task_matches_llama_factory_formula(tmp_path):
+def test_orpo_task_matches_llama_factory_formula(synthetic_model):
     """ORPOTask on a real (tiny Qwen2) model and a right-padded batch of two pairs whose chosen
     responses differ in length equals the LLaMA-Factory formula on the model's own per-token
     log-probs (computed here from a plain log-softmax over the full logits)."""
     from prefbias.models.load import load_causal_lm
-    from prefbias.train import synthetic
     from prefbias.train.batching import Encoded
     from prefbias.train.tasks import ORPOTask
 
-    model = load_causal_lm(synthetic.build_model(tmp_path / "m", seed=4), dtype=torch.float32,
-                           device="cpu")
+    model = load_causal_lm(synthetic_model(seed=4), dtype=torch.float32, device="cpu")
     ex = [Encoded("a", [5, 6, 7], [[8, 9], [10, 11, 12, 13, 14]]),
           Encoded("b", [5, 6], [[15, 16, 17, 18, 19, 20], [21]])]
     task = ORPOTask(pad_id=0, lam=0.1)

@@ -15,12 +15,11 @@ trl = pytest.importorskip("trl")
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory):
+def setup(tmp_path_factory, synthetic_model):
     from prefbias.models.load import load_causal_lm, load_tokenizer
 
     d = tmp_path_factory.mktemp("parity")
-    pol_dir = synthetic.build_model(d / "policy", seed=1)
-    ref_dir = synthetic.build_model(d / "ref", seed=2)
+    pol_dir, ref_dir = synthetic_model(seed=1), synthetic_model(seed=2)
     rows = synthetic.pref_rows(4, seed=3)
     write_jsonl(d / "prefs.jsonl", rows)
     tok = load_tokenizer(pol_dir)

@@ -40,12 +40,12 @@ N_LONG = 300
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory):
+def env(tmp_path_factory, synthetic_model):
     d = tmp_path_factory.mktemp("resume")
     paths = synthetic.write_setup(d / "data")
     long_train = d / "data" / "sft" / "long.jsonl"
     write_jsonl(long_train, synthetic.sft_rows(N_LONG, 0, lo=2, hi=6))
-    return {"dir": d, "model": synthetic.build_model(d / "base"), "long_train": long_train,
+    return {"dir": d, "model": synthetic_model(), "long_train": long_train,
             **paths}
 
 
@@ -96,6 +96,7 @@ def reference(env, tmp_path_factory):
 
 
 # -- item 1: SIGTERM ---------------------------------------------------------------------------
+@pytest.mark.slow  # subprocess launches
 def test_sigterm_mid_run_checkpoints_and_rerun_matches_uninterrupted(env, tmp_path):
     total = _sft(env, tmp_path / "a", spec=LONG, train=env["long_train"])["steps"]
     assert total > 200  # uninterrupted reference; many short steps
@@ -302,6 +303,7 @@ def test_slurm_profile_asks_for_a_handled_signal_ahead_of_the_wall_time():
         assert int(m.group(2)) >= 120
 
 
+@pytest.mark.slow  # subprocess launches
 def test_readme_recovery_recipe_unlocks_after_a_killed_controller(tmp_path):
     """What the README says is what Snakemake does: after the controller is killed, a rerun is
     refused (locked) until --unlock; then --rerun-incomplete redoes the cut-off job."""
@@ -334,6 +336,7 @@ def test_readme_recovery_recipe_unlocks_after_a_killed_controller(tmp_path):
     assert (tmp_path / "out.txt").read_text() == "done\n"
 
 
+@pytest.mark.slow  # subprocess launches
 def test_sigterm_to_one_ddp_rank_stops_all_ranks_at_the_same_step(env, tmp_path):
     """Two processes (torchrun, gloo on CPU): a SIGTERM to the non-main rank only still stops
     both after the same step (no rank hangs in a collective), the main rank writes the

@@ -18,6 +18,8 @@ import pytest
 from prefbias.generation.base import GenRequest, Sampling, make_backend
 from prefbias.generation.compare import agreement
 
+pytestmark = pytest.mark.slow  # starts vLLM on the real SmolLM2
+
 GREEDY16 = Sampling(temperature=0.0, max_new_tokens=16)
 
 
