@@ -487,4 +487,8 @@ def report_spec(config: dict[str, Any], name: str) -> dict[str, Any]:
                "bootstrap": lambda: config["report"]["bootstrap"]}
     for key in REPORT_ITEMS[name].needs:
         spec[key] = sources[key]()
+    # a statistic resting on fewer rows is marked "too few", never read as a finding
+    spec["min_n"] = with_defaults(config.get("report") or {}, "report")["min_n"]
+    if name == "table4" or name in HELM_TABLES:
+        spec["helm_instances"] = (config.get("helm") or {}).get("max_eval_instances")
     return spec
