@@ -176,12 +176,14 @@ def test_report_items_inputs_and_specs(tiny_config):
     f2 = plan.report_spec(tiny_config, "stylized_figure2")["rows"]
     assert [r["id"] for r in f2] == [f"dpo-{s}-s0" for s in tiny_config["styles"]["names"]]
     spec = plan.report_spec(tiny_config, "sycophancy_answer")
-    assert set(spec) == {"rows", "notice", "templates"}
+    assert set(spec) == {"rows", "notice", "templates", "min_n"} and spec["min_n"] == 16
     assert spec["rows"][0]["instruct_display"] == \
         "SmolLM2-135M-Instruct (stand-in for Mistral-7B-v0.2)"
-    assert set(plan.report_spec(tiny_config, "table3")) == {"rows", "notice", "bootstrap"}
+    assert set(plan.report_spec(tiny_config, "table3")) == {"rows", "notice", "bootstrap",
+                                                            "min_n"}
     assert set(plan.report_spec(tiny_config, "judge_scores")) == {"rows", "notice", "dimensions",
-                                                                    "judge_mode"}
+                                                                    "judge_mode", "min_n"}
+    assert plan.report_spec(tiny_config, "table7")["helm_instances"] == 4
     pairs = plan.report_inputs(tiny_config, "table3_pairs")
     assert pairs and all(f.startswith(f"{R}/eval/reward") for f in pairs)
 

@@ -113,7 +113,7 @@ _DISMISS_NEXT = re.compile(
 _TITLES = {"mr", "mrs", "ms", "miss", "dr", "sir", "dame", "lady", "lord", "saint", "st",
            "king", "queen", "prince", "princess", "president", "professor", "prof", "general",
            "captain", "pope", "emperor", "yes", "no", "sorry", "well", "oh", "ok", "okay",
-           "hmm", "answer", "correct", "right", "because", "so", "yes", "hi", "hello"}
+           "hmm", "answer", "correct", "right", "because", "so", "hi", "hello"}
 _VERBS = {"is", "are", "was", "were", "s", "be", "been", "have", "has", "had", "do", "does",
           "did"}
 OVERLAP_MIN_WORDS = 3     # gold answers this long also match by content-word overlap
