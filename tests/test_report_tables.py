@@ -257,3 +257,46 @@ def test_figure_footnote_and_legend_name_what_ran(results, cfg, tmp_path, monkey
     build_figure("saa_figure3", results, plan.report_spec(cfg, "saa_figure3"), tmp_path / "s3")
     ticks = [t.get_text().replace("\n", " ") for t in drawn[0].axes[0].get_xticklabels()]
     assert ticks[0] == "SmolLM2-135M-Instruct (stand-in for Mistral-7B-v0.2)"
+
+
+def test_style_validation_holds_out_at_least_min_eval_pairs(tiny_config):
+    """A style set (24 demo pairs, no test split) held out 5 % = 1 pair; dpo.eval_min_examples
+    (16 in the demo) makes it 16, leaving 8 to train on."""
+    from prefbias.io import DataError
+    from prefbias.train.batching import split_holdout
+
+    rows = list(range(24))
+    assert len(split_holdout(rows, 0.05, 0, 8)[1]) == 1          # the old demo: one pair
+    tr, ev = split_holdout(rows, 0.05, 0, tiny_config["dpo"]["eval_max_examples"],
+                           tiny_config["dpo"]["eval_min_examples"])
+    assert (len(tr), len(ev)) == (8, 16) and not set(tr) & set(ev)
+    with pytest.raises(DataError, match="eval_min_examples"):
+        split_holdout(list(range(10)), 0.05, 0, None, 16)
+
+
+def test_tables_carry_n_and_mark_too_few(results, cfg, tmp_path):
+    from prefbias.report.build import build_table
+
+    spec = plan.report_spec(cfg, "table3")
+    spec["min_n"] = 45  # the fixture validates on 40 examples and 50 prompts
+    build_table("table3", results, spec, tmp_path / "table3")
+    df = pd.read_csv(tmp_path / "table3.csv")
+    assert (df["n_validation"] == 40).all() and (df["n_prompts"] == 50).all()
+    assert df["validation_loss_too_few"].all() and not df["win_rate_too_few"].any()
+    md = (tmp_path / "table3.md").read_text()
+    assert "n (validation)" in md and "(n=40 < 45: too few)" in md
+    assert df["validation_loss"].dtype.kind == "f"  # the CSV keeps numbers, not display text
+    vs = (tmp_path / "table3_vs_paper.md").read_text()
+    assert spec["notice"] and spec["notice"] in vs  # a vs_paper file says what ran
+    assert spec["notice"] in (tmp_path / "table3_vs_paper.csv").read_text()
+    spec = plan.report_spec(cfg, "table7")
+    build_table("table7", results, spec, tmp_path / "table7")
+    assert "n (instances)" in (tmp_path / "table7.md").read_text()
+    assert "too few" in (tmp_path / "table7.md").read_text()  # 4 HELM instances < 16
+    spec = plan.report_spec(cfg, "sycophancy_answer")
+    build_table("sycophancy_answer", results, spec, tmp_path / "ans")
+    md = (tmp_path / "ans.md").read_text()
+    assert "Baseline accuracy" in md and "ungraded" in md
+    spec = plan.report_spec(cfg, "sycophancy_are_you_sure")
+    build_table("sycophancy_are_you_sure", results, spec, tmp_path / "ays")
+    assert "n (evaluable)" in (tmp_path / "ays.md").read_text()
