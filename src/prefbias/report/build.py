@@ -1,5 +1,7 @@
-"""One report item from its spec: ``build_table`` writes ``<prefix>.{csv,md,tex}`` and
-``<prefix>_vs_paper.{csv,md}``, ``build_figure`` writes ``<prefix>.{png,pdf}``.
+"""One report item from its spec: ``build_table`` writes ``<prefix>.{csv,md,html,tex}`` and
+``<prefix>_vs_paper.{csv,md,html}``, ``build_figure`` writes ``<prefix>.{png,pdf}``. Every table
+carries the n its cells rest on (below ``min_n``: marked "too few"), every ``_vs_paper`` file the
+stand-in notice.
 
 ``spec`` is :func:`prefbias.plan.report_spec`: ``rows`` (every seed), ``notice`` (what the numbers
 are built from: random-weight or other stand-ins, joined to every caption) and, per item,
@@ -208,7 +210,7 @@ def build_table(name: str, results: str | Path, spec: dict[str, Any],
                                   if c["figure"] in ("figure3", "figure5")],
                              "Are You Sure (saa-orpo Figures 3, 5): reported vs reproduced",
                              ays=df, min_n=min_n, notice=notice)
-    log.info("wrote %s.{csv,md,tex} and %s.{csv,md}", prefix, vs)
+    log.info("wrote %s.{csv,md,html,tex} and %s.{csv,md,html}", prefix, vs)
 
 
 def _too_few_as_na(df: pd.DataFrame, cols: Sequence[str], n_of: dict[str, str],
