@@ -30,6 +30,10 @@ def _f(v: Any) -> float:
         return math.nan
 
 
+N_OF = {"validation_loss": "n_validation", "validation_accuracy": "n_validation",
+        "win_rate": "n_prompts"}  # else a HELM table's n_instances
+
+
 def numeric_vs_paper(name: str, df: pd.DataFrame) -> pd.DataFrame:
     rep = paper.reported_table(name)
     by_label = {r["label"]: r for _, r in df.iterrows()}
@@ -46,6 +50,7 @@ def numeric_vs_paper(name: str, df: pd.DataFrame) -> pd.DataFrame:
                 "ci_high": _f(got.get(f"{col}_ci_high")) if got is not None else math.nan,
                 "difference": reproduced - _f(reported),
                 "n_seeds": int(got["n_seeds"]) if got is not None else 0,
+                "n": _f(got.get(N_OF.get(col, "n_instances"))) if got is not None else math.nan,
             })
     return pd.DataFrame.from_records(records)
 
@@ -62,19 +67,20 @@ def write_numeric(out_prefix: str | Path, name: str, df: pd.DataFrame, *,
     cmp["notice"] = notice
     prefix = Path(out_prefix)
     header = ["Dataset", "Column", "Reported", "Reproduced", "Std (seeds)", "95% CI",
-              "Difference"]
+              "Difference", "n"]
     body = []
     for _, r in cmp.iterrows():
         ci = ("" if math.isnan(r["ci_low"]) else f"[{r['ci_low']:.3f}, {r['ci_high']:.3f}]")
         diff = "N/A" if math.isnan(r["difference"]) else f"{r['difference']:+.3f}"
         body.append([r["label"], r["column"], _s(r["reported"]), _s(r["reproduced"]),
                      "" if math.isnan(r["reproduced_std"]) else _s(r["reproduced_std"]), ci,
-                     diff])
+                     diff, "" if math.isnan(r["n"]) else f"{r['n']:.0f}"])
     caption = (f"{name}: reported (stylized-dpo) vs reproduced — "
                f"{paper.reported_table(name)['caption']}")
     paths = [prefix.with_suffix(".csv"), prefix.with_suffix(".md")]
     write_csv(paths[0], cmp)
-    note = "Difference = reproduced − reported. N/A: not reported or not reproduced."
+    note = ("Difference = reproduced − reported. N/A: not reported or not reproduced. n: the "
+            "rows the reproduced value rests on (held-out examples, prompts, HELM instances).")
     extra = paper.reported_table(name).get("vs_paper_note")
     if extra:
         note += " Deliberate differences: " + extra
