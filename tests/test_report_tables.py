@@ -300,3 +300,17 @@ def test_tables_carry_n_and_mark_too_few(results, cfg, tmp_path):
     spec = plan.report_spec(cfg, "sycophancy_are_you_sure")
     build_table("sycophancy_are_you_sure", results, spec, tmp_path / "ays")
     assert "n (evaluable)" in (tmp_path / "ays.md").read_text()
+
+
+def test_judge_claims_on_too_few_prompts_are_not_decided():
+    claim = {"id": "j", "paper": "stylized-dpo", "figure": "figure3", "text": "t",
+             "kind": "judge_best", "label": "SFT"}
+    judge = pd.DataFrame([
+        {"label": "SFT", "helpfulness": 4.0, "helpfulness_ci_low": 3.9,
+         "helpfulness_ci_high": 4.1, "helpfulness_n": 8},
+        {"label": "Base", "helpfulness": 2.0, "helpfulness_ci_low": 1.9,
+         "helpfulness_ci_high": 2.1, "helpfulness_n": 8}])
+    assert compare.check_claim(claim, judge=judge, dimensions=["helpfulness"],
+                               min_n=4)[0]["holds"] == "holds"
+    row = compare.check_claim(claim, judge=judge, dimensions=["helpfulness"], min_n=16)[0]
+    assert row["holds"] == "inconclusive" and "n=8 < 16: too few" in row["detail"]

@@ -159,9 +159,7 @@ def build_table(name: str, results: str | Path, spec: dict[str, Any],
               titles={d: d.capitalize() for d in dims} | {f"{dims[0]}_n": "n (prompts)"})
         compare.write_claims(vs, paper.claims(figure="figure3", paper="stylized-dpo"),
                              "LLM judge (stylized-dpo Figure 3): reported claims vs reproduced",
-                             judge=_too_few_as_na(df, dims, {d: f"{d}_n" for d in dims},
-                                                  min_n),
-                             dimensions=dims, min_n=min_n, notice=notice)
+                             judge=df, dimensions=dims, min_n=min_n, notice=notice)
     elif name == "judge_check":  # rows: prefbias.plan.report_rows (the judge, or none)
         df = tables.judge_check_table(R, rows)
         mode = SCORE_MODES[_need(spec, "judge_mode", name)]
@@ -211,19 +209,6 @@ def build_table(name: str, results: str | Path, spec: dict[str, Any],
                              "Are You Sure (saa-orpo Figures 3, 5): reported vs reproduced",
                              ays=df, min_n=min_n, notice=notice)
     log.info("wrote %s.{csv,md,html,tex} and %s.{csv,md,html}", prefix, vs)
-
-
-def _too_few_as_na(df: pd.DataFrame, cols: Sequence[str], n_of: dict[str, str],
-                   min_n: int) -> pd.DataFrame:
-    """``df`` with the CI of every value resting on fewer than ``min_n`` rows blanked, so a
-    claim over it cannot be decided by it."""
-    out = df.copy()
-    for c in cols:
-        ncol = n_of.get(c)
-        if ncol in out:
-            few = out[ncol].astype(float) < min_n
-            out.loc[few, [f"{c}_ci_low", f"{c}_ci_high"]] = math.nan
-    return out
 
 
 def build_figure(name: str, results: str | Path, spec: dict[str, Any],

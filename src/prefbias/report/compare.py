@@ -243,6 +243,13 @@ def check_claim(claim: dict[str, Any], *, answer: pd.DataFrame | None = None,
         cells = {r["label"]: {d: _est({k: _f(r.get(k)) for k in (d, f"{d}_ci_low",
                                                                   f"{d}_ci_high")}, d)
                               for d in dimensions} for _, r in judge.iterrows()}
+        few = {d: min((_f(r.get(f"{d}_n")) for _, r in judge.iterrows()), default=math.nan)
+               for d in dimensions}
+        few = {d: n for d, n in few.items() if not math.isnan(n) and n < min_n}
+        if few:  # a CI over too few prompts decides nothing
+            for v in cells.values():
+                for d in few:
+                    v[d] = (v[d][0], math.nan, math.nan)
         target = claim["label"]
         if target not in cells:
             return [row("overall", f"no row '{target}'", NA)]
@@ -255,6 +262,8 @@ def check_claim(claim: dict[str, Any], *, answer: pd.DataFrame | None = None,
             outs = [compare_intervals(avg[target], avg[o], ">") for o in others]
             point = _direction(all(avg[target][0] > avg[o][0] for o in others))
             detail = ", ".join(f"{k}={v[0]:.3f}" for k, v in avg.items())
+            if few:
+                detail += f" (n={min(few.values()):.0f} < {min_n}: too few)"
             evidence = ", ".join(f"{k} {_iv(v[1], v[2])}" for k, v in avg.items())
             return [row("overall", f"mean over dimensions: {detail}", _combine(outs, "all"),
                         "CI (mean of the dimensions' bounds): " + evidence, point)]
@@ -267,8 +276,10 @@ def check_claim(claim: dict[str, Any], *, answer: pd.DataFrame | None = None,
             outcome = _combine(outs, "all")
             per_dim.append(outcome)
             point = _direction(all(OPS[op](t[0], o[0]) for o in others.values()))
+            n_note = f" (n={few[d]:.0f} < {min_n}: too few)" if d in few else ""
             rows.append(row(d, f"{target}={t[0]:.3f}; others "
-                            + ", ".join(f"{o[0]:.3f}" for o in others.values()), outcome,
+                            + ", ".join(f"{o[0]:.3f}" for o in others.values()) + n_note,
+                            outcome,
                             f"{target} {_iv(t[1], t[2])}; " + ", ".join(
                                 f"{k} {_iv(o[1], o[2])}" for k, o in others.items()), point))
         rows.append(row("overall", "every dimension", _combine(per_dim, "all")))
