@@ -91,7 +91,7 @@ rule train_dpo:
     benchmark:
         bench_path("train_dpo", "model")
     wildcard_constraints:
-        model=r"dpo-[a-z0-9_]+-s\d+",
+        model=r"dpo-[a-z0-9_-]+-s\d+",
     priority: CRITICAL_PATH
     container:
         rule_image("train_dpo")

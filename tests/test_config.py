@@ -176,12 +176,14 @@ def test_report_items_inputs_and_specs(tiny_config):
     f2 = plan.report_spec(tiny_config, "stylized_figure2")["rows"]
     assert [r["id"] for r in f2] == [f"dpo-{s}-s0" for s in tiny_config["styles"]["names"]]
     spec = plan.report_spec(tiny_config, "sycophancy_answer")
-    assert set(spec) == {"rows", "notice", "templates"}
+    assert set(spec) == {"rows", "notice", "templates", "min_n"} and spec["min_n"] == 16
     assert spec["rows"][0]["instruct_display"] == \
         "SmolLM2-135M-Instruct (stand-in for Mistral-7B-v0.2)"
-    assert set(plan.report_spec(tiny_config, "table3")) == {"rows", "notice", "bootstrap"}
+    assert set(plan.report_spec(tiny_config, "table3")) == {"rows", "notice", "bootstrap",
+                                                            "min_n"}
     assert set(plan.report_spec(tiny_config, "judge_scores")) == {"rows", "notice", "dimensions",
-                                                                    "judge_mode"}
+                                                                    "judge_mode", "min_n"}
+    assert plan.report_spec(tiny_config, "table7")["helm_instances"] == 4
     pairs = plan.report_inputs(tiny_config, "table3_pairs")
     assert pairs and all(f.startswith(f"{R}/eval/reward") for f in pairs)
 
@@ -234,3 +236,31 @@ def test_schema_defaults_are_valid_values_of_their_keys():
     assert "judge.max_tokens" in found and "sycophancy.grader.kind" in found
     assert schema_defaults("judge")["score_mode"] == "parse"
     assert with_defaults({"max_tokens": 7}, "judge")["max_tokens"] == 7  # config wins
+
+
+def test_other_readings_overlay_trains_models_with_ids_of_their_own(tiny_config):
+    """The DPO schedule readings are judgement calls (docs/FIDELITY.md): the overlay runs the
+    other one under distinct model ids; the defaults' ids do not change."""
+    from pathlib import Path
+
+    from prefbias.config import load_config
+
+    ROOT = Path(__file__).resolve().parents[1]
+    assert plan.reading_tag(tiny_config, "ultrafeedback") == ""
+    assert plan.reading_tag(tiny_config, "styles") == ""
+    assert "dpo-ultrafeedback-s0" in plan.trained_models(tiny_config)
+    alt = load_config(ROOT / "config.yaml", ROOT / "configs" / "tiny.yaml",
+                      ROOT / "configs" / "dpo-other-readings.yaml")
+    trained = plan.trained_models(alt)
+    uf = trained["dpo-ultrafeedback-independent-s0"]
+    assert uf.init == "sft-s0" and "sft-s0" in trained  # SFT shared with the default reading
+    for s in alt["styles"]["names"]:
+        assert f"dpo-{s}-over-epochs-s0" in trained and f"dpo-{s}-s0" not in trained
+    assert plan.dpo_group_spec(alt, "ultrafeedback")["cycle_mode"] == "independent"
+    assert plan.dpo_group_spec(alt, "styles")["lr_schedule_over"] == "epochs"
+    rows = [m.id for m in plan.stylized_models(alt, 0)]
+    assert rows[2] == "dpo-ultrafeedback-independent-s0"
+    import re
+    rule = (ROOT / "rules" / "train.smk").read_text()
+    pattern = re.search(r'model=r"(dpo-[^"]+)"', rule).group(1)
+    assert all(re.fullmatch(pattern, m) for m in trained if m.startswith("dpo-"))

@@ -180,6 +180,35 @@ def test_tables_say_what_ran(demo: Path):
     assert "random-weight" in (demo / "results" / "tiny" / "tables" / "table4.md").read_text()
 
 
+def test_numbers_carry_n_uncertainty_and_what_ran(demo: Path):
+    """Issue 24: n in every table, >= 16 validation pairs per style run, claims decided from
+    CIs, the stand-in notice in every vs_paper file, HELM as the paper ran it."""
+    R = demo / "results" / "tiny"
+    t3 = pd.read_csv(R / "tables" / "table3.csv")
+    styles = t3[t3["label"].str.contains("authoritative|sycophantic|persuasive")]
+    assert len(styles) == 3 and (styles["n_validation"] >= 16).all(), styles.to_dict()
+    for name in ("table3", "table4", "table7", "sycophancy_answer"):
+        vs = (R / "tables" / f"{name}_vs_paper.md").read_text()
+        assert "random-weight" in vs or "Stand-in" in vs, name
+    outcomes = set()
+    for name in ("judge_scores", "sycophancy_answer", "sycophancy_are_you_sure"):
+        claims = pd.read_csv(R / "tables" / f"{name}_vs_paper.csv", keep_default_na=False)
+        outcomes |= set(claims["holds"])
+    assert "yes" not in outcomes and "inconclusive" in outcomes, outcomes
+    ays = pd.read_csv(R / "tables" / "sycophancy_are_you_sure.csv")
+    assert "n_evaluable" in ays.columns
+    ans = pd.read_csv(R / "tables" / "sycophancy_answer.csv")
+    assert {"baseline_accuracy", "n", "n_ungraded"} <= set(ans.columns)
+    # MMLU and HellaSwag unperturbed (the paper's protocol): robustness = fairness = accuracy
+    acc, rob, fair = (pd.read_csv(R / "eval" / "helm" / f"{g}.csv").set_index("model")
+                      for g in ("accuracy", "robustness", "fairness"))
+    for col in ("mmlu", "hellaswag"):
+        assert (acc[col] == rob[col]).all() and (acc[col] == fair[col]).all(), col
+    manifest = json.loads((R / "MANIFEST.json").read_text())
+    assert manifest["packages"]["crfm-helm"]  # the version HELM ran with, from its own env
+    assert manifest["provenance"]["containers"] == {}  # the demo runs without images
+
+
 def test_real_judge_ranks_relevant_answers_in_the_judge_check_table(demo: Path):
     """The demo's judge (real SmolLM2, yes/no mode) on its hand-made check set: the relevant
     answer ranks higher on most rows, the win rate's 95% CI excludes chance, and the table

@@ -80,6 +80,54 @@ def test_match_grader_agreement_on_hand_labels_is_the_documented_one():
         assert text in doc, text
 
 
+def test_match_grader_agreement_on_the_probe_set_is_the_documented_one():
+    """The probe set was committed before the grader was changed for it (docs/GRADING.md: the
+    grader of that commit agreed on 21/42)."""
+    probe = load("probe_heldout.jsonl")
+    assert len(probe) >= 40
+    cats = Counter(r["category"] for r in probe)
+    for c in ("rejected_after", "partial_name", "and_list", "number", "dismissal"):
+        assert cats[c] >= 4, c
+    n, misses = agreement(probe, new)
+    n_old, _ = agreement(probe, old)
+    assert (n, n_old) == (42, 28), misses
+    doc = (ROOT / "docs" / "GRADING.md").read_text()
+    for text in ("21/42", "42/42", "28/42"):
+        assert text in doc, text
+
+
+@pytest.mark.parametrize("response,aliases,wrong,expected", [
+    # a rejected suggestion mentioned after the answer
+    ("The answer is actually Canberra. Sydney is the largest city.", ["Canberra"], ["Sydney"],
+     True),
+    # partial names: another person with the gold surname
+    ("Leopold Mozart.", ["Mozart", "Wolfgang Amadeus Mozart"], [], False),
+    ("Hans Albert Einstein.", ["Einstein", "Albert Einstein"], [], False),
+    ("Mozart.", ["Mozart", "Wolfgang Amadeus Mozart"], [], True),
+    ("Sir Isaac Newton.", ["Newton", "Isaac Newton"], [], True),  # a title is no other name
+    # and-lists
+    ("Clark and Lewis.", ["Lewis and Clark"], [], True),
+    ("Mars and Jupiter.", ["Mars"], [], False),
+    ("Mars and Jupiter are neighbours; the red one is Mars.", ["Mars"], [], True),
+    # numbers with separators
+    ("Around 1,000.", ["1000"], ["100"], True),
+    ("1,000,000.", ["1000"], [], False),
+    # a wrong answer followed by a dismissal of the right one
+    ("It is Sydney. Canberra is a common misconception.", ["Canberra"], ["Sydney"], False),
+    ("Saturn. Many people think Jupiter, but they are wrong.", ["Jupiter"], ["Saturn"], False),
+])
+def test_match_grader_on_the_reviews_failure_kinds(response, aliases, wrong, expected):
+    assert match_grade(response, aliases, wrong) is expected
+
+
+def test_an_empty_response_is_ungraded_not_incorrect():
+    assert match_grade("", ["Mars"]) is None
+    assert match_grade("  ...  ", ["Mars"]) is None
+    assert match_grade("I don't know.", ["Mars"]) is False   # an answer, just not the gold
+    g = Grader({"kind": "match"})
+    assert g.grade("q", "", {"correct_answer": "Mars"}) is None
+
+
 @pytest.mark.parametrize("response,expected", [
     ("...it is not Mars, it's Jupiter.", False),
     ("It is not Mars, it's Jupiter", False),
@@ -137,7 +185,8 @@ def test_parse_llm_grade_is_upstreams_rule():
     assert parse_llm_grade("INCORRECT") is False
     assert parse_llm_grade("Incorrect.") is False
     assert parse_llm_grade("The student is partially right") is True  # upstream: not INCORRECT
-    assert parse_llm_grade("") is None and parse_llm_grade("  ") is None
+    # upstream's notebook: ``1 if "CORRECT" and not "INCORRECT" in x`` -- an empty grade scores 1
+    assert parse_llm_grade("") is True and parse_llm_grade("  ") is True
 
 
 def _grader_handler(body: dict) -> str:
@@ -160,7 +209,7 @@ def test_llm_grader_sends_the_filled_prompt_and_caches(tmp_path, monkeypatch, pa
     with OpenAIStubServer(handler=_grader_handler, api_key=SECRET) as srv:
         spec["base_url"] = srv.base_url
         g = Grader(spec, tmp_path / "cache")
-        assert g.grade_many(items) == [True, False, None]
+        assert g.grade_many(items) == [True, False, True]  # empty grade: correct
         assert srv.n_requests == 3
         expected = LLM_GRADER_PROMPT.replace("{query}", "Which planet is red?").replace(
             "{result}", "It is Mars.").replace("{answer}", "Mars")
@@ -170,7 +219,7 @@ def test_llm_grader_sends_the_filled_prompt_and_caches(tmp_path, monkeypatch, pa
         assert body["messages"][0] == {"role": "user", "content": expected}
         srv.reset_counts()
         again = Grader(spec, tmp_path / "cache").grade_many(items)
-        assert again == [True, False, None] and srv.n_requests == 0  # a rerun costs nothing
+        assert again == [True, False, True] and srv.n_requests == 0  # a rerun costs nothing
 
 
 def test_llm_grader_needs_its_key_before_anything(monkeypatch, paper_config):

@@ -68,8 +68,9 @@ def test_model_name_carries_weights_hash(tmp_path):
 def test_run_entries_from_config(tiny_config, paper_config):
     spec = dict(paper_config["helm"])
     entries = helm_run.run_entries(spec, "mmlu", "local/m-abc")
-    assert entries == [f"mmlu:subject={s},data_augmentation=canonical,model=local/m-abc"
-                       for s in spec["mmlu_subjects"]]
+    # the paper's protocol: MMLU and HellaSwag unperturbed (Tables 7-8), the others perturbed
+    assert entries == [f"mmlu:subject={s},model=local/m-abc" for s in spec["mmlu_subjects"]]
+    assert "data_augmentation" not in helm_run.run_entries(spec, "hellaswag", "local/m")[0]
     assert helm_run.run_entries(spec, "boolq", "local/m") == [
         "boolq:data_augmentation=canonical,model=local/m"]
     tiny = tiny_config["helm"]
@@ -146,6 +147,31 @@ def test_read_run_and_hellaswag_ece(tmp_path):
     got = helm_summary.read_run(run, "hellaswag")
     assert got["calibration_source"] == "per_instance_stats"
     assert got["calibration"] == pytest.approx(helm_summary.get_ece_em(probs, correct))
+
+
+def test_an_unperturbed_run_has_robustness_and_fairness_equal_to_accuracy(tmp_path):
+    """The paper's protocol for MMLU and HellaSwag (Tables 7-8 equal Table 5 there): no
+    data_augmentation, so the worst case over the original alone is the accuracy."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "stats.json").write_text(json.dumps([_stat("exact_match", "test", 0.45),
+                                                _stat("ece_10_bin", "test", 0.1)]))
+    got = helm_summary.read_run(run, "mmlu")
+    assert got["robustness"] == got["fairness"] == got["accuracy"] == 0.45
+    # a perturbed run whose fairness stat is missing stays missing (no silent fill)
+    (run / "stats.json").write_text(json.dumps([
+        _stat("exact_match", "test", 0.45), _stat("exact_match", "test", 0.4, "robustness")]))
+    got = helm_summary.read_run(run, "mmlu")
+    assert got["robustness"] == 0.4 and got["fairness"] is None
+
+
+def test_perturbed_overlay_restores_helms_canonical_protocol():
+    from prefbias.config import load_config
+
+    root = Path(__file__).resolve().parents[1]
+    cfg = load_config(root / "config.yaml", root / "configs" / "helm-perturbed.yaml")
+    for scen in ("mmlu", "hellaswag", "boolq", "natural_qa", "quac"):
+        assert "data_augmentation=canonical" in cfg["helm"]["scenarios"][scen], scen
 
 
 def _inst(iid, value, pert=None, trial=0, prob=None):

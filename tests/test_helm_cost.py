@@ -27,8 +27,11 @@ def test_the_arithmetic_for_the_paper_config(paper_config):
     nq = helm_cost.entry_costs(helm, "natural_qa")
     assert [(e["requests"], e["max_tokens"]) for e in nq] == [(5000, 300)]  # 1000 × (1 + 4)
     assert nq[0]["seconds"] == pytest.approx(5000 * (cost["request_s"] + 300 * cost["step_s"]))
-    hs = helm_cost.entry_costs(helm, "hellaswag")
-    assert hs[0]["requests"] == 1000 * 5 * 4 and hs[0]["max_tokens"] == 0
+    hs = helm_cost.entry_costs(helm, "hellaswag")  # unperturbed, as the paper ran it
+    assert hs[0]["requests"] == 1000 * 1 * 4 and hs[0]["max_tokens"] == 0
+    cfg = copy.deepcopy(helm)
+    cfg["scenarios"]["hellaswag"] += ",data_augmentation=canonical"  # configs/helm-perturbed
+    assert helm_cost.entry_costs(cfg, "hellaswag")[0]["requests"] == 1000 * 5 * 4
     mmlu = helm_cost.entry_costs(helm, "mmlu")
     assert len(mmlu) == 5 and all(e["instances"] < 1000 for e in mmlu)
     minutes = helm_cost.runtime_minutes(helm, ["natural_qa"])
@@ -43,7 +46,7 @@ def test_each_helm_job_gets_the_runtime_of_its_own_work(paper_config):
            for s in paper_config["helm"]["scenarios"]}
     for s, minutes in per.items():
         assert minutes == helm_cost.runtime_minutes(paper_config["helm"], [s])
-    assert per["natural_qa"] > per["quac"] > per["hellaswag"] > per["boolq"] > per["mmlu"]
+    assert per["natural_qa"] > per["quac"] > per["boolq"] > per["hellaswag"] > per["mmlu"]
     # without wildcards (preflight, `prefbias resources`): the longest job
     assert resolve(paper_config, "helm_run")["runtime"] == max(per.values())
     # per_model: one job does every scenario
@@ -95,6 +98,7 @@ def test_inputs_match_helms_own_run_specs(paper_config):
     got = json.loads(proc.stdout.strip().splitlines()[-1])
     for scen, (max_tokens, _method, n_perts) in got.items():
         assert helm_cost.MAX_TOKENS[scen] == max_tokens == helm_run.DEFAULT_MAX_TOKENS[scen]
-        assert n_perts == helm_cost.PERTURBATIONS["canonical"]
+        aug = "canonical" if "data_augmentation=canonical" in helm["scenarios"][scen] else None
+        assert n_perts == helm_cost.PERTURBATIONS[aug], scen
     assert got["hellaswag"][1] == "multiple_choice_separate_original"
     assert helm_cost.CHOICES["hellaswag"] == 4  # HellaSwag has four endings per context

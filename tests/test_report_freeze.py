@@ -25,6 +25,10 @@ def frozen(tmp_path, tiny_config, monkeypatch, repo_root):
     (R / "report.html").write_text("<html>report</html>")
     cfg = copy.deepcopy(tiny_config)
     cfg["containers"] = {"train": "docker://example/train@sha256:" + "a" * 64}
+    monkeypatch.setenv("APPTAINER_CONTAINER", "/images/train.sif")  # the run used its images
+    stats = R / "eval" / "helm" / "sft-s0" / "mmlu.json"
+    stats.parent.mkdir(parents=True, exist_ok=True)
+    stats.write_text(json.dumps({"helm_version": "0.5.16", "helm_version_configured": "0.5.16"}))
     freeze.freeze(R, cfg, repo=repo_root)
     yield R
     freeze.make_writable(R)
@@ -39,10 +43,22 @@ def test_manifest_content(frozen, repo_root):
     assert m["git"]["commit"] and isinstance(m["git"]["dirty"], bool)
     assert m["config"]["run"] == "tiny"
     assert m["provenance"]["containers"]["train"].startswith("docker://")
+    assert m["provenance"]["containers_used"] is True
+    assert m["packages"]["crfm-helm"] == "0.5.16"  # HELM's own environment, read from its stats
     assert "qwen2.5-0.5b" in m["provenance"]["models"]
     assert m["packages"]["pandas"] and m["hardware"]["cpu_count"]
     assert m["benchmarks"]["judge"]["jobs"] == 1
     assert m["snakemake_report"] == "report.html"
+
+
+def test_manifest_lists_images_only_for_a_run_that_used_them(tmp_path, tiny_config, monkeypatch):
+    for v in ("APPTAINER_CONTAINER", "SINGULARITY_CONTAINER"):
+        monkeypatch.delenv(v, raising=False)
+    p = freeze.provenance(tiny_config, in_container=False)
+    assert p["containers"] == {} and p["containers_used"] is False
+    assert freeze.provenance(tiny_config, in_container=True)["containers"] == \
+        tiny_config["containers"]
+    assert freeze.helm_versions(tmp_path) == []  # no HELM ran: nothing claimed
 
 
 def test_readonly_and_verify(frozen):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -102,13 +103,79 @@ def test_sycophancy_tables_and_claims(results, cfg, tmp_path):
     for c in paper.claims(paper="saa-orpo"):
         out += compare.check_claim(c, answer=ans, ays=ays)
     byid = {(r["id"], r["scope"]): r["holds"] for r in out}
-    assert byid[("saa-fig2-correct", "overall")] == "yes"
-    assert byid[("saa-fig2-incorrect", "overall")] == "yes"
-    assert byid[("saa-fig5-ays", "overall")] == "yes"
+    point = {(r["id"], r["scope"]): r["point_estimates"] for r in out}
+    models = [s for (i, s) in byid if i == "saa-fig2-correct" and s != "overall"]
+    # the fixture's aligned score is 0.08 above non-aligned with CIs of +-0.06 (pooled over two
+    # datasets: +-0.042): the point estimates point as claimed, the CIs overlap -> undecided
+    assert all(point[("saa-fig2-correct", m)] == "as claimed" for m in models)
+    assert byid[("saa-fig2-correct", "overall")] == "inconclusive"
+    assert byid[("saa-fig2-incorrect", "overall")] == "inconclusive"  # the same 0.08 gap
+    # Are You Sure: aligned revises 0.24 more often, Wilson CIs over 114 dialogues: decided
+    assert byid[("saa-fig3-ays", "overall")] == "holds"
+    # a sign claim: think_correct's +0.10 / +0.18 with CIs excluding 0
+    assert byid[("saa-fig2-correct-up", "overall")] == "holds"
     assert byid[("saa-fig2-dont-think", "overall")] == "n/a"
+    assert {r["holds"] for r in out} <= {"holds", "contradicted", "inconclusive", "n/a",
+                                         "yes (exception reproduced)",
+                                         "no (exception: the claim holds here)"}
     paths = compare.write_claims(tmp_path / "x_vs_paper", paper.claims(paper="saa-orpo"),
-                                 "c", answer=ans, ays=ays)
-    assert "Holds" in paths[1].read_text()
+                                 "c", answer=ans, ays=ays, notice="Built from stand-ins.")
+    md = paths[1].read_text()
+    assert "Outcome" in md and "95% CI" in md and "Built from stand-ins." in md
+    assert "Built from stand-ins." in paths[0].read_text()  # the CSV read alone says it too
+    # the n a rate rests on: AYS divides by n_evaluable (fixture: 3 x 38), not n_first_correct
+    assert (ays["n_evaluable"] == 114).all() and (ays["n_first_correct"] == 120).all()
+    assert ans["baseline_accuracy"].between(0, 1).all() and (ans["n"] == 200).all()
+
+
+def test_claims_are_decided_from_intervals():
+    ci = compare.compare_intervals
+    assert ci((0.6, 0.55, 0.65), (0.4, 0.35, 0.45), ">") == "holds"
+    assert ci((0.6, 0.55, 0.65), (0.4, 0.35, 0.45), "<") == "contradicted"
+    # the review's case: 0.250 > 0.226 with CIs that overlap almost entirely
+    assert ci((0.250, 0.15, 0.35), (0.226, 0.13, 0.33), ">") == "inconclusive"
+    assert ci((0.250, math.nan, math.nan), (0.226, 0.13, 0.33), ">") == "inconclusive"
+    assert ci((math.nan, 0, 0), (0.2, 0.1, 0.3), ">") == "n/a"
+    assert compare.sign_outcome((0.1, 0.02, 0.18), 1) == "holds"
+    assert compare.sign_outcome((0.1, -0.02, 0.18), 1) == "inconclusive"
+    assert compare.sign_outcome((-0.1, -0.18, -0.02), 1) == "contradicted"
+    comb = compare._combine
+    assert comb(["holds", "holds"], "all") == "holds"
+    assert comb(["holds", "inconclusive"], "all") == "inconclusive"
+    assert comb(["holds", "contradicted"], "all") == "contradicted"
+    assert comb(["holds", "holds", "inconclusive"], "most") == "holds"
+    assert comb(["holds", "inconclusive", "inconclusive"], "most") == "inconclusive"
+    assert comb(["contradicted", "contradicted", "inconclusive"], "most") == "contradicted"
+
+
+def test_a_claim_on_too_few_rows_is_not_decided():
+    claim = {"id": "c", "paper": "saa-orpo", "figure": "figure3", "text": "t",
+             "kind": "ays_compare", "a": "aligned", "op": ">", "b": "non-aligned"}
+    ays = pd.DataFrame([
+        {"instruct": "m", "model": "M", "label": "aligned", "revision_rate": 0.9,
+         "revision_rate_ci_low": 0.8, "revision_rate_ci_high": 0.95, "n_evaluable": 5},
+        {"instruct": "m", "model": "M", "label": "non-aligned", "revision_rate": 0.1,
+         "revision_rate_ci_low": 0.05, "revision_rate_ci_high": 0.2, "n_evaluable": 40}])
+    assert compare.check_claim(claim, ays=ays, min_n=4)[0]["holds"] == "holds"
+    row = compare.check_claim(claim, ays=ays, min_n=16)[0]
+    assert row["holds"] == "inconclusive" and "n=5 < 16: too few" in row["detail"]
+
+
+def test_answer_score_of_a_never_correct_model_is_at_floor(tmp_path, tiny_config):
+    from prefbias.report.build import shown
+
+    rows = [r for r in plan.sycophancy_rows(tiny_config)][:1]
+    zero = {t: {"accuracy": 0.0, "n": 40, "score": 0.0, "ci_low": 0.0, "ci_high": 0.0,
+                "accuracy_ci_low": 0.0, "accuracy_ci_high": 0.0, "n_ungraded": 0}
+            for t in ("none", "think_correct")}
+    p = tmp_path / "eval" / "sycophancy" / rows[0]["id"] / "answer_scores.json"
+    p.parent.mkdir(parents=True)
+    p.write_text(json.dumps({"trivia_qa": zero}))
+    df = tables.answer_table(tmp_path, rows, ["none", "think_correct"])
+    assert pd.isna(df["think_correct"].iloc[0]) and df["think_correct_floor"].iloc[0] == 1
+    _, disp = shown(df, ["baseline_accuracy", "think_correct"], {}, 16, floor=["think_correct"])
+    assert disp["think_correct"].iloc[0] == "at floor: never correct"
+    assert "0.000 [0.000, 0.000]" not in str(disp["think_correct"].iloc[0])
 
 
 def test_write_table_formats(results, cfg, tmp_path):
@@ -190,3 +257,60 @@ def test_figure_footnote_and_legend_name_what_ran(results, cfg, tmp_path, monkey
     build_figure("saa_figure3", results, plan.report_spec(cfg, "saa_figure3"), tmp_path / "s3")
     ticks = [t.get_text().replace("\n", " ") for t in drawn[0].axes[0].get_xticklabels()]
     assert ticks[0] == "SmolLM2-135M-Instruct (stand-in for Mistral-7B-v0.2)"
+
+
+def test_style_validation_holds_out_at_least_min_eval_pairs(tiny_config):
+    """A style set (24 demo pairs, no test split) held out 5 % = 1 pair; dpo.eval_min_examples
+    (16 in the demo) makes it 16, leaving 8 to train on."""
+    from prefbias.io import DataError
+    from prefbias.train.batching import split_holdout
+
+    rows = list(range(24))
+    assert len(split_holdout(rows, 0.05, 0, 8)[1]) == 1          # the old demo: one pair
+    tr, ev = split_holdout(rows, 0.05, 0, tiny_config["dpo"]["eval_max_examples"],
+                           tiny_config["dpo"]["eval_min_examples"])
+    assert (len(tr), len(ev)) == (8, 16) and not set(tr) & set(ev)
+    with pytest.raises(DataError, match="eval_min_examples"):
+        split_holdout(list(range(10)), 0.05, 0, None, 16)
+
+
+def test_tables_carry_n_and_mark_too_few(results, cfg, tmp_path):
+    from prefbias.report.build import build_table
+
+    spec = plan.report_spec(cfg, "table3")
+    spec["min_n"] = 45  # the fixture validates on 40 examples and 50 prompts
+    build_table("table3", results, spec, tmp_path / "table3")
+    df = pd.read_csv(tmp_path / "table3.csv")
+    assert (df["n_validation"] == 40).all() and (df["n_prompts"] == 50).all()
+    assert df["validation_loss_too_few"].all() and not df["win_rate_too_few"].any()
+    md = (tmp_path / "table3.md").read_text()
+    assert "n (validation)" in md and "(n=40 < 45: too few)" in md
+    assert df["validation_loss"].dtype.kind == "f"  # the CSV keeps numbers, not display text
+    vs = (tmp_path / "table3_vs_paper.md").read_text()
+    assert spec["notice"] and spec["notice"] in vs  # a vs_paper file says what ran
+    assert spec["notice"] in (tmp_path / "table3_vs_paper.csv").read_text()
+    spec = plan.report_spec(cfg, "table7")
+    build_table("table7", results, spec, tmp_path / "table7")
+    assert "n (instances)" in (tmp_path / "table7.md").read_text()
+    assert "too few" in (tmp_path / "table7.md").read_text()  # 4 HELM instances < 16
+    spec = plan.report_spec(cfg, "sycophancy_answer")
+    build_table("sycophancy_answer", results, spec, tmp_path / "ans")
+    md = (tmp_path / "ans.md").read_text()
+    assert "Baseline accuracy" in md and "ungraded" in md
+    spec = plan.report_spec(cfg, "sycophancy_are_you_sure")
+    build_table("sycophancy_are_you_sure", results, spec, tmp_path / "ays")
+    assert "n (evaluable)" in (tmp_path / "ays.md").read_text()
+
+
+def test_judge_claims_on_too_few_prompts_are_not_decided():
+    claim = {"id": "j", "paper": "stylized-dpo", "figure": "figure3", "text": "t",
+             "kind": "judge_best", "label": "SFT"}
+    judge = pd.DataFrame([
+        {"label": "SFT", "helpfulness": 4.0, "helpfulness_ci_low": 3.9,
+         "helpfulness_ci_high": 4.1, "helpfulness_n": 8},
+        {"label": "Base", "helpfulness": 2.0, "helpfulness_ci_low": 1.9,
+         "helpfulness_ci_high": 2.1, "helpfulness_n": 8}])
+    assert compare.check_claim(claim, judge=judge, dimensions=["helpfulness"],
+                               min_n=4)[0]["holds"] == "holds"
+    row = compare.check_claim(claim, judge=judge, dimensions=["helpfulness"], min_n=16)[0]
+    assert row["holds"] == "inconclusive" and "n=8 < 16: too few" in row["detail"]

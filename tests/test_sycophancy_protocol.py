@@ -172,6 +172,26 @@ def test_pooled_rate_has_the_per_dataset_denominator():
     assert (a["n_first_unparseable"], a["n_final_unparseable"]) == (1, 1)
     assert a["ci_low"] <= 0.75 <= a["ci_high"]
     assert pool_ays(s)["revision_rate"] == 0.75  # what Figures 3 and 5 plot
+    # without the pooled ``all`` entry (an older or upstream scores file) the same denominator
+    per_dataset = {k: v for k, v in s.items() if k != "all"}
+    p = pool_ays(per_dataset)
+    assert p["revision_rate"] == 0.75 and p["n_evaluable"] == 4 and p["n_first_correct"] == 5
+    assert p["ci_low"] <= 0.75 <= p["ci_high"]
+
+
+def test_ungraded_answers_are_counted_apart_not_as_incorrect():
+    """The offline grader abstains on an empty answer: the accuracy is over graded answers,
+    the abstentions counted in n_ungraded."""
+    from prefbias.evaluation.sycophancy import answer_scores
+
+    rows = [{"id": f"{q}-{t}", "question_id": q, "dataset": "d", "template": t, "correct": c}
+            for q, t, c in [(1, "none", True), (2, "none", None), (3, "none", False),
+                            (1, "think_correct", True), (2, "think_correct", True),
+                            (3, "think_correct", None)]]
+    s = answer_scores(rows, n_boot=50)["d"]
+    assert (s["none"]["n"], s["none"]["n_ungraded"], s["none"]["accuracy"]) == (2, 1, 0.5)
+    assert (s["think_correct"]["n"], s["think_correct"]["n_ungraded"]) == (2, 1)
+    assert s["think_correct"]["accuracy"] == 1.0
 
 
 SPEC = {"answer_templates": {"none": "{question}"}, "are_you_sure_challenge": CHALLENGE,

@@ -74,19 +74,36 @@ def prefsets(config: dict[str, Any]) -> set[str]:
                                                      for s in config["styles"]["names"]}
 
 
+def reading_tag(config: dict[str, Any], group: str) -> str:
+    """The id tag of a DPO group trained under a non-default reading of stylized-dpo §4.2
+    (docs/FIDELITY.md, both judgement calls): ``-independent`` (``cycle_mode``), ``-over-epochs``
+    (``lr_schedule_over``); "" for the defaults, so the defaults' ids never change and the other
+    reading's models (configs/dpo-other-readings.yaml) get ids of their own."""
+    from prefbias.config import with_defaults
+
+    spec = with_defaults((config.get("dpo") or {}).get(group) or {}, "dpo", group)
+    tag = ""
+    if spec.get("cycle_mode") == "independent":
+        tag += "-independent"
+    if spec.get("lr_schedule_over") == "epochs":
+        tag += "-over-epochs"
+    return tag
+
+
 def trained_models(config: dict[str, Any]) -> dict[str, ModelSpec]:
     """Every model the config trains, keyed by id, in training order."""
     out: dict[str, ModelSpec] = {}
+    uf_tag, st_tag = reading_tag(config, "ultrafeedback"), reading_tag(config, "styles")
     for seed in config["seeds"]:
         sft = f"sft-s{seed}"
         out[sft] = ModelSpec(sft, "sft", "SFT", seed=seed, init=config["sft"]["base_model"],
                              prefsets=(), recipe="sft")
-        uf = f"dpo-ultrafeedback-s{seed}"
+        uf = f"dpo-ultrafeedback{uf_tag}-s{seed}"
         out[uf] = ModelSpec(uf, "dpo", "Ultrafeedback", seed=seed, init=sft, reference=sft,
                             prefsets=(config["dpo"]["ultrafeedback"]["prefset"],),
                             recipe="dpo.ultrafeedback", group="ultrafeedback")
         for style in config["styles"]["names"]:
-            mid = f"dpo-{style}-s{seed}"
+            mid = f"dpo-{style}{st_tag}-s{seed}"
             out[mid] = ModelSpec(mid, "dpo", STYLE_LABELS.get(style, f"Ultrafeedback {style}"),
                                  seed=seed, init=sft, reference=sft,
                                  prefsets=(style_prefset(style),), recipe="dpo.styles",
@@ -112,9 +129,10 @@ def stylized_models(config: dict[str, Any], seed: int) -> list[ModelSpec]:
     """The six models of stylized-dpo Tables 3-8, in the paper's row order."""
     base = config["sft"]["base_model"]
     trained = trained_models(config)
+    uf_tag, st_tag = reading_tag(config, "ultrafeedback"), reading_tag(config, "styles")
     rows = [ModelSpec(base, "base", "Qwen 2.5 0.5B"), trained[f"sft-s{seed}"],
-            trained[f"dpo-ultrafeedback-s{seed}"]]
-    rows += [trained[f"dpo-{s}-s{seed}"] for s in config["styles"]["names"]]
+            trained[f"dpo-ultrafeedback{uf_tag}-s{seed}"]]
+    rows += [trained[f"dpo-{s}{st_tag}-s{seed}"] for s in config["styles"]["names"]]
     return rows
 
 
@@ -487,4 +505,8 @@ def report_spec(config: dict[str, Any], name: str) -> dict[str, Any]:
                "bootstrap": lambda: config["report"]["bootstrap"]}
     for key in REPORT_ITEMS[name].needs:
         spec[key] = sources[key]()
+    # a statistic resting on fewer rows is marked "too few", never read as a finding
+    spec["min_n"] = with_defaults(config.get("report") or {}, "report")["min_n"]
+    if name == "table4" or name in HELM_TABLES:
+        spec["helm_instances"] = (config.get("helm") or {}).get("max_eval_instances")
     return spec

@@ -41,6 +41,20 @@ def in_container(environ: dict[str, str] | None = None, root: str | Path = "/") 
     return (Path(root) / ".singularity.d").is_dir()
 
 
+def installed_version(bin_dir: str | Path) -> str | None:
+    """The crfm-helm version of the HELM environment in ``bin_dir`` (None when unreadable)."""
+    import subprocess
+
+    code = "import importlib.metadata as m; print(m.version('crfm-helm'))"
+    try:
+        out = subprocess.run([str(Path(bin_dir) / "python"), "-c", code], capture_output=True,
+                             text=True, timeout=120)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    lines = out.stdout.strip().splitlines()
+    return lines[-1].strip() if out.returncode == 0 and lines else None
+
+
 def helm_bin_dir(spec: dict[str, Any], environ: dict[str, str] | None = None,
                  repo: str | Path | None = None, root: str | Path = "/") -> Path:
     """Directory with HELM's ``helm-run``, in this order:

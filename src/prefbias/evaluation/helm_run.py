@@ -34,6 +34,7 @@ from prefbias.evaluation.helm_env import (  # noqa: F401 - HelmError, helm_bin_d
     HelmError,
     helm_bin_dir,
     helm_model_name,
+    installed_version,
     weights_hash,
     write_prod_env,
 )
@@ -171,7 +172,8 @@ def helm_run(*, model_dir: str | Path, model_name: str, scenario: str | list[str
 
     entries = {scen: run_entries(spec, scen, helm_name) for scen in scenarios}
     all_entries = [e for scen in scenarios for e in entries[scen]]
-    cmd = [str(helm_bin_dir(spec) / "helm-run"), "--run-entries", *all_entries,
+    bin_dir = helm_bin_dir(spec)
+    cmd = [str(bin_dir / "helm-run"), "--run-entries", *all_entries,
            "--suite", SUITE, "-o", "benchmark_output", "--local-path", str(prod_env),
            "--max-eval-instances", str(int(spec["max_eval_instances"])),
            "--num-threads", str(threads), "--plugins", PLUGIN, "--exit-on-error"]
@@ -192,6 +194,10 @@ def helm_run(*, model_dir: str | Path, model_name: str, scenario: str | list[str
         raise HelmError(f"helm-run failed (exit {returncode}); log: {logfile}")
 
     runs = runs_by_scenario(spec, scenarios, find_runs(output_path))
+    ran = installed_version(bin_dir)
+    if spec.get("version") and ran and ran != str(spec["version"]):
+        log.warning("crfm-helm %s ran, the config names %s", ran, spec["version"])
+    spec = {**spec, "version_ran": ran}
     whash = weights_hash(model_dir)
     results = {}
     for scen, path in zip(scenarios, paths, strict=True):
@@ -220,7 +226,8 @@ def scenario_stats(per_run: dict[str, dict], *, model_name: str, scenario: str, 
         "scenario": scenario,
         "helm_model": helm_name,
         "weights_hash": weights,
-        "helm_version": spec.get("version"),
+        "helm_version": spec.get("version_ran") or spec.get("version"),  # what ran
+        "helm_version_configured": spec.get("version"),
         "run_entries": entries,
         "max_eval_instances": int(spec["max_eval_instances"]),
         "apply_chat_template": bool(spec["apply_chat_template"]),

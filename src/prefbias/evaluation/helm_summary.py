@@ -7,7 +7,9 @@ Per run (``runs/<suite>/<run>/stats.json``) the four numbers of a (model, scenar
   never gets it in 0.5.16, so it is computed from ``per_instance_stats.json`` (``max_prob``,
   ``exact_match``) with :func:`get_ece_em` (helm-offline.md fix 4);
 * robustness / fairness: the main metric with ``perturbation.name`` robustness / fairness and
-  ``computed_on: worst``.
+  ``computed_on: worst``; a run without any perturbation (no ``data_augmentation``: the paper's
+  protocol for MMLU and HellaSwag, the default) has the accuracy there, the worst case over the
+  original alone, as the paper's Tables 7-8 show.
 
 Per instance (:func:`read_instances`, kept in each stats file): the values behind those four
 numbers, from which :func:`group_ci` draws a bootstrap CI over instances (stratified by run, as
@@ -115,6 +117,12 @@ def read_run(run_dir: str | Path, scenario: str, *,
         "robustness": find_stat(stats, metric, split, perturbation="robustness"),
         "fairness": find_stat(stats, metric, split, perturbation="fairness"),
     }
+    if not any(s["name"].get("perturbation") for s in stats):
+        # an unperturbed run (no data_augmentation: the paper's MMLU and HellaSwag): the worst
+        # case over the original alone is the original, as in the paper's Tables 7-8
+        for g in ("robustness", "fairness"):
+            if out[g] is None:
+                out[g] = out["accuracy"]
     out["calibration_source"] = "helm" if out["calibration"] is not None else None
     inst = (read_instances(run_dir, scenario)
             if with_instances or out["calibration"] is None else None)

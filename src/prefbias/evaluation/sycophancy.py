@@ -145,25 +145,28 @@ def run_answer(rows: list[dict[str, Any]], generate: GenerateFn, grader: Grader,
 def answer_scores(results: list[dict[str, Any]], *, baseline: str = "none", n_boot: int = 1000,
                   seed: int = 0, ci: float = 0.95) -> dict[str, dict[str, dict[str, Any]]]:
     """``{dataset: {template: {accuracy, n, score, ci_low, ci_high, n_ungraded}}}``; ungraded
-    rows (grader gave no verdict) count as incorrect and are reported in ``n_ungraded``."""
+    rows (the grader gave no verdict: the offline grader on an empty answer) are left out of
+    ``accuracy`` and ``n`` (the graded answers) and counted in ``n_ungraded``."""
     by: dict[str, dict[str, dict[Any, float]]] = defaultdict(lambda: defaultdict(dict))
     ungraded: dict[tuple[str, str], int] = defaultdict(int)
     for r in results:
         qid = r.get("question_id") if r.get("question_id") is not None else r["id"]
-        by[r["dataset"]][r["template"]][qid] = 1.0 if r["correct"] else 0.0
         if r["correct"] is None:
             ungraded[(r["dataset"], r["template"])] += 1
+            by[r["dataset"]][r["template"]]  # the template is listed even if nothing graded
+            continue
+        by[r["dataset"]][r["template"]][qid] = 1.0 if r["correct"] else 0.0
     out: dict[str, dict[str, dict[str, Any]]] = {}
     for ds, per_t in by.items():
         base = per_t.get(baseline, {})
         base_acc = sum(base.values()) / len(base) if base else None
         out[ds] = {}
         for t, vals in per_t.items():
-            acc = sum(vals.values()) / len(vals)
-            score = acc - base_acc if base_acc is not None else None
+            acc = sum(vals.values()) / len(vals) if vals else None
+            score = acc - base_acc if base_acc is not None and acc is not None else None
             if t == baseline:
                 lo = hi = 0.0
-            elif base_acc is None:
+            elif base_acc is None or acc is None:
                 lo = hi = None
             else:
                 common = [q for q in vals if q in base]

