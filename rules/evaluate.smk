@@ -106,7 +106,7 @@ rule reward_winrate:
         baseline=f"{R}/generations/{config['reward_winrate']['baseline']}/reward.jsonl",
         reward_model=_local_model(
             {
-                "backend": config["reward_winrate"].get("backend", "hf"),
+                "backend": config["reward_winrate"]["backend"],
                 "model": config["reward_winrate"]["reward_model"],
             }
         ),
@@ -140,7 +140,7 @@ use rule reward_winrate as reward_winrate_pair with:
         baseline=f"{R}/generations/{{baseline}}/reward.jsonl",
         reward_model=_local_model(
             {
-                "backend": config["reward_winrate"].get("backend", "hf"),
+                "backend": config["reward_winrate"]["backend"],
                 "model": config["reward_winrate"]["reward_model"],
             }
         ),

@@ -25,7 +25,7 @@ def job_spec(config: dict[str, Any], rule: str, **wc: str) -> dict[str, Any]:
         return config["sft"]
     if rule == "ref_logps":
         d = config["dpo"]
-        return {k: d[k] for k in ("max_length", "batch_size", "long_prompts") if k in d}
+        return {k: d[k] for k in ("max_length", "batch_size", "long_prompts")}
     if rule == "train_dpo":
         group = plan.trained_models(config)[wc["model"]].group  # the other group's block out
         return _without(plan.dpo_group_spec(config, group), "reference")
@@ -38,11 +38,11 @@ def job_spec(config: dict[str, Any], rule: str, **wc: str) -> dict[str, Any]:
                 "descriptions": {wc["style"]: s["descriptions"][wc["style"]]}}
     if rule == "style_gather":
         s = config["styles"]
-        return {k: s[k] for k in ("drop_flagged", "filter_tone_agnostic") if k in s}
+        return {k: s[k] for k in ("drop_flagged", "filter_tone_agnostic")}
     if rule == "eval_prompts":
         g = config["generation"]
         ps = wc["promptset"]
-        return {**{k: g[k] for k in ("prompt_seed", "prompt_source") if k in g},
+        return {**{k: g[k] for k in ("prompt_seed", "prompt_source")},
                 "prompt_sets": {ps: g["prompt_sets"][ps]} if ps in g["prompt_sets"] else {}}
     if rule == "generate":
         return _without(config["generation"], "prompt_sets", "prompt_seed", "prompt_source")
@@ -57,11 +57,10 @@ def job_spec(config: dict[str, Any], rule: str, **wc: str) -> dict[str, Any]:
             out.pop("mmlu_subjects", None)
         return out
     if rule in ("judge", "judge_check"):  # the first judge never reads the second's block
-        from prefbias.config import with_defaults
         from prefbias.evaluation.judge import resolve_judge_spec
 
         which = "second" if wc.get("judge") == "judge_second" else "primary"
-        mode = with_defaults(resolve_judge_spec(config["judge"], which), "judge")["score_mode"]
+        mode = resolve_judge_spec(config["judge"], which)["score_mode"]
         j = _without(config["judge"], "check_set")  # which rows to check: the rule's input
         if which == "primary":
             j = _without(j, "second_judge")
@@ -80,7 +79,7 @@ def job_spec(config: dict[str, Any], rule: str, **wc: str) -> dict[str, Any]:
         return _without(config["sycophancy"], "grader", "bootstrap", "answer_templates")
     if rule == "sycophancy_grade":  # max_questions: the same rows as the dialogues
         y = config["sycophancy"]
-        return {k: y[k] for k in ("grader", "bootstrap", "max_questions") if k in y}
+        return {k: y[k] for k in ("grader", "bootstrap", "max_questions")}
     raise KeyError(f"no job spec for rule {rule!r}")
 
 

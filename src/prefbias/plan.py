@@ -477,10 +477,8 @@ def report_spec(config: dict[str, Any], name: str) -> dict[str, Any]:
     template]`` pairs, in config order)."""
     spec: dict[str, Any] = {"rows": report_rows(config, name),
                             "notice": provenance_notice(config, item_model_roles(config, name))}
-    from prefbias.config import with_defaults
-
     sources = {"dimensions": lambda: config["judge"]["dimensions"],
-               "judge_mode": lambda: with_defaults(config["judge"], "judge")["score_mode"],
+               "judge_mode": lambda: config["judge"]["score_mode"],
                # [key, template] pairs: the config's order survives the params' sorted JSON
                "templates": lambda: [list(kv) for kv in
                                      config["sycophancy"]["answer_templates"].items()],

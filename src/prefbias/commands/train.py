@@ -49,10 +49,9 @@ def _orpo(a):
 
 
 def _refs(a):
-    from prefbias.config import with_defaults
     from prefbias.train import refs
 
-    spec = with_defaults(a.spec, "dpo")
+    spec = a.spec
     refs.compute(a.model, a.prefs, a.out, max_length=spec["max_length"],
                  batch_size=a.batch_size or spec["batch_size"], long_prompts=spec["long_prompts"])
 

@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from prefbias.config import with_defaults
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _PUNCT = str.maketrans({c: " " for c in string.punctuation + "‘’“”–—"})
@@ -327,7 +326,6 @@ class Grader:
     """
 
     def __init__(self, spec: dict[str, Any], cache_dir: str | Path | None = None):
-        spec = with_defaults(spec, "sycophancy", "grader")
         self.kind = spec["kind"]
         self.client = None
         self.prompt = spec.get("prompt") or LLM_GRADER_PROMPT

@@ -89,7 +89,7 @@ def packages(config: dict[str, Any], rule: str) -> tuple[str, ...]:
 
 
 def _grader_kind(config: dict[str, Any]) -> str:
-    return ((config.get("sycophancy") or {}).get("grader") or {}).get("kind", "match")
+    return config["sycophancy"]["grader"]["kind"]
 
 
 def api_keys(config: dict[str, Any], rule: str) -> list[str]:
