@@ -10,6 +10,7 @@ from prefbias.evaluation.judge import resolve_judge_spec
 from prefbias.jobspec import job_spec_json
 from prefbias.hpc import needs as _needs
 from prefbias.hpc.resources import rule_resources, rule_threads
+from prefbias.io import write_json
 
 W = plan.workdir(config)
 R = plan.resultdir(config)
@@ -68,6 +69,12 @@ workflow.localrules(*_needs.api_local_rules(config, list(_needs.API_RULES)))
 
 def model_dir(model):
     return plan.model_dir(config, model)
+
+
+def model_build_spec(wildcards):
+    """Params of fetch_model / build_tiny_model: the keys of the model's entry that change the
+    bytes written (prefbias.plan.MODEL_BUILD_KEYS), never its report labels."""
+    return json.dumps(plan.model_build_spec(config, wildcards.model), sort_keys=True)
 
 
 def log_path(rule_name, *wildcard_names):

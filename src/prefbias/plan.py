@@ -172,6 +172,23 @@ def resultdir(config: dict[str, Any]) -> str:
     return f"results/{config['run']}"
 
 
+#: per ``source``, the keys of a config model entry that change the bytes of its fetched or built
+#: directory: the params of fetch_model / build_tiny_model. Labels (``display_name``,
+#: ``stands_in_for``) are read by the report jobs only, so renaming a model retrains nothing.
+MODEL_BUILD_KEYS = {
+    "hf": ("source", "repo", "revision", "chat_template"),
+    "pypi_gguf": ("source", "package", "version", "wheel_sha256", "file", "file_sha256"),
+    "tiny": ("source", "arch", "seed", "hidden_size", "num_layers", "num_heads", "num_kv_heads",
+             "intermediate_size", "vocab_size", "task", "chat_template"),
+}
+
+
+def model_build_spec(config: dict[str, Any], model: str) -> dict[str, Any]:
+    """What fetch_model / build_tiny_model read of a config model: :data:`MODEL_BUILD_KEYS`."""
+    entry = config["models"][model]
+    return {k: entry[k] for k in MODEL_BUILD_KEYS[entry["source"]] if k in entry}
+
+
 def model_dir(config: dict[str, Any], model: str) -> str:
     """Directory holding a loadable (``from_pretrained``) model."""
     kind = "base" if model in config["models"] else "trained"
