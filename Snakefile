@@ -9,6 +9,15 @@ sys.path.insert(0, os.path.join(workflow.basedir, "src"))
 
 from prefbias.config import ConfigError, validate_config
 
+# Paths in the config (fixtures, work/, results/) are relative to the repository root: run there.
+# Without this check Snakemake skips a missing config.yaml when --configfile names an overlay,
+# and the validation lists every required key as missing.
+if not os.path.exists("config.yaml"):
+    raise WorkflowError(
+        f"config.yaml not found here ({os.getcwd()}): run Snakemake from the repository root"
+        f" (cd {workflow.basedir}, or add --directory {workflow.basedir})"
+    )
+
 
 configfile: "config.yaml"
 

@@ -3,11 +3,13 @@
 import json
 import os
 import re
+import sys
 
 from prefbias import plan
 from prefbias.config import sections_json
 from prefbias.evaluation.judge import resolve_judge_spec
 from prefbias.jobspec import job_spec_json
+from prefbias.hpc import hook as _hook
 from prefbias.hpc import needs as _needs
 from prefbias.hpc.resources import rule_resources, rule_threads
 from prefbias.io import write_json
@@ -51,9 +53,18 @@ def nthreads(rule_name):
     return rule_threads(config, rule_name)
 
 
+# --sdm apptainer where apptainer is not installed: plan without images, so that a dry run works
+# (`snakemake --profile slurm -n` on a login node or laptop); a real run stops in onstart
+NO_APPTAINER = _hook.apptainer_missing(workflow)
+if NO_APPTAINER:
+    print(
+        f"note: {_hook.NO_APPTAINER_MESSAGE}: planning without images", file=sys.stderr
+    )
+
+
 def image(name):
     """Container image (path or oras://, docker:// URI with digest) for an environment."""
-    return config.get("containers", {}).get(name)
+    return None if NO_APPTAINER else config.get("containers", {}).get(name)
 
 
 def rule_image(rule_name):
