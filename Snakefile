@@ -79,7 +79,20 @@ onsuccess:
     # onstart made a frozen results/<run>/ writable; give the read-only state back when the
     # run leaves a manifest (a stale one is still reported by `prefbias verify`)
     from pathlib import Path
-    from prefbias.report.freeze import make_readonly
+    from prefbias.report.freeze import (
+        make_readonly,
+        refreeze_hint,
+        written_after_freeze,
+    )
 
     if Path(R, "MANIFEST.json").exists():
+        later = written_after_freeze(R)
+        if (
+            later
+        ):  # e.g. one target regenerated, byte-identical: the freeze did not rerun
+            print(
+                f"note: {len(later)} file(s) of {R} changed after its freeze ({later[0]}, ...):"
+                f" `prefbias verify {R}` reports them; freeze again: {refreeze_hint(R, config['run'])}",
+                file=sys.stderr,
+            )
         make_readonly(Path(R))

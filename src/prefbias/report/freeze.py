@@ -15,7 +15,9 @@ Environment variables are never read into the manifest (the judge key lives in t
 ``changed:``/``missing:``/``extra:`` files and directories (``d/``), ``changed: MANIFEST.json
 field 'x'`` for an edited manifest field, ``symlink:``, ``special file:``, ``writable:`` (a write
 bit on a file or directory of a read-only freeze) and ``malformed: MANIFEST.json (...)``.
-``unfreeze`` restores write permission so the DAG can rerun (Snakemake's ``onstart`` or the
+:func:`explain` adds the likely cause and the command that fixes it when files were written
+after the freeze (a single target regenerated: its log and benchmark change, and Snakemake, seeing
+byte-identical outputs, has nothing to do). ``unfreeze`` restores write permission so the DAG can rerun (Snakemake's ``onstart`` or the
 Makefile calls it before a run; ``freeze`` calls it itself).
 """
 
@@ -312,6 +314,49 @@ def freeze(root: str | Path, config: dict[str, Any], *, repo: str | Path = ".",
     if readonly:
         make_readonly(root)
     return manifest
+
+
+def written_after_freeze(root: str | Path) -> list[str]:
+    """Files under ``root`` modified after its ``MANIFEST.json`` was written (jobs that ran since
+    the freeze), relative to ``root``; empty when there is no manifest."""
+    root = Path(root)
+    mpath = root / MANIFEST
+    if not mpath.is_file():
+        return []
+    since = mpath.stat().st_mtime_ns
+    files = walk(root)[0]
+    return [rel for rel in files if (root / rel).lstat().st_mtime_ns > since]
+
+
+def refreeze_hint(root: str | Path, run: str | None) -> str:
+    """The commands that freeze ``root`` again, as the freeze rule would."""
+    root = Path(root)
+    config = Path("work") / str(run) / "resolved_config.json"
+    out = (f"snakemake --forcerun freeze -- {root / MANIFEST}  (with the run's --configfile "
+           f"options)")
+    if run and config.is_file():
+        out += f", or: prefbias freeze {root} --config-json {config}"
+    return out
+
+
+def explain(root: str | Path, problems: list[str]) -> list[str]:
+    """Lines naming why files differ from the manifest, when they were written after it, and
+    the command that freezes the run again (empty when that is not the cause)."""
+    if not any(p.startswith(("changed: ", "extra: ", "missing: ")) and MANIFEST not in p
+               for p in problems):
+        return []
+    later = written_after_freeze(root)
+    if not later:
+        return []
+    try:
+        run = json.loads((Path(root) / MANIFEST).read_text(encoding="utf-8")).get("run")
+    except (OSError, ValueError, AttributeError):
+        run = None
+    shown = ", ".join(later[:5]) + (f" and {len(later) - 5} more" if len(later) > 5 else "")
+    return [f"cause: {len(later)} file(s) were written after the freeze ({shown}): jobs ran "
+            "since (e.g. one target regenerated); where their outputs came out byte-identical, "
+            "Snakemake has nothing to do and the manifest keeps the old state",
+            f"fix: freeze again: {refreeze_hint(root, run)}"]
 
 
 def _manifest_problems(manifest: Any) -> list[str]:
