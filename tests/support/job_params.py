@@ -2,8 +2,8 @@
 
     python -m tests.support.job_params CONFIGFILE... > params.json
 
-prints ``{"<rule> <first output>": {"params": [serialised params], "deps": [job keys]}}`` for every job of the whole DAG
-(``--forceall``), serialised by Snakemake's own persistence (``Persistence._params``), so two
+prints ``{"<rule> <first output>": {"params": [serialised params], "deps": [job keys]}}`` for
+every job of the whole DAG (``--forceall``), serialised by Snakemake's own persistence (``Persistence._params``), so two
 configs whose outputs get equal params here are equal for ``--rerun-triggers params``: a job
 whose params differ is what Snakemake replans when only the config changed. No job runs and no
 metadata is written (``--nolock``, nothing executed).
@@ -20,8 +20,13 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def job_params(configfiles: list[str]) -> dict[str, list]:
     from snakemake.api import SnakemakeApi
-    from snakemake.settings.types import (ConfigSettings, DAGSettings, OutputSettings, Quietness,
-                                          ResourceSettings)
+    from snakemake.settings.types import (
+        ConfigSettings,
+        DAGSettings,
+        OutputSettings,
+        Quietness,
+        ResourceSettings,
+    )
 
     with SnakemakeApi(OutputSettings(quiet={Quietness.ALL})) as api:
         wf_api = api.workflow(resource_settings=ResourceSettings(cores=1),

@@ -17,8 +17,8 @@ field 'x'`` for an edited manifest field, ``symlink:``, ``special file:``, ``wri
 bit on a file or directory of a read-only freeze) and ``malformed: MANIFEST.json (...)``.
 :func:`explain` adds the likely cause and the command that fixes it when files were written
 after the freeze (a single target regenerated: its log and benchmark change, and Snakemake, seeing
-byte-identical outputs, has nothing to do). ``unfreeze`` restores write permission so the DAG can rerun (Snakemake's ``onstart`` or the
-Makefile calls it before a run; ``freeze`` calls it itself).
+byte-identical outputs, has nothing to do). ``unfreeze`` restores write permission so the DAG can
+rerun (Snakemake's ``onstart`` or the Makefile calls it before a run; ``freeze`` calls it itself).
 """
 
 from __future__ import annotations

@@ -105,8 +105,8 @@ def _paths(out: str | Path, metrics: str | Path, summary: str | Path, ckpt: str 
 # ---------------------------------------------------------------------------------------------
 def train_config(kind: str, spec: dict[str, Any], *, model_id: str, seed: int,
                  **fixed: Any) -> TrainConfig:
-    """The one TrainConfig of every recipe: each field from the section (schema defaults
-    filled where the config was loaded, prefbias.config); ``fixed`` holds what a recipe computes itself."""
+    """The one TrainConfig of every recipe: each field from the section (schema defaults filled
+    where the config was loaded, prefbias.config); ``fixed`` holds what a recipe computes."""
     lr, opt = _optimizer(spec)
     values = dict(kind=kind, model_id=model_id, seed=seed, batch_size=spec["batch_size"],
                   grad_accum=spec.get("grad_accum"), lr=lr, optimizer=opt,
