@@ -3,10 +3,11 @@
     python -m tests.support.job_params CONFIGFILE... > params.json
 
 prints ``{"<rule> <first output>": {"params": [serialised params], "deps": [job keys]}}`` for
-every job of the whole DAG (``--forceall``), serialised by Snakemake's own persistence (``Persistence._params``), so two
-configs whose outputs get equal params here are equal for ``--rerun-triggers params``: a job
-whose params differ is what Snakemake replans when only the config changed. No job runs and no
-metadata is written (``--nolock``, nothing executed).
+every job of the whole DAG (``--forceall``), params serialised by Snakemake's own persistence
+(``Persistence._params``): a job whose params differ between two configs is what Snakemake
+replans when only the config changed (``--rerun-triggers params``), with everything downstream
+of it (:func:`replanned`). No job runs and no metadata is written (``--nolock``). Optionally
+a schema default is replaced first (``--schema-default``: what a changed default replans).
 """
 
 from __future__ import annotations
