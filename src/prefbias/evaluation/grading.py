@@ -328,13 +328,13 @@ class Grader:
         self.kind = spec["kind"]
         self.client = None
         self.prompt = spec.get("prompt") or LLM_GRADER_PROMPT
-        self.temperature = float(spec["temperature"])
-        self.max_tokens = int(spec["max_tokens"])
         if self.kind == "llm":
             from prefbias.api_client import make_client
 
             self.client = make_client({"model": "gpt-3.5-turbo-0125", **spec}, cache_dir,
                                       purpose="sycophancy grader", section="sycophancy.grader")
+            self.temperature = float(spec["temperature"])
+            self.max_tokens = int(spec["max_tokens"])
         elif self.kind != "match":
             raise ValueError(f"unknown grader kind {self.kind!r} (match | llm)")
 
