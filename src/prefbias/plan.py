@@ -104,10 +104,6 @@ def base_models(config: dict[str, Any]) -> dict[str, ModelSpec]:
     return {name: ModelSpec(name, "base", name) for name in config["models"]}
 
 
-def all_models(config: dict[str, Any]) -> dict[str, ModelSpec]:
-    return {**base_models(config), **trained_models(config)}
-
-
 def stylized_models(config: dict[str, Any], seed: int) -> list[ModelSpec]:
     """The six models of stylized-dpo Tables 3-8, in the paper's row order."""
     base = config["sft"]["base_model"]
@@ -144,10 +140,6 @@ def sycophancy_ids(config: dict[str, Any]) -> list[str]:
 def evaluated_models(config: dict[str, Any]) -> list[str]:
     """Ids of every model that gets evaluated (both papers, all seeds), without duplicates."""
     return list(dict.fromkeys(stylized_ids(config) + sycophancy_ids(config)))
-
-
-def dpo_group(config: dict[str, Any], model: str) -> str:
-    return trained_models(config)[model].group
 
 
 def model_seed(config: dict[str, Any], model: str) -> int:
@@ -471,11 +463,6 @@ def item_model_roles(config: dict[str, Any], name: str) -> dict[str, list[str]]:
         if block.get("backend") != "openai":  # an API model is not a config model
             out.setdefault(block.get(key), []).append(role)
     return {m: r for m, r in out.items() if m in config["models"]}
-
-
-def item_models(config: dict[str, Any], name: str) -> list[str]:
-    """The config models one report item's numbers rest on."""
-    return list(item_model_roles(config, name))
 
 
 def run_model_roles(config: dict[str, Any]) -> dict[str, list[str]]:

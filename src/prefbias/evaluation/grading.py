@@ -265,27 +265,6 @@ def _among_candidates(clauses: list[list[str]], m: _Mention, gold: list[_Mention
     return any(c and c[0] == "or" for c in nxt)
 
 
-_LETTER_PATTERNS = [
-    re.compile(r"^\s*\(?([A-Z])\)"),                    # "B) ..." / "(B) ..." (after a prefill)
-    re.compile(r"^\s*([A-Z])(?:[\s.,:;]|$)"),            # "B" / "B." / "B ..."
-    re.compile(r"answer is\s*:?\s*\(?([A-Z])\)"),         # "... the answer is (B)"
-    re.compile(r"\(([A-Z])\)"),                          # first "(X)" anywhere
-]
-
-
-def parse_letter(text: str | None, letters: str | Sequence[str] | None) -> str | None:
-    """The answer letter in ``text`` (continuation of "The answer is (" or a free reply); None
-    when no valid letter can be found."""
-    if not text:
-        return None
-    valid = set(letters) if letters else set(string.ascii_uppercase)
-    for pat in _LETTER_PATTERNS:
-        m = pat.search(text)
-        if m and m.group(1) in valid:
-            return m.group(1)
-    return None
-
-
 def answer_aliases(row: dict[str, Any]) -> list[str]:
     aliases = list(row.get("aliases") or [])
     if row.get("correct_answer"):

@@ -460,22 +460,10 @@ class Trainer:
 
 
 def _progress(total, initial, desc, enabled):
-    try:
-        from tqdm import tqdm
+    from tqdm import tqdm
 
-        return tqdm(total=total, initial=initial, desc=desc, file=sys.stderr,
-                    disable=not enabled, mininterval=5.0)
-    except ImportError:  # pragma: no cover
-        class _N:
-            def update(self, *_):
-                pass
-
-            def set_postfix(self, **_):
-                pass
-
-            def close(self):
-                pass
-        return _N()
+    return tqdm(total=total, initial=initial, desc=desc, file=sys.stderr, disable=not enabled,
+                mininterval=5.0)
 
 
 def write_outputs(trainer: Trainer, summary: dict[str, Any], tokenizer, *, out_dir: str | Path,

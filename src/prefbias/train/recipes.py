@@ -25,7 +25,6 @@ import torch
 
 from prefbias.io import DataError
 from prefbias.plan import (  # noqa: F401 - re-exported
-    dpo_group,
     dpo_group_spec,
     has_test_split,
     model_seed,
