@@ -334,11 +334,68 @@ def sycophancy_rows(config: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+# ------------------------------------------------------------------------------------------------
+# reward-model win rate: which (model, baseline) pairs are scored (stylized-dpo §3.3.1)
+# ------------------------------------------------------------------------------------------------
+# Table 3 scores every trained stylized-dpo model against ``reward_winrate.baseline`` (the base
+# model). ``reward_winrate.pairs`` adds the paper's other comparisons ("SFT vs. base, DPO vs.
+# SFT"): a list of ``[model, baseline]`` names, each a role of the stylized-dpo plan (``base``,
+# ``sft``, ``ultrafeedback``, a style of ``styles.names``) or a model id of that plan. Roles are
+# resolved per seed (``sft`` -> ``sft-s<seed>``); the base model has no seed.
+PAIR_ROLES = ("base", "sft", "ultrafeedback")
+
+
+def _role_table(config: dict[str, Any], seed: int) -> dict[str, Any]:
+    rows = stylized_models(config, seed)
+    out = {"base": rows[0], "sft": rows[1], "ultrafeedback": rows[2]}
+    for style, m in zip(config["styles"]["names"], rows[3:], strict=True):
+        out[style] = m
+    for m in rows:
+        out.setdefault(m.id, m)
+    return out
+
+
+def resolve_pairs(config: dict[str, Any]) -> list[dict[str, Any]]:
+    """The configured pairs over every seed, de-duplicated, in config order:
+    ``{"id", "label", "kind", "seed", "baseline", "baseline_label"}``.
+
+    Raises ``ValueError`` naming ``reward_winrate.pairs[i]`` for an unknown name or a model paired
+    with itself."""
+    pairs = config["reward_winrate"]["pairs"]
+    out: dict[tuple[str, str], dict[str, Any]] = {}
+    for seed in config["seeds"]:
+        roles = _role_table(config, seed)
+        for i, pair in enumerate(pairs):
+            where = f"config key 'reward_winrate.pairs[{i}]'"
+            if not isinstance(pair, (list, tuple)) or len(pair) != 2:
+                raise ValueError(f"{where}: expected [model, baseline], got {pair!r}")
+            resolved = []
+            for name in pair:
+                if name not in roles:
+                    known = ", ".join([*PAIR_ROLES, *config["styles"]["names"]])
+                    raise ValueError(f"{where}: unknown model {name!r} (a role: {known}; or a "
+                                     "stylized-dpo model id)")
+                resolved.append(roles[name])
+            m, b = resolved
+            if m.id == b.id:
+                raise ValueError(f"{where}: {pair[0]!r} is paired with itself")
+            out.setdefault((m.id, b.id), {"id": m.id, "label": m.label, "kind": m.kind,
+                                          "seed": m.seed if m.seed is not None else b.seed,
+                                          "baseline": b.id, "baseline_label": b.label})
+    return list(out.values())
+
+
+def pair_result_path(config: dict[str, Any], model: str, baseline: str) -> str:
+    """Where a pair's win rate lives, relative to ``results/<run>``: Table 3's file when the
+    baseline is Table 3's (never scored twice), else ``eval/reward_vs/<baseline>/<model>.json``."""
+    if baseline == config["reward_winrate"]["baseline"]:
+        return f"eval/reward/{model}.json"
+    return f"eval/reward_vs/{baseline}/{model}.json"
+
+
 def reward_pair_rows(config: dict[str, Any]) -> list[dict[str, Any]]:
     """Rows of the companion of Table 3 (``table3_pairs``): the ``reward_winrate.pairs`` over
     every seed, each with ``file`` = its win-rate JSON relative to ``results/<run>``."""
-    from prefbias.evaluation.winrate import pair_result_path, resolve_pairs
-
     return [{**p, "file": pair_result_path(config, p["id"], p["baseline"])}
             for p in resolve_pairs(config)]
 
