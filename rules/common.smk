@@ -11,7 +11,7 @@ from prefbias.evaluation.judge import resolve_judge_spec
 from prefbias.jobspec import job_spec_json
 from prefbias.hpc import hook as _hook
 from prefbias.hpc import needs as _needs
-from prefbias.hpc.resources import rule_resources, rule_threads
+from prefbias.hpc.resources import api_local_rules, rule_resources, rule_threads
 from prefbias.io import write_json
 
 W = plan.workdir(config)
@@ -75,7 +75,7 @@ def rule_image(rule_name):
 # API-calling rules run on the login node unless cluster.internet.partition names a partition
 # whose nodes reach the internet (docs/HPC.md "Internet and credentials").
 # (the localrules directive takes literal names only: its method, with the computed list)
-workflow.localrules(*_needs.api_local_rules(config, list(_needs.API_RULES)))
+workflow.localrules(*api_local_rules(config, list(_needs.API_RULES)))
 
 
 def model_dir(model):
