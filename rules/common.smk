@@ -7,7 +7,6 @@ import sys
 
 from prefbias import plan
 from prefbias.config import sections_json
-from prefbias.evaluation.judge import resolve_judge_spec
 from prefbias.jobspec import job_spec_json
 from prefbias.hpc import hook as _hook
 from prefbias.hpc import needs as _needs
@@ -164,8 +163,7 @@ def _local_model(block):
 
 def judge_block(judge):
     """The first judge's config block, or the second judge's merged over it (judge wildcard)."""
-    which = "second" if judge == "judge_second" else "primary"
-    return resolve_judge_spec(config["judge"], which)
+    return plan.resolve_judge_spec(config["judge"], judge)
 
 
 def _judge_dir_arg(block):

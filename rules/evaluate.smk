@@ -35,7 +35,7 @@ rule judge:
     benchmark:
         bench_path("judge", "judge", "model")
     wildcard_constraints:
-        judge="judge|judge_second",
+        judge="|".join(plan.JUDGE_WHICH),
     container:
         rule_image("judge")
     threads: nthreads("judge")
@@ -43,7 +43,7 @@ rule judge:
         **res("judge"),
     params:
         spec=job_spec("judge"),
-        which=lambda w: "second" if w.judge == "judge_second" else "primary",
+        which=lambda w: plan.JUDGE_WHICH[w.judge],
         judge_dir=lambda w: _judge_dir_arg(judge_block(w.judge)),
         cache=f"{W}/cache/judge",
     shell:

@@ -57,10 +57,8 @@ def job_spec(config: dict[str, Any], rule: str, **wc: str) -> dict[str, Any]:
             out.pop("mmlu_subjects", None)
         return out
     if rule in ("judge", "judge_check"):  # the first judge never reads the second's block
-        from prefbias.evaluation.judge import resolve_judge_spec
-
-        which = "second" if wc.get("judge") == "judge_second" else "primary"
-        mode = resolve_judge_spec(config["judge"], which)["score_mode"]
+        which = plan.JUDGE_WHICH[wc.get("judge", "judge")]
+        mode = plan.resolve_judge_spec(config["judge"], which)["score_mode"]
         j = _without(config["judge"], "check_set")  # which rows to check: the rule's input
         if which == "primary":
             j = _without(j, "second_judge")

@@ -142,6 +142,23 @@ def evaluated_models(config: dict[str, Any]) -> list[str]:
     return list(dict.fromkeys(stylized_ids(config) + sycophancy_ids(config)))
 
 
+#: the ``{judge}`` wildcard of the judge rule (its output directory) -> the judge block it runs
+JUDGE_WHICH = {"judge": "primary", "judge_second": "second"}
+
+
+def resolve_judge_spec(spec: dict[str, Any], which: str = "primary") -> dict[str, Any]:
+    """The judge block to use (``which``: primary | second; a judge wildcard is mapped by
+    :data:`JUDGE_WHICH`): the ``judge`` section itself, or ``second_judge`` merged over it."""
+    which = JUDGE_WHICH.get(which, which)
+    base = {k: v for k, v in spec.items() if k != "second_judge"}
+    if which == "primary":
+        return base
+    second = spec.get("second_judge")
+    if not second:
+        raise ValueError("judge.second_judge is not configured")
+    return {**base, **second}
+
+
 def model_seed(config: dict[str, Any], model: str) -> int:
     return int(trained_models(config)[model].seed)
 

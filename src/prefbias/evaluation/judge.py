@@ -39,6 +39,7 @@ from prefbias.api_client import (  # noqa: F401 - ApiError/ApiKeyError/run_paral
 )
 from prefbias.evaluation.stats import bootstrap_args, summarize
 from prefbias.io import DataError, check_field, iter_jsonl, write_json, write_jsonl
+from prefbias.plan import resolve_judge_spec  # noqa: F401 - re-exported (the CLI, tests)
 
 log = logging.getLogger(__name__)
 
@@ -361,17 +362,6 @@ class HFJudge:
 # ---------------------------------------------------------------------------------------------
 # Entry point
 # ---------------------------------------------------------------------------------------------
-def resolve_judge_spec(spec: dict[str, Any], which: str = "primary") -> dict[str, Any]:
-    """The judge block to use: the section itself, or ``second_judge`` merged over it."""
-    base = {k: v for k, v in spec.items() if k != "second_judge"}
-    if which == "primary":
-        return base
-    second = spec.get("second_judge")
-    if not second:
-        raise ValueError("judge.second_judge is not configured")
-    return {**base, **second}
-
-
 def read_generations(path: str | Path) -> list[dict[str, Any]]:
     rows = []
     for line, row in iter_jsonl(path):
