@@ -14,6 +14,13 @@ from typing import Any
 
 from prefbias import plan
 
+#: keys of the judge section only the API judge reads (the client's settings, the API's
+#: log-probs and re-asking); a local (hf) judge decodes greedily and reads none of them
+JUDGE_API_KEYS = ("base_url", "api_key_env", "max_retries", "max_concurrency",
+                  "requests_per_minute", "timeout_s", "retry_backoff_s", "max_backoff_s",
+                  "max_retry_after_s", "price_per_1m_tokens", "top_logprobs",
+                  "max_parse_retries", "temperature")
+
 
 def _without(section: dict[str, Any], *keys: str) -> dict[str, Any]:
     return {k: v for k, v in section.items() if k not in keys}
@@ -58,10 +65,13 @@ def job_spec(config: dict[str, Any], rule: str, **wc: str) -> dict[str, Any]:
         return out
     if rule in ("judge", "judge_check"):  # the first judge never reads the second's block
         which = plan.JUDGE_WHICH[wc.get("judge", "judge")]
-        mode = plan.resolve_judge_spec(config["judge"], which)["score_mode"]
+        block = plan.resolve_judge_spec(config["judge"], which)
+        mode = block["score_mode"]
         j = _without(config["judge"], "check_set")  # which rows to check: the rule's input
         if which == "primary":
             j = _without(j, "second_judge")
+        if block["backend"] == "hf":  # the judge this job runs (the second: merged block)
+            j = _without(j, *JUDGE_API_KEYS)
         # yes_no mode reads its questions, not the B.1 prompt; the other modes the reverse
         return _without(j, "prompt" if mode == "yes_no" else "yes_no")
     if rule == "judge_agreement":  # which judges and dimensions: the scores are its inputs
