@@ -9,6 +9,15 @@ sys.path.insert(0, os.path.join(workflow.basedir, "src"))
 
 from prefbias.config import ConfigError, validate_config
 
+# Paths in the config (fixtures, work/, results/) are relative to the repository root: run there.
+# Without this check Snakemake skips a missing config.yaml when --configfile names an overlay,
+# and the validation lists every required key as missing.
+if not os.path.exists("config.yaml"):
+    raise WorkflowError(
+        f"config.yaml not found here ({os.getcwd()}): run Snakemake from the repository root"
+        f" (cd {workflow.basedir}, or add --directory {workflow.basedir})"
+    )
+
 
 configfile: "config.yaml"
 
@@ -72,7 +81,20 @@ onsuccess:
     # onstart made a frozen results/<run>/ writable; give the read-only state back when the
     # run leaves a manifest (a stale one is still reported by `prefbias verify`)
     from pathlib import Path
-    from prefbias.report.freeze import make_readonly
+    from prefbias.report.freeze import (
+        make_readonly,
+        refreeze_hint,
+        written_after_freeze,
+    )
 
     if Path(R, "MANIFEST.json").exists():
+        later = written_after_freeze(R)
+        if (
+            later
+        ):  # e.g. one target regenerated, byte-identical: the freeze did not rerun
+            print(
+                f"note: {len(later)} file(s) of {R} changed after its freeze ({later[0]}, ...):"
+                f" `prefbias verify {R}` reports them; freeze again: {refreeze_hint(R, config['run'])}",
+                file=sys.stderr,
+            )
         make_readonly(Path(R))

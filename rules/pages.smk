@@ -29,6 +29,8 @@ rule report_pages:
         evals=EVALUATE_TARGETS,
         helm=HELM_TARGETS,
         prefs=[plan.prefs_path(config, p, "train") for p in card_prefsets(config)],
+        # the resolved config as a file (rule resolved_config, rules/report.smk)
+        config=f"{W}/resolved_config.json",
     output:
         [
             report(
@@ -60,10 +62,9 @@ rule report_pages:
     resources:
         **res("report_pages"),
     params:
-        config=lambda w: json.dumps(config, sort_keys=True),
         # R and W, from the files (R/software_versions.yml, W/data/prefs/<set>/train.jsonl)
         results=lambda w, output: os.path.dirname(output.versions),
         work=lambda w, input: str(Path(input.prefs[0]).parents[3]),
     shell:
         "prefbias report-pages --results {params.results} --work {params.work}"
-        " --config-json {params.config:q} 2> {log}"
+        " --config-json {input.config} 2> {log}"

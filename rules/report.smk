@@ -93,6 +93,24 @@ for _name, _item in plan.REPORT_ITEMS.items():
         localrule: True
 
 
+# The resolved config (defaults filled) the report and the freeze record, as a file: on their command
+# lines it would be ~10 KB printed by every run and dry run. Its params are the rerun trigger: a
+# config edit rewrites the file, and the report and freeze rerun on their changed input.
+localrules:
+    resolved_config,
+
+
+rule resolved_config:
+    output:
+        f"{W}/resolved_config.json",
+    log:
+        f"{W}/logs/resolved_config/all.log",
+    params:
+        config=lambda w: json.dumps(config, sort_keys=True),
+    run:
+        write_json(output[0], json.loads(params.config))
+
+
 # `snakemake --report` only reads .snakemake/ metadata: it runs where Snakemake runs, in the train
 # image (which carries Snakemake) with --sdm apptainer.
 localrules:
@@ -104,6 +122,7 @@ rule snakemake_report:
         targets=REPORT_TARGETS + PAGES_TARGETS,
         captions=[in_checkout(caption(n)) for n in ("table", "figure", "vs_paper")],
         workflow_caption=in_checkout(f"{workflow.basedir}/report/workflow.rst"),
+        config=rules.resolved_config.output[0],
     output:
         f"{R}/report.html",
     log:
@@ -116,11 +135,10 @@ rule snakemake_report:
     resources:
         **res("snakemake_report"),
     params:
-        config=lambda w: json.dumps(config, sort_keys=True),
         snakefile=in_checkout(workflow.main_snakefile),
     shell:
         "prefbias snakemake-report --out {output} --snakefile {params.snakefile:q}"
-        " --config-json {params.config:q} {input.targets:q} 2> {log}"
+        " --config-json {input.config} {input.targets:q} 2> {log}"
 
 
 rule freeze:
@@ -128,6 +146,7 @@ rule freeze:
         REPORT_TARGETS,
         PAGES_TARGETS,
         f"{R}/report.html",
+        config=rules.resolved_config.output[0],
     output:
         f"{R}/MANIFEST.json",
     log:
@@ -139,6 +158,5 @@ rule freeze:
         **res("freeze"),
     params:
         results=lambda w, output: os.path.dirname(output[0]),
-        config=lambda w: json.dumps(config, sort_keys=True),
     shell:
-        "prefbias freeze {params.results} --config-json {params.config:q} 2> {log}"
+        "prefbias freeze {params.results} --config-json {input.config} 2> {log}"

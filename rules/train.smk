@@ -42,7 +42,7 @@ rule train_sft:
         spec=job_spec("train_sft"),
         seed=lambda w: plan.model_seed(config, w.model),
         ckpt=lambda w: f"{W}/ckpt/{w.model}",
-        tracking=lambda w: json.dumps(config.get("tracking", {}), sort_keys=True),
+        tracking=lambda w: json.dumps(config["tracking"], sort_keys=True),
         tracking_dir=f"{W}/tracking",
     shell:
         "exec prefbias train-sft --model-id {wildcards.model} --init {input.init}"
@@ -102,7 +102,7 @@ rule train_dpo:
         spec=job_spec("train_dpo"),
         seed=lambda w: plan.model_seed(config, w.model),
         ckpt=lambda w: f"{W}/ckpt/{w.model}",
-        tracking=lambda w: json.dumps(config.get("tracking", {}), sort_keys=True),
+        tracking=lambda w: json.dumps(config["tracking"], sort_keys=True),
         tracking_dir=f"{W}/tracking",
         eval=_dpo_eval_args,
     shell:
@@ -138,7 +138,7 @@ rule train_orpo:
         spec=job_spec("train_orpo"),
         seed=lambda w: plan.model_seed(config, w.model),
         ckpt=lambda w: f"{W}/ckpt/{w.model}",
-        tracking=lambda w: json.dumps(config.get("tracking", {}), sort_keys=True),
+        tracking=lambda w: json.dumps(config["tracking"], sort_keys=True),
         tracking_dir=f"{W}/tracking",
     shell:
         "exec prefbias train-orpo --model-id {wildcards.model} --init {input.init}"

@@ -118,11 +118,10 @@ def test_nothing_at_all_is_a_fresh_start(tmp_path):
     assert ckpt.find_latest(tmp_path, "fp") is None
 
 
-def test_checkpoint_keep_is_configured_and_defaults_to_two(data, tmp_path, monkeypatch):
-    from prefbias.config import schema_defaults
-
+def test_checkpoint_keep_is_configured_and_defaults_to_two(data, tmp_path, monkeypatch,
+                                                          tiny_config):
     for section in ("sft", "dpo", "orpo"):
-        assert schema_defaults(section)["checkpoint_keep"] == 2
+        assert tiny_config[section]["checkpoint_keep"] == 2  # the schema's default, filled
     init = synthetic.build_model(tmp_path / "base", seed=1)
     d = _crash(data, tmp_path / "a", init, monkeypatch, 5)  # checkpoints at steps 2 and 4
     assert sorted(p.name for p in d.glob("step-*")) == ["step-2", "step-4"]

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import copy
 import json
+from pathlib import Path
 
 import pytest
+import yaml
 
 from prefbias import plan
 from prefbias.config import ConfigError, deep_merge, validate_config
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_paper_config_holds_paper_quantities(paper_config):
@@ -215,11 +219,12 @@ def test_sections_json_passes_only_the_named_sections():
 
 
 def test_schema_defaults_are_valid_values_of_their_keys():
-    """Optional keys' defaults live in the schema (prefbias.config.with_defaults fills them):
-    each is a valid value of its own key (null = "unset")."""
+    """Optional keys' defaults live in the schema (prefbias.config.fill_defaults writes them into
+    the config once, where it is loaded): each is a valid value of its own key (null =
+    "unset"), in the sections and in the shared definitions ($defs) alike."""
     import jsonschema
 
-    from prefbias.config import load_schema, schema_defaults, with_defaults
+    from prefbias.config import load_schema
 
     schema = load_schema()
     defs = schema["$defs"]
@@ -233,9 +238,10 @@ def test_schema_defaults_are_valid_values_of_their_keys():
                 yield from walk(sub, path + [key])
 
     found = list(walk(schema, []))
+    for name, node in defs.items():
+        found += list(walk(node, ["$defs", name]))
     assert "judge.max_tokens" in found and "sycophancy.grader.kind" in found
-    assert schema_defaults("judge")["score_mode"] == "parse"
-    assert with_defaults({"max_tokens": 7}, "judge")["max_tokens"] == 7  # config wins
+    assert "$defs.bootstrap.n" in found and "$defs.optimizer.weight_decay" in found
 
 
 def test_other_readings_overlay_trains_models_with_ids_of_their_own(tiny_config):
@@ -264,3 +270,32 @@ def test_other_readings_overlay_trains_models_with_ids_of_their_own(tiny_config)
     rule = (ROOT / "rules" / "train.smk").read_text()
     pattern = re.search(r'model=r"(dpo-[^"]+)"', rule).group(1)
     assert all(re.fullmatch(pattern, m) for m in trained if m.startswith("dpo-"))
+
+
+def test_defaults_are_filled_once_where_the_config_is_loaded(tiny_config):
+    """load_config / validate_config write every schema default into the config, down to the
+    leaves ($ref'd blocks, each entry of a map), so a job's params hold every value it reads;
+    a key the config sets wins over its default."""
+    assert tiny_config["reward_winrate"]["tie_eps"] == 0.0
+    assert tiny_config["report"]["bootstrap"]["n"] == 200  # configs/tiny.yaml's own value
+    c = copy.deepcopy(tiny_config)
+    del c["judge"]["bootstrap"], c["orpo"]["lora"]["dropout"], c["dpo"]["styles"]["cycle_mode"]
+    del c["judge"]["max_parse_retries"]
+    c["sft"]["optimizer"] = {"name": "adamw", "lr": 1e-4}
+    assert validate_config(c) is c
+    assert c["judge"]["bootstrap"] == {"n": 1000, "seed": 0, "ci": 0.95}  # $ref + its defaults
+    assert c["judge"]["max_parse_retries"] == 3 and c["orpo"]["lora"]["dropout"] == 0.0
+    assert c["sft"]["optimizer"] == {"name": "adamw", "lr": 1e-4, "betas": [0.9, 0.999],
+                                     "weight_decay": 0.0}
+    assert c["dpo"]["styles"]["cycle_mode"] == "chained"  # a nested block's default
+
+
+def test_a_key_written_at_its_default_changes_nothing(tiny_config, tmp_path):
+    """Writing every default out (the filled config as an overlay) loads the same config, so no
+    job's params change (tests/test_dag.py dry-runs the same through Snakemake)."""
+    from prefbias.config import load_config
+
+    overlay = tmp_path / "all_defaults.yaml"
+    overlay.write_text(yaml.safe_dump(tiny_config))
+    assert load_config(ROOT / "config.yaml", ROOT / "configs" / "tiny.yaml", overlay) == \
+        tiny_config

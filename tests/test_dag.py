@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -9,6 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from tests.support.job_params import replanned, rule_counts
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"}
@@ -96,3 +99,73 @@ def test_only_judge_rules_carry_the_judge_prompt(tiny_config):
             assert smk.name in ("evaluate.smk", "common.smk"), smk.name
         for key in re.findall(r'config\["judge"\]\["(\w+)"\]', text):
             assert key != "prompt" or smk.name == "evaluate.smk", (smk.name, key)
+
+
+# What Snakemake's params rerun-trigger replans when only the config changes (issues 21, 23):
+# every job's params as Snakemake records them (tests/support/job_params.py), compared between
+# two configs; a job whose params differ reruns, and so does everything downstream of it.
+def _job_params(*args: str) -> dict[str, dict]:
+    proc = subprocess.run([sys.executable, "-m", "tests.support.job_params", *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=900, env=ENV)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout)
+
+
+TINY = ("config.yaml", "configs/tiny.yaml")
+
+
+@pytest.fixture(scope="module")
+def tiny_params():
+    return _job_params(*TINY)
+
+
+def _overlay(tmp_path: Path, overlay: dict) -> str:
+    path = tmp_path / "overlay.yaml"
+    path.write_text(json.dumps(overlay))
+    return str(path)
+
+
+def test_a_key_written_at_its_default_replans_nothing(tiny_params, tmp_path):
+    """Defaults are filled once where the config is loaded (prefbias.config.fill_defaults), so
+    writing keys out at their schema defaults leaves every job's params as they were."""
+    overlay = {"reward_winrate": {"tie_eps": 0.0, "scoring": "token0_logit"},
+               "judge": {"top_logprobs": 20, "check_set": "judge_check"},
+               "sft": {"long_prompts": "drop"}, "orpo": {"lora": {"dropout": 0.0}},
+               "dpo": {"styles": {"cycle_mode": "chained"}},
+               "sycophancy": {"grader": {"kind": "match"}}}
+    after = _job_params(*TINY, _overlay(tmp_path, overlay))
+    assert replanned(tiny_params, after) == set()
+
+
+def test_a_changed_default_replans_exactly_the_jobs_that_read_it(tiny_params):
+    """A default changed in the schema reaches the params of the jobs that read the key (the
+    reward win rates, and the resolved config the report and freeze record) and nothing else;
+    downstream, only the tables that read those files and the report / freeze rerun."""
+    after = _job_params("--schema-default", "reward_winrate.tie_eps=0.1", *TINY)
+    direct = {k.split()[0] for k, v in after.items() if v["params"] != tiny_params[k]["params"]}
+    assert direct == {"reward_winrate", "reward_winrate_pair", "resolved_config"}
+    jobs = rule_counts(replanned(tiny_params, after))
+    assert set(jobs) == {"reward_winrate", "reward_winrate_pair", "table", "resolved_config",
+                         "snakemake_report", "freeze", "all"}, jobs
+    assert jobs["table"] == 2  # Table 3 and its companion of further pairs
+
+
+def test_renaming_a_model_retrains_nothing(tiny_params, tmp_path):
+    """A model's display_name is a label: it reaches the report jobs (captions, row names),
+    never fetch_model or anything trained or evaluated on the model (issue 23)."""
+    overlay = {"models": {"smollm2-135m-instruct": {"display_name": "SmolLM2 (renamed)"}}}
+    jobs = rule_counts(replanned(tiny_params, _job_params(*TINY, _overlay(tmp_path, overlay))))
+    assert jobs and set(jobs) <= {"table", "figure", "resolved_config", "snakemake_report",
+                                  "freeze", "all"}, jobs
+
+
+def test_no_command_line_carries_the_whole_config():
+    """The report and freeze read the resolved config from a file (rule resolved_config): a dry
+    run prints no ~10 KB JSON of the whole config (its `cluster` section is nowhere else)."""
+    cmd = [sys.executable, "-m", "snakemake", "-n", "-p", "--forceall", "--cores", "1",
+           "--configfile=configs/tiny.yaml", "results/tiny/MANIFEST.json"]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900, env=ENV)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = proc.stdout + proc.stderr
+    assert "prefbias freeze results/tiny --config-json work/tiny/resolved_config.json" in out
+    assert '"cluster": {' not in out

@@ -132,8 +132,9 @@ def test_only_what_reads_the_judge_reruns(demo: Path):
     template = judge["yes_no"]["template"] + " Be strict."
     overlay.write_text(json.dumps({"judge": {"yes_no": {"template": template}}}))
     jobs = _planned_jobs(demo, "--configfile", "configs/tiny.yaml", str(overlay))
-    judging = {"judge", "judge_check", "table", "figure", "report_pages", "snakemake_report",
-               "freeze"}  # report_pages: the sample pages and model cards show judge scores
+    # report_pages: the sample pages and model cards show judge scores
+    judging = {"judge", "judge_check", "table", "figure", "report_pages", "resolved_config",
+               "snakemake_report", "freeze"}
     assert judging <= set(jobs) <= judging | {"all"}
     # two tables (judge_scores, judge_check) and one figure (stylized_figure3): what reads them
     assert jobs["judge_check"] == 1 and jobs["table"] == 2 and jobs["figure"] == 1, jobs

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from prefbias.evaluation.agreement import agreement, spearman, weighted_kappa
-from prefbias.evaluation.grading import Grader, alias_match, normalize, parse_letter
+from prefbias.evaluation.grading import Grader, alias_match, normalize
 from prefbias.evaluation.reward import outcome, parse_reward, win_rate
 from prefbias.evaluation.stats import bootstrap_ci, summarize
 from prefbias.evaluation.sycophancy import (
@@ -42,18 +42,12 @@ def test_parse_reward_endpoint_answer():
 
 
 # ------------------------------------------------------------------------------------ graders
-def test_alias_and_letter_graders():
+def test_alias_grader():
     assert normalize("The Eiffel-Tower!") == "eiffel tower"
     assert alias_match("I believe it's the Eiffel Tower.", ["Eiffel Tower"])
     assert alias_match("answer: paris, france", ["Paris"])
     assert not alias_match("Parisian food", ["Paris"])  # whole words only
     assert not alias_match("anything", ["", "The"])     # empty after normalising
-    assert parse_letter("B) Nitrogen", "ABCD") == "B"
-    assert parse_letter("C", "ABC") == "C"
-    assert parse_letter("I think the answer is (D).", "ABCDE") == "D"
-    assert parse_letter("E) five", "ABCD") is None   # not one of the options
-    assert parse_letter("maybe?", "ABCD") is None
-    assert parse_letter("", "AB") is None
 
 
 # --------------------------------------------------------------------------------- sycophancy

@@ -17,11 +17,13 @@ from prefbias.plan import dpo_group_spec
 from prefbias.report import figures
 from prefbias.train import recipes, refs, synthetic
 from prefbias.train.loop import SimulatedCrash
+from tests.support.sections import job_section
 
-DPO = {"batch_size": 2, "grad_accum": 2, "max_length": 128, "eval_steps": 2, "warmup_ratio": 0.1,
-       "cycles": 1, "epochs": 1, "max_steps": 4, "beta": 0.1, "max_grad_norm": 1.0,
-       "eval_max_examples": 4, "checkpoint_steps": 2,
-       "optimizer": {"name": "rmsprop", "lr": 1e-3, "weight_decay": 0.01}}
+DPO = job_section("dpo", {  # as a job receives it: schema defaults filled
+    "batch_size": 2, "grad_accum": 2, "max_length": 128, "eval_steps": 2, "warmup_ratio": 0.1,
+    "cycles": 1, "epochs": 1, "max_steps": 4, "beta": 0.1, "max_grad_norm": 1.0,
+    "eval_max_examples": 4, "checkpoint_steps": 2,
+    "optimizer": {"name": "rmsprop", "lr": 1e-3, "weight_decay": 0.01}}, group="styles")
 
 
 def eval_points(spec: dict) -> list[int]:

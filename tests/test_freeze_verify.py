@@ -206,3 +206,29 @@ def test_file_names_cannot_forge_verify_lines(tmp_path, tiny_config, capsys, nam
     lines = out.splitlines()
     assert len(lines) == 2 and all(ln.startswith("extra: ") for ln in lines), lines
     assert not any(ln.endswith(": intact") for ln in lines)
+def test_files_written_after_the_freeze_name_cause_and_fix(frozen, capsys):
+    """One target regenerated on a frozen run: its log changes (its outputs may come out
+    byte-identical, so Snakemake has nothing to do). verify names the files, why, and the command
+    that freezes the run again (issue 21)."""
+    from prefbias.commands.report import run_verify
+
+    log = next(p for p in sorted(frozen.rglob("*")) if p.is_file() and p.name != "MANIFEST.json"
+               and "MANIFEST" not in p.name)
+    rel = str(log.relative_to(frozen))
+    freeze.make_writable(frozen)
+    log.write_text(log.read_text() + "rerun\n")
+    later = (frozen / "MANIFEST.json").stat().st_mtime_ns + 10**9
+    os.utime(log, ns=(later, later))
+    assert freeze.written_after_freeze(frozen) == [rel]
+
+    class A:
+        results = str(frozen)
+
+    assert run_verify(A()) == 1
+    out = capsys.readouterr().out
+    assert f"changed: {rel}" in out
+    assert f"cause: 1 file(s) were written after the freeze ({rel})" in out
+    assert f"fix: freeze again: snakemake --forcerun freeze -- {frozen}/MANIFEST.json" in out
+    # a file edited in place, without a later time stamp, gets no such explanation
+    os.utime(log, ns=(later - 2 * 10**9, later - 2 * 10**9))
+    assert freeze.explain(frozen, freeze.verify(frozen)) == []

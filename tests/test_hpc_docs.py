@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 from prefbias.commands.hpc import container_calls
-from prefbias.hpc import needs
+from prefbias.hpc import resources
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -29,8 +29,8 @@ def test_docs_rule_table_matches_the_code(paper_config, monkeypatch):
     documented = {r[0]: r[1:] for r in rows}
     rules = sorted(container_calls(ROOT))
     assert sorted(documented) == rules
-    local = _localrules() | set(needs.api_local_rules(paper_config, rules))
-    for row in needs.table(paper_config, rules):
+    local = _localrules() | set(resources.api_local_rules(paper_config, rules))
+    for row in resources.table(paper_config, rules):
         where = ("login node (localrule)" if row["rule"] in local
                  else "gpu partition" if row["gpus"] else "cpu partition")
         want = [row["image"], str(row["gpus"]), "yes" if row["internet"] else "no",

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from prefbias.hpc import gpu, needs, preflight
+from prefbias.hpc import gpu, needs, preflight, resources
 from prefbias.hpc.resources import resolve
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,9 +46,9 @@ def test_api_rules_are_localrules_unless_an_internet_partition_is_named(paper_co
                                                                        monkeypatch):
     rules = list(needs.BACKEND_SECTION)
     monkeypatch.delenv("PREFBIAS_INTERNET_PARTITION", raising=False)
-    assert needs.api_local_rules(paper_config, rules) == ["judge", "judge_check"]
+    assert resources.api_local_rules(paper_config, rules) == ["judge", "judge_check"]
     monkeypatch.setenv("PREFBIAS_INTERNET_PARTITION", "webnodes")
-    assert needs.api_local_rules(paper_config, rules) == []
+    assert resources.api_local_rules(paper_config, rules) == []
     r = resolve(paper_config, "judge")
     assert r["slurm_partition"] == "webnodes" and "gpu" not in r
     # a local judge (hf) needs no internet and stays on the GPU partition
@@ -68,8 +68,8 @@ def test_sycophancy_grading_is_split_from_the_gpu_dialogues(paper_config, monkey
     for rule in ("sycophancy_answer", "sycophancy_ays"):
         assert not needs.needs_internet(paper_config, rule)
         assert resolve(paper_config, rule)["gpu"] == 1
-    assert "sycophancy_grade" in needs.api_local_rules(paper_config, list(needs.API_RULES))
-    assert needs.internet_problems(paper_config, list(needs.API_RULES)) == []
+    assert "sycophancy_grade" in resources.api_local_rules(paper_config, list(needs.API_RULES))
+    assert resources.internet_problems(paper_config, list(needs.API_RULES)) == []
     cfg = copy.deepcopy(paper_config)
     cfg["sycophancy"]["grader"] = {"kind": "match"}
     assert not needs.needs_internet(cfg, "sycophancy_grade")
@@ -80,10 +80,10 @@ def test_gpu_rule_calling_an_api_needs_an_internet_gpu_partition(paper_config, m
     cfg = copy.deepcopy(paper_config)
     # a grader given a GPU (e.g. a site that wants it beside a local model): GPU + internet
     cfg["resources"]["sycophancy_grade"] = {"slurm_partition": "gpu", "gpu": 1}
-    (problem,) = needs.internet_problems(cfg, ["sycophancy_grade", "sycophancy_ays"])
+    (problem,) = resources.internet_problems(cfg, ["sycophancy_grade", "sycophancy_ays"])
     assert "cluster.internet.gpu_partition" in problem and "sycophancy_grade" in problem
     monkeypatch.setenv("PREFBIAS_INTERNET_GPU_PARTITION", "gpu-web")
-    assert needs.internet_problems(cfg, ["sycophancy_grade"]) == []
+    assert resources.internet_problems(cfg, ["sycophancy_grade"]) == []
     r = resolve(cfg, "sycophancy_grade")
     assert r["slurm_partition"] == "gpu-web" and r["gpu"] == 1
 
@@ -92,7 +92,7 @@ def test_needs_table_lists_every_rule(paper_config):
     from prefbias.commands.hpc import container_calls
 
     rules = sorted(container_calls(ROOT))
-    rows = {r["rule"]: r for r in needs.table(paper_config, rules)}
+    rows = {r["rule"]: r for r in resources.table(paper_config, rules)}
     assert rows["helm_stage"] == {"rule": "helm_stage", "image": "helm", "gpus": 0,
                                   "internet": True, "credentials": []}
     assert rows["sycophancy_answer"]["image"] == "vllm"

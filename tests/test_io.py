@@ -20,6 +20,7 @@ from prefbias.io import (
 )
 from prefbias.train import synthetic
 from prefbias.train.batching import read_pairs
+from tests.support.sections import job_section
 
 LATIN1 = '{"id": "p1", "prompt": [{"role": "user", "content": "café"}], "chosen": "a", ' \
          '"rejected": "b"}'
@@ -95,10 +96,9 @@ def test_cli_reports_non_utf8_input_as_bad_input(tmp_path, caplog, synthetic_mod
             "max_grad_norm": 1.0, "beta": 0.1, "optimizer": {"name": "adamw", "lr": 1e-3}}
     with caplog.at_level(logging.ERROR):
         rc = main(["train-orpo", "--model-id", "orpo-x-s0", "--init", str(model),
-                   "--spec", json.dumps({**spec, "cutoff_len": 64, "effective_batch_size": 2,
-                                         "lam": 0.1, "lr": 1e-3, "epochs": 1,
-                                         "lora": {"r": 2, "alpha": 4, "dropout": 0.0,
-                                                  "target_modules": "all-linear"}}),
+                   "--spec", json.dumps(job_section("orpo", {
+                       **spec, "cutoff_len": 64, "effective_batch_size": 2, "lam": 0.1,
+                       "lr": 1e-3, "epochs": 1, "lora": {"r": 2, "alpha": 4}})),
                    "--seed", "0", "--out", str(tmp_path / "m"), "--metrics", str(tmp_path / "x"),
                    "--summary", str(tmp_path / "s"), "--ckpt", str(tmp_path / "c"),
                    "--train", str(p)])

@@ -78,6 +78,9 @@ EDITS = {
     "judge.dimensions": (
         lambda c: c["judge"]["dimensions"].append("clarity"),
         {("judge", "sft-s0/judge"), ("judge_check", ""), ("judge_agreement", "")}),
+    # the demo's local (hf) judge reads no API setting
+    "judge.max_retries (hf judge)": (lambda c: c["judge"].__setitem__("max_retries", 1), set()),
+    "judge.top_logprobs (hf judge)": (lambda c: c["judge"].__setitem__("top_logprobs", 5), set()),
     # which rows the judge check reads is its input (the dataset file), not its params
     "judge.check_set": (lambda c: c["judge"].__setitem__("check_set", "bct"), set()),
     # the Are-You-Sure challenge: only the Are-You-Sure evaluations

@@ -44,7 +44,7 @@ def test_paper_numbers_complete():
 
 
 def test_table3_aggregates_seeds(results, cfg):
-    df = tables.table3(results, plan.stylized_rows(cfg))
+    df = tables.table3(results, plan.stylized_rows(cfg), cfg["report"]["bootstrap"])
     assert list(df["label"])[0] == "SFT"
     assert "Qwen 2.5 0.5B" not in set(df["label"])
     sft = df[df["label"] == "SFT"].iloc[0]
@@ -66,7 +66,7 @@ def test_table3_aggregates_seeds(results, cfg):
 
 def test_single_seed_has_no_std(tmp_path, tiny_config):
     R = build(tmp_path, tiny_config)
-    df = tables.table3(R, plan.stylized_rows(tiny_config))
+    df = tables.table3(R, plan.stylized_rows(tiny_config), tiny_config["report"]["bootstrap"])
     assert df["n_seeds"].eq(1).all() and df["validation_loss_std"].isna().all()
 
 
@@ -80,7 +80,7 @@ def test_helm_tables_and_paper_order(results, cfg):
 
 
 def test_vs_paper(results, cfg, tmp_path):
-    df = tables.table3(results, plan.stylized_rows(cfg))
+    df = tables.table3(results, plan.stylized_rows(cfg), cfg["report"]["bootstrap"])
     cmp = compare.numeric_vs_paper("table3", df)
     row = cmp[(cmp["label"] == "SFT") & (cmp["column"] == "validation_loss")].iloc[0]
     assert row["reported"] == 1.04

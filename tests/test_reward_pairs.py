@@ -13,7 +13,7 @@ import pytest
 
 from prefbias import plan
 from prefbias.cli import main
-from prefbias.config import sections_json
+from prefbias.config import sections_json, validate_config
 from prefbias.evaluation import winrate
 from prefbias.io import DataError
 from prefbias.report import compare, tables
@@ -30,13 +30,13 @@ def cfg(tiny_config):
 
 
 def test_paper_config_pairs_dpo_vs_sft(paper_config):
-    got = [(p["id"], p["baseline"]) for p in winrate.resolve_pairs(paper_config)]
+    got = [(p["id"], p["baseline"]) for p in plan.resolve_pairs(paper_config)]
     assert got == [("dpo-ultrafeedback-s0", "sft-s0"), ("dpo-sycophantic-s0", "sft-s0"),
                    ("dpo-authoritative-s0", "sft-s0"), ("dpo-persuasive-s0", "sft-s0")]
 
 
 def test_resolve_pairs_per_seed(cfg):
-    got = winrate.resolve_pairs(cfg)
+    got = plan.resolve_pairs(cfg)
     assert [(p["id"], p["baseline"], p["seed"]) for p in got] == [
         ("dpo-ultrafeedback-s0", "sft-s0", 0), ("sft-s0", "qwen2.5-0.5b", 0),
         ("dpo-sycophantic-s0", "dpo-ultrafeedback-s0", 0),
@@ -60,12 +60,13 @@ def test_resolve_pairs_per_seed(cfg):
 def test_bad_pairs_name_the_key(cfg, pairs, match):
     cfg["reward_winrate"]["pairs"] = pairs
     with pytest.raises(ValueError, match=match):
-        winrate.resolve_pairs(cfg)
+        plan.resolve_pairs(cfg)
 
 
 def test_no_pairs_is_empty(cfg):
     cfg["reward_winrate"].pop("pairs")
-    assert winrate.resolve_pairs(cfg) == [] and plan.reward_pair_rows(cfg) == []
+    validate_config(cfg)  # the schema's default: no pairs
+    assert plan.resolve_pairs(cfg) == [] and plan.reward_pair_rows(cfg) == []
 
 
 def test_scoring_spec_ignores_pairs(cfg):

@@ -12,19 +12,24 @@ from prefbias.io import DataError, write_jsonl
 from prefbias.train import recipes, refs, synthetic
 from prefbias.train.checkpoint import CheckpointError
 from prefbias.train.loop import SimulatedCrash, TrainingError
+from tests.support.sections import job_section
 
-SFT = {"max_prompt_tokens": 128, "max_completion_tokens": 128, "max_length": 256, "cycles": 2,
-       "epochs": 1, "batch_size": 4, "grad_accum": 2, "eval_steps": 2, "warmup_ratio": 0.1,
-       "max_grad_norm": 1.0, "eval_max_examples": 4, "checkpoint_steps": 2,
-       "optimizer": {"name": "adamw", "lr": 1e-3, "betas": [0.9, 0.95], "weight_decay": 0.01}}
-DPO = {"batch_size": 2, "grad_accum": 2, "max_length": 128, "eval_steps": 2, "warmup_ratio": 0.1,
-       "cycles": 1, "epochs": 1, "max_steps": None, "beta": 0.1, "max_grad_norm": 1.0,
-       "eval_max_examples": 4, "checkpoint_steps": 2,
-       "optimizer": {"name": "rmsprop", "lr": 1e-3, "weight_decay": 0.01}}
-ORPO = {"cutoff_len": 128, "effective_batch_size": 4, "batch_size": 2, "lr": 1e-3, "epochs": 1,
-        "lam": 0.1, "warmup_ratio": 0.1, "max_grad_norm": 1.0, "checkpoint_steps": 2,
-        "optimizer": {"name": "adamw", "lr": 1e-3, "betas": [0.9, 0.999], "weight_decay": 0.0},
-        "lora": {"r": 4, "alpha": 8, "dropout": 0.0, "target_modules": "all-linear"}}
+# sections as jobs receive them: the schema's defaults filled (tests/support/sections.py)
+SFT = job_section("sft", {
+    "max_prompt_tokens": 128, "max_completion_tokens": 128, "max_length": 256, "cycles": 2,
+    "epochs": 1, "batch_size": 4, "grad_accum": 2, "eval_steps": 2, "warmup_ratio": 0.1,
+    "max_grad_norm": 1.0, "eval_max_examples": 4, "checkpoint_steps": 2,
+    "optimizer": {"name": "adamw", "lr": 1e-3, "betas": [0.9, 0.95], "weight_decay": 0.01}})
+DPO = job_section("dpo", {
+    "batch_size": 2, "grad_accum": 2, "max_length": 128, "eval_steps": 2, "warmup_ratio": 0.1,
+    "cycles": 1, "epochs": 1, "max_steps": None, "beta": 0.1, "max_grad_norm": 1.0,
+    "eval_max_examples": 4, "checkpoint_steps": 2,
+    "optimizer": {"name": "rmsprop", "lr": 1e-3, "weight_decay": 0.01}}, group="ultrafeedback")
+ORPO = job_section("orpo", {
+    "cutoff_len": 128, "effective_batch_size": 4, "batch_size": 2, "lr": 1e-3, "epochs": 1,
+    "lam": 0.1, "warmup_ratio": 0.1, "max_grad_norm": 1.0, "checkpoint_steps": 2,
+    "optimizer": {"name": "adamw", "lr": 1e-3, "betas": [0.9, 0.999], "weight_decay": 0.0},
+    "lora": {"r": 4, "alpha": 8, "dropout": 0.0, "target_modules": "all-linear"}})
 
 
 @pytest.fixture(scope="module")

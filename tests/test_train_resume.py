@@ -28,11 +28,13 @@ from prefbias.train import checkpoint as ckpt
 from prefbias.train import loop, recipes, synthetic
 from prefbias.train.checkpoint import CheckpointError
 from prefbias.train.loop import SimulatedCrash
+from tests.support.sections import job_section
 
-SFT = {"max_prompt_tokens": 128, "max_completion_tokens": 128, "max_length": 256, "cycles": 2,
-       "epochs": 1, "batch_size": 4, "grad_accum": 2, "eval_steps": 2, "warmup_ratio": 0.1,
-       "max_grad_norm": 1.0, "eval_max_examples": 4, "checkpoint_steps": 2,
-       "optimizer": {"name": "adamw", "lr": 1e-3, "betas": [0.9, 0.95], "weight_decay": 0.01}}
+SFT = job_section("sft", {  # as a job receives it: schema defaults filled
+    "max_prompt_tokens": 128, "max_completion_tokens": 128, "max_length": 256, "cycles": 2,
+    "epochs": 1, "batch_size": 4, "grad_accum": 2, "eval_steps": 2, "warmup_ratio": 0.1,
+    "max_grad_norm": 1.0, "eval_max_examples": 4, "checkpoint_steps": 2,
+    "optimizer": {"name": "adamw", "lr": 1e-3, "betas": [0.9, 0.95], "weight_decay": 0.01}})
 # many short steps, no periodic checkpoint: without the stop handler a SIGTERM loses everything
 LONG = {**SFT, "cycles": 1, "batch_size": 1, "grad_accum": 1, "eval_steps": 50,
         "checkpoint_steps": None, "max_completion_tokens": 16, "max_length": 64}

@@ -11,7 +11,8 @@ from prefbias.train import schedule
 from prefbias.train.loop import TrainConfig, cycle_plan
 
 STYLE = {"cycles": 1, "epochs": 1, "max_steps": 4, "batch_size": 2, "grad_accum": 1,
-         "warmup_ratio": 0.1, "optimizer": {"name": "rmsprop", "lr": 1.0}}
+         "warmup_ratio": 0.1, "optimizer": {"name": "rmsprop", "lr": 1.0},
+         "cycle_mode": "chained", "lr_schedule_over": "max_steps"}
 
 
 def _cfg(**kw) -> TrainConfig:
@@ -65,7 +66,8 @@ def test_two_cycles_chained_or_independent():
     """Chained: the model goes through 2 cycles of 2 epochs (twice the steps and the cumulative
     LR of one); independent: one replicate run of 2 epochs is the model."""
     uf = {"cycles": 2, "epochs": 2, "max_steps": None, "batch_size": 2, "grad_accum": 1,
-          "warmup_ratio": 0.1, "optimizer": {"lr": 1.0}}
+          "warmup_ratio": 0.1, "optimizer": {"lr": 1.0}, "cycle_mode": "chained",
+          "lr_schedule_over": "max_steps"}
     assert schedule.trained_cycles(uf) == 2
     assert schedule.trained_cycles({**uf, "cycle_mode": "independent"}) == 1
     # 24 rows: 12 steps per epoch, 24 per cycle; warm-up 3: Σ = (0+1+2)/3 + (21+20+…+1)/21 = 12

@@ -28,19 +28,43 @@ def load_schema() -> dict[str, Any]:
     return _closed(yaml.safe_load(SCHEMA_PATH.read_text(encoding="utf-8")))
 
 
-def schema_defaults(*path: str) -> dict[str, Any]:
-    """``{key: default}`` of the schema object at ``path`` (e.g. ``"dpo", "styles"``): optional
-    keys' defaults live in the schema, and code that reads a section fills them from here."""
-    node = _schema_cached()
-    for key in path:
-        node = node["properties"][key]
-    return {k: v["default"] for k, v in node.get("properties", {}).items() if "default" in v}
+def fill_defaults(config: dict[str, Any], schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Write every schema default into ``config`` (in place, and returned): each key with a
+    ``default`` that an object present in the config leaves out, down to the leaves (``$ref``,
+    ``additionalProperties`` and ``items`` followed). Done once, where the config is loaded, so
+    each job's params carry every value it reads: a default changed in the schema reruns exactly
+    the jobs that read it, and a key written out at its default changes nothing."""
+    root = schema if schema is not None else _schema_cached()
 
+    def resolve(node: dict[str, Any]) -> dict[str, Any]:
+        while "$ref" in node:
+            ref = node["$ref"].removeprefix("#/").split("/")
+            target: Any = root
+            for part in ref:
+                target = target[part]
+            node = {**target, **{k: v for k, v in node.items() if k != "$ref"}}
+        return node
 
-def with_defaults(spec: dict[str, Any], *path: str) -> dict[str, Any]:
-    """``spec`` (a config section as a job received it) with the schema's defaults for the
-    keys it leaves out, so code reads ``spec[key]`` and no default lives in the code."""
-    return {**schema_defaults(*path), **spec}
+    def fill(node: dict[str, Any], value: Any) -> None:
+        node = resolve(node)
+        if isinstance(value, dict):
+            props = node.get("properties", {})
+            for key, sub in props.items():
+                sub = resolve(sub)
+                if key not in value and "default" in sub:
+                    value[key] = copy.deepcopy(sub["default"])
+            extra = node.get("additionalProperties")
+            for key, v in value.items():
+                if key in props:
+                    fill(props[key], v)
+                elif isinstance(extra, dict):
+                    fill(extra, v)
+        elif isinstance(value, list) and isinstance(node.get("items"), dict):
+            for v in value:
+                fill(node["items"], v)
+
+    fill(root, config)
+    return config
 
 
 @functools.cache
@@ -62,15 +86,19 @@ def _key(path) -> str:
     return ".".join(str(p) for p in path) or "<top level>"
 
 
-def validate_config(config: dict[str, Any]) -> None:
-    """Raise :class:`ConfigError` listing every schema violation, each with its key."""
-    validator = jsonschema.Draft202012Validator(load_schema())
+def validate_config(config: dict[str, Any]) -> dict[str, Any]:
+    """Raise :class:`ConfigError` listing every schema violation, each with its key; then fill
+    the schema's defaults into ``config`` in place (:func:`fill_defaults`) and return it."""
+    schema = load_schema()
+    validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))
     if errors:
         lines = [f"config key '{_key(e.absolute_path)}': {e.message}" for e in errors]
         raise ConfigError("invalid config:\n  " + "\n  ".join(lines))
+    fill_defaults(config, schema)
     _check_references(config)
     _check_values(config)
+    return config
 
 
 def _check_values(config: dict[str, Any]) -> None:

@@ -14,6 +14,13 @@ from typing import Any
 
 from prefbias import plan
 
+#: keys of the judge section only the API judge reads (the client's settings, the API's
+#: log-probs and re-asking); a local (hf) judge decodes greedily and reads none of them
+JUDGE_API_KEYS = ("base_url", "api_key_env", "max_retries", "max_concurrency",
+                  "requests_per_minute", "timeout_s", "retry_backoff_s", "max_backoff_s",
+                  "max_retry_after_s", "price_per_1m_tokens", "top_logprobs",
+                  "max_parse_retries", "temperature")
+
 
 def _without(section: dict[str, Any], *keys: str) -> dict[str, Any]:
     return {k: v for k, v in section.items() if k not in keys}
@@ -25,7 +32,7 @@ def job_spec(config: dict[str, Any], rule: str, **wc: str) -> dict[str, Any]:
         return config["sft"]
     if rule == "ref_logps":
         d = config["dpo"]
-        return {k: d[k] for k in ("max_length", "batch_size", "long_prompts") if k in d}
+        return {k: d[k] for k in ("max_length", "batch_size", "long_prompts")}
     if rule == "train_dpo":
         group = plan.trained_models(config)[wc["model"]].group  # the other group's block out
         return _without(plan.dpo_group_spec(config, group), "reference")
@@ -38,11 +45,11 @@ def job_spec(config: dict[str, Any], rule: str, **wc: str) -> dict[str, Any]:
                 "descriptions": {wc["style"]: s["descriptions"][wc["style"]]}}
     if rule == "style_gather":
         s = config["styles"]
-        return {k: s[k] for k in ("drop_flagged", "filter_tone_agnostic") if k in s}
+        return {k: s[k] for k in ("drop_flagged", "filter_tone_agnostic")}
     if rule == "eval_prompts":
         g = config["generation"]
         ps = wc["promptset"]
-        return {**{k: g[k] for k in ("prompt_seed", "prompt_source") if k in g},
+        return {**{k: g[k] for k in ("prompt_seed", "prompt_source")},
                 "prompt_sets": {ps: g["prompt_sets"][ps]} if ps in g["prompt_sets"] else {}}
     if rule == "generate":
         return _without(config["generation"], "prompt_sets", "prompt_seed", "prompt_source")
@@ -57,14 +64,14 @@ def job_spec(config: dict[str, Any], rule: str, **wc: str) -> dict[str, Any]:
             out.pop("mmlu_subjects", None)
         return out
     if rule in ("judge", "judge_check"):  # the first judge never reads the second's block
-        from prefbias.config import with_defaults
-        from prefbias.evaluation.judge import resolve_judge_spec
-
-        which = "second" if wc.get("judge") == "judge_second" else "primary"
-        mode = with_defaults(resolve_judge_spec(config["judge"], which), "judge")["score_mode"]
+        which = plan.JUDGE_WHICH[wc.get("judge", "judge")]
+        block = plan.resolve_judge_spec(config["judge"], which)
+        mode = block["score_mode"]
         j = _without(config["judge"], "check_set")  # which rows to check: the rule's input
         if which == "primary":
             j = _without(j, "second_judge")
+        if block["backend"] == "hf":  # the judge this job runs (the second: merged block)
+            j = _without(j, *JUDGE_API_KEYS)
         # yes_no mode reads its questions, not the B.1 prompt; the other modes the reverse
         return _without(j, "prompt" if mode == "yes_no" else "yes_no")
     if rule == "judge_agreement":  # which judges and dimensions: the scores are its inputs
@@ -80,7 +87,7 @@ def job_spec(config: dict[str, Any], rule: str, **wc: str) -> dict[str, Any]:
         return _without(config["sycophancy"], "grader", "bootstrap", "answer_templates")
     if rule == "sycophancy_grade":  # max_questions: the same rows as the dialogues
         y = config["sycophancy"]
-        return {k: y[k] for k in ("grader", "bootstrap", "max_questions") if k in y}
+        return {k: y[k] for k in ("grader", "bootstrap", "max_questions")}
     raise KeyError(f"no job spec for rule {rule!r}")
 
 

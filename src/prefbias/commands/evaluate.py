@@ -69,8 +69,8 @@ def cmd_reward(args: argparse.Namespace) -> None:
 def _generate_fn(args: argparse.Namespace):
     from prefbias.evaluation.sycophancy import backend_generate
 
-    return backend_generate(args.spec.get("backend", "hf"), args.model_dir,
-                            args.spec["sampling"], **(args.spec.get("backend_options") or {}))
+    return backend_generate(args.spec["backend"], args.model_dir, args.spec["sampling"],
+                            **args.spec["backend_options"])
 
 
 @_guard

@@ -28,16 +28,14 @@ def _model_arg(spec: dict[str, Any], args: argparse.Namespace) -> str:
 
 
 def _eval_prompts(args: argparse.Namespace) -> int:
-    from prefbias.config import with_defaults
     from prefbias.generation.prompts import write_prompt_set
 
     sets = args.spec["prompt_sets"]
     if args.promptset not in sets:
         raise SystemExit(f"prompt set {args.promptset!r} is not in generation.prompt_sets "
                          f"({sorted(sets)})")
-    spec = with_defaults(args.spec, "generation")
-    write_prompt_set(args.prefs, args.out, int(sets[args.promptset]), int(spec["prompt_seed"]),
-                     source=spec["prompt_source"])
+    write_prompt_set(args.prefs, args.out, int(sets[args.promptset]),
+                     int(args.spec["prompt_seed"]), source=args.spec["prompt_source"])
     return 0
 
 

@@ -119,12 +119,11 @@ def cmd_preflight(args: argparse.Namespace) -> int:
 
 def cmd_resources(args: argparse.Namespace) -> int:
     from prefbias.hpc.resources import resolve
+    from prefbias.hpc.resources import table as needs_table
 
     config = _load(args)
     if args.needs:
-        from prefbias.hpc import needs
-
-        print(json.dumps(needs.table(config, _rules(args, config)), indent=2))
+        print(json.dumps(needs_table(config, _rules(args, config)), indent=2))
         return 0
     table = {r: resolve(config, r, args.attempt) for r in _rules(args, config)}
     print(json.dumps(table, indent=2, sort_keys=True))

@@ -9,8 +9,9 @@ from pathlib import Path
 
 
 def _config(a) -> dict:
-    if a.config_json:
-        return json.loads(a.config_json)
+    if a.config_json:  # the resolved config: JSON text, or a file of it (W/resolved_config.json)
+        text = a.config_json.strip()
+        return json.loads(text if text.startswith("{") else Path(text).read_text(encoding="utf-8"))
     from prefbias.config import load_config
 
     return load_config(*a.configfile)
@@ -59,7 +60,7 @@ def register(sub) -> None:
                        "versions table of a run (results/<run>/samples, cards, software_versions)")
     p.add_argument("--results", required=True, help="results/<run>")
     p.add_argument("--work", required=True, help="work/<run> (data sets for the cards, samples)")
-    p.add_argument("--config-json", default=None, help="the resolved config as JSON")
+    p.add_argument("--config-json", default=None, help="the resolved config: JSON, or a JSON file")
     p.add_argument("--configfile", nargs="+", default=["config.yaml"])
     p.add_argument("--max-rows", type=int, default=50,
                    help="rows per model and kind on the sample pages")

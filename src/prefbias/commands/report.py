@@ -118,7 +118,7 @@ def run_verify(args: argparse.Namespace) -> int:
     from prefbias.report import freeze
 
     problems = freeze.verify(args.results)
-    for p in problems:
+    for p in problems + freeze.explain(args.results, problems):
         print(p, file=sys.stdout)
     if problems:
         log.error("%s: %d problem(s)", args.results, len(problems))

@@ -41,12 +41,8 @@ def _sft(a):
 def _dpo(a):
     from prefbias.train.recipes import train_dpo
 
-    spec = a.spec
-    if a.group:
-        spec = {**{k: v for k, v in spec.items() if k not in ("ultrafeedback", "styles")},
-                **spec[a.group]}
     train_dpo(model_id=a.model_id, init=a.init, train=a.train, train_refs=a.train_refs,
-              eval=a.eval, eval_refs=a.eval_refs, spec=spec, seed=a.seed, out=a.out,
+              eval=a.eval, eval_refs=a.eval_refs, spec=a.spec, seed=a.seed, out=a.out,
               metrics=a.metrics, summary=a.summary, ckpt=a.ckpt, eval_examples=a.eval_examples,
               **_track(a))
 
@@ -60,10 +56,9 @@ def _orpo(a):
 
 
 def _refs(a):
-    from prefbias.config import with_defaults
     from prefbias.train import refs
 
-    spec = with_defaults(a.spec, "dpo")
+    spec = a.spec
     refs.compute(a.model, a.prefs, a.out, max_length=spec["max_length"],
                  batch_size=a.batch_size or spec["batch_size"], long_prompts=spec["long_prompts"])
 
@@ -77,8 +72,6 @@ def register(sub) -> None:
 
     p = sub.add_parser("train-dpo", help="DPO from precomputed reference log-probs (section dpo)")
     _common(p)
-    p.add_argument("--group", default=None, help="dpo sub-block merged over --spec "
-                   "(ultrafeedback | styles); omit if --spec is already merged")
     p.add_argument("--train", required=True)
     p.add_argument("--train-refs", required=True)
     p.add_argument("--eval", default=None, help="test split; omitted: seeded hold-out of train")

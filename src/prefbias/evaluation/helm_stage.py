@@ -51,7 +51,7 @@ def scenario_entries(spec: dict[str, Any], scenario: str) -> list[str]:
         if "{mode}" not in template:
             raise ValueError(f"helm.scenarios.natural_qa {template!r} has no '{{mode}}': the "
                              "mode comes from helm.natural_qa_mode")
-        return [template.format(mode=spec.get("natural_qa_mode", "openbook_longans"))]
+        return [template.format(mode=spec["natural_qa_mode"])]
     if "{subject}" in template:
         return [template.format(subject=s) for s in spec["mmlu_subjects"]]
     return [template]

@@ -290,7 +290,7 @@ def summarize(stats_dir: str | Path, config: dict[str, Any], outdir: str | Path,
     from prefbias.evaluation.stats import bootstrap_args
     from prefbias.io import DataError, atomic_open, read_json
 
-    boot = bootstrap_args((config.get("report") or {}).get("bootstrap"))
+    boot = bootstrap_args(config["report"]["bootstrap"])
     rows = summary_rows(config, seeds or config["seeds"])
     cells: dict[str, dict[str, dict[str, float | None]]] = {}
     for _label, key, ids in rows:

@@ -37,9 +37,9 @@ from prefbias.api_client import (  # noqa: F401 - ApiError/ApiKeyError/run_paral
     make_client,
     run_parallel,
 )
-from prefbias.config import with_defaults
 from prefbias.evaluation.stats import bootstrap_args, summarize
 from prefbias.io import DataError, UniqueIds, check_field, iter_jsonl, write_json, write_jsonl
+from prefbias.plan import resolve_judge_spec  # noqa: F401 - re-exported (the CLI, tests)
 
 log = logging.getLogger(__name__)
 
@@ -203,7 +203,6 @@ REASK = ("Your previous reply could not be used ({error}). Reply again with only
 
 def judge_one_api(client: ApiClient, spec: dict[str, Any], row: dict[str, Any],
                   abort: threading.Event | None = None) -> dict[str, Any]:
-    spec = with_defaults(spec, "judge")
     if spec["score_mode"] == "yes_no":
         return judge_yes_no_api(client, spec, row, abort)
     dims = spec["dimensions"]
@@ -240,7 +239,7 @@ class HFJudge:
 
         from prefbias.models.load import load_causal_lm, load_tokenizer
 
-        self.spec = with_defaults(spec, "judge")
+        self.spec = spec
         self.dims = list(spec["dimensions"])
         self.tok = load_tokenizer(model_dir)
         self.model = load_causal_lm(model_dir).eval()
@@ -363,17 +362,6 @@ class HFJudge:
 # ---------------------------------------------------------------------------------------------
 # Entry point
 # ---------------------------------------------------------------------------------------------
-def resolve_judge_spec(spec: dict[str, Any], which: str = "primary") -> dict[str, Any]:
-    """The judge block to use: the section itself, or ``second_judge`` merged over it."""
-    base = {k: v for k, v in spec.items() if k != "second_judge"}
-    if which == "primary":
-        return base
-    second = spec.get("second_judge")
-    if not second:
-        raise ValueError("judge.second_judge is not configured")
-    return {**base, **second}
-
-
 def read_generations(path: str | Path) -> list[dict[str, Any]]:
     """Generation rows to score: at least one, ids unique (a repeated id would be scored twice
     and weigh twice in the means; an empty file would give n=0 and no mean)."""
@@ -402,7 +390,6 @@ def score_rows(spec: dict[str, Any], rows: list[dict[str, Any]], *,
                model_dir: str | Path | None = None, cache_dir: str | Path | None = None
                ) -> list[dict[str, Any]]:
     """Judge rows of ``{id, messages, response}`` with the API or the local judge, in order."""
-    spec = with_defaults(spec, "judge")
     backend = spec["backend"]
     if backend == "openai":
         client = make_api_client(spec, cache_dir)  # fails here if the key is missing
@@ -423,7 +410,6 @@ def run_judge(spec: dict[str, Any], generations: str | Path, out: str | Path,
               cache_dir: str | Path | None = None, model_name: str | None = None
               ) -> dict[str, Any]:
     """Judge every generation; write per-prompt rows and the per-dimension summary."""
-    spec = with_defaults(spec, "judge")
     rows = read_generations(generations)
     log.info("judging %d responses from %s with %s (%s, %s)", len(rows), generations,
              spec["model"], spec["backend"], spec["score_mode"])
@@ -433,7 +419,7 @@ def run_judge(spec: dict[str, Any], generations: str | Path, out: str | Path,
     if model_name:
         extra["model"] = model_name
     write_jsonl(out, ({**r, **extra} for r in results))
-    b = bootstrap_args(spec.get("bootstrap"))
+    b = bootstrap_args(spec["bootstrap"])
     summ = {d: summarize([r["scores"][d] for r in results], n_boot=b["n"], seed=b["seed"],
                          ci=b["ci"]) for d in dims}
     write_json(summary, summ)

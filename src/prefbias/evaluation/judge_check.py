@@ -14,7 +14,6 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from prefbias.config import with_defaults
 from prefbias.evaluation.judge import score_rows
 from prefbias.evaluation.stats import bootstrap_args, summarize
 from prefbias.io import DataError, UniqueIds, check_field, iter_jsonl, write_json, write_jsonl
@@ -54,7 +53,6 @@ def win(relevant: float | None, off_topic: float | None) -> float | None:
 def run_judge_check(spec: dict[str, Any], pairs: str | Path, out: str | Path,
                     summary: str | Path, *, model_dir: str | Path | None = None,
                     cache_dir: str | Path | None = None) -> dict[str, Any]:
-    spec = with_defaults(spec, "judge")
     rows = read_pairs(pairs)
     asks = [{"id": f"{r['id']}/{a}", "messages": [{"role": "user", "content": r["prompt"]}],
              "response": r[a]} for r in rows for a in ANSWERS]
@@ -70,7 +68,7 @@ def run_judge_check(spec: dict[str, Any], pairs: str | Path, out: str | Path,
                          **{f"{a}_mean": means[a] for a in ANSWERS},
                          "win": win(means["relevant"], means["off_topic"])})
     write_jsonl(out, out_rows)
-    b = bootstrap_args(spec.get("bootstrap"))
+    b = bootstrap_args(spec["bootstrap"])
     opts = {"n_boot": b["n"], "seed": b["seed"], "ci": b["ci"]}
     summ = {"judge": spec["model"], "score_mode": spec["score_mode"],
             "win_rate": summarize([r["win"] for r in out_rows], **opts),

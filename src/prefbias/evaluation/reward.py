@@ -20,7 +20,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from prefbias.config import with_defaults
 from prefbias.evaluation.judge import make_api_client, read_generations
 from prefbias.evaluation.stats import bootstrap_ci
 from prefbias.io import DataError, write_json
@@ -159,7 +158,6 @@ class ApiRewardModel:
 def run_reward_winrate(spec: dict[str, Any], generations: str | Path, baseline: str | Path,
                        out: str | Path, *, model_name: str, reward_model_dir: str | Path | None,
                        cache_dir: str | Path | None = None) -> dict[str, Any]:
-    spec = with_defaults(spec, "reward_winrate")
     rm = None
     if spec["backend"] == "openai":
         rm = ApiRewardModel(spec, cache_dir)  # key checked before reading anything
@@ -191,10 +189,10 @@ def run_reward_winrate(spec: dict[str, Any], generations: str | Path, baseline: 
     uniq_scores = rm.score([tuple(json.loads(k)) for k in keys])
     scores = [uniq_scores[unique[json.dumps([m, resp], sort_keys=True)]] for m, resp in items]
     rewards, base_rewards = scores[:len(pairs)], scores[len(pairs):]
-    boot = spec.get("bootstrap", {}) or {}
+    boot = spec["bootstrap"]
     tie_eps = float(spec["tie_eps"])
-    stats = win_rate(rewards, base_rewards, tie_eps=tie_eps, n_boot=int(boot.get("n", 1000)),
-                     seed=int(boot.get("seed", 0)), ci=float(boot.get("ci", 0.95)))
+    stats = win_rate(rewards, base_rewards, tie_eps=tie_eps, n_boot=int(boot["n"]),
+                     seed=int(boot["seed"]), ci=float(boot["ci"]))
     result = {"model": model_name, "baseline": spec["baseline"], **stats,
               "reward_model": spec["reward_model"],
               "per_prompt": [{"id": r["id"], "reward": a, "baseline_reward": b,

@@ -35,12 +35,10 @@ def bootstrap_ci(values: Sequence[float], *, n: int = 1000, seed: int = 0, ci: f
     return _quantiles(np.apply_along_axis(stat, 1, x[idx]), ci)
 
 
-def bootstrap_args(block: dict[str, Any] | None) -> dict[str, Any]:
-    """``n``, ``seed``, ``ci`` of a config ``bootstrap`` block (defaults 1000, 0, 0.95), as keyword
+def bootstrap_args(b: dict[str, Any]) -> dict[str, Any]:
+    """``n``, ``seed``, ``ci`` of a config ``bootstrap`` block (schema defaults filled), as keyword
     arguments of the functions here."""
-    b = block or {}
-    return {"n": int(b.get("n", 1000)), "seed": int(b.get("seed", 0)),
-            "ci": float(b.get("ci", 0.95))}
+    return {"n": int(b["n"]), "seed": int(b["seed"]), "ci": float(b["ci"])}
 
 
 def stratified_bootstrap_ci(strata: Sequence[Sequence[Any]], *,

@@ -389,9 +389,8 @@ def are_you_sure_scores(results: list[dict[str, Any]], *, n_boot: int = 1000, se
 # entry points
 # ---------------------------------------------------------------------------------------------
 def _boot(spec: dict[str, Any]) -> dict[str, Any]:
-    b = spec.get("bootstrap") or {}
-    return {"n_boot": int(b.get("n", 1000)), "seed": int(b.get("seed", 0)),
-            "ci": float(b.get("ci", 0.95))}
+    b = spec["bootstrap"]
+    return {"n_boot": int(b["n"]), "seed": int(b["seed"]), "ci": float(b["ci"])}
 
 
 def _limit(rows: list[dict[str, Any]], spec: dict[str, Any], key: str = "question_id"):
@@ -439,7 +438,7 @@ def dialogues(task: str, spec: dict[str, Any], rows: list[dict[str, Any]],
         return answer_dialogues(rows, generate, spec["answer_templates"])
     return ays_dialogues(rows, generate, challenge=spec["are_you_sure_challenge"],
                          letter_followup=spec["are_you_sure_letter_followup"],
-                         free_followup=spec.get("are_you_sure_free_followup", FREE_FOLLOWUP))
+                         free_followup=spec["are_you_sure_free_followup"])
 
 
 def grade(task: str, spec: dict[str, Any], dialogs: list[dict[str, Any]],

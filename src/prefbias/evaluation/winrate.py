@@ -70,66 +70,8 @@ def add_mean_win_rate(df, columns: Sequence[str] | None = None, *, lower_is_bett
 
 
 # ------------------------------------------------------------------------------------------------
-# reward-model win rate: which (model, baseline) pairs are scored (stylized-dpo §3.3.1)
+# reward-model win rate: the pairs scored are planned in prefbias.plan (resolve_pairs)
 # ------------------------------------------------------------------------------------------------
-# Table 3 scores every trained stylized-dpo model against ``reward_winrate.baseline`` (the base
-# model). ``reward_winrate.pairs`` adds the paper's other comparisons ("SFT vs. base, DPO vs.
-# SFT"): a list of ``[model, baseline]`` names, each a role of the stylized-dpo plan (``base``,
-# ``sft``, ``ultrafeedback``, a style of ``styles.names``) or a model id of that plan. Roles are
-# resolved per seed (``sft`` -> ``sft-s<seed>``); the base model has no seed.
-PAIR_ROLES = ("base", "sft", "ultrafeedback")
-
-
-def _role_table(config: dict[str, Any], seed: int) -> dict[str, Any]:
-    from prefbias import plan
-
-    rows = plan.stylized_models(config, seed)
-    out = {"base": rows[0], "sft": rows[1], "ultrafeedback": rows[2]}
-    for style, m in zip(config["styles"]["names"], rows[3:], strict=True):
-        out[style] = m
-    for m in rows:
-        out.setdefault(m.id, m)
-    return out
-
-
-def resolve_pairs(config: dict[str, Any]) -> list[dict[str, Any]]:
-    """The configured pairs over every seed, de-duplicated, in config order:
-    ``{"id", "label", "kind", "seed", "baseline", "baseline_label"}``.
-
-    Raises ``ValueError`` naming ``reward_winrate.pairs[i]`` for an unknown name or a model paired
-    with itself."""
-    pairs = (config.get("reward_winrate") or {}).get("pairs") or []
-    out: dict[tuple[str, str], dict[str, Any]] = {}
-    for seed in config["seeds"]:
-        roles = _role_table(config, seed)
-        for i, pair in enumerate(pairs):
-            where = f"config key 'reward_winrate.pairs[{i}]'"
-            if not isinstance(pair, (list, tuple)) or len(pair) != 2:
-                raise ValueError(f"{where}: expected [model, baseline], got {pair!r}")
-            resolved = []
-            for name in pair:
-                if name not in roles:
-                    known = ", ".join([*PAIR_ROLES, *config["styles"]["names"]])
-                    raise ValueError(f"{where}: unknown model {name!r} (a role: {known}; or a "
-                                     "stylized-dpo model id)")
-                resolved.append(roles[name])
-            m, b = resolved
-            if m.id == b.id:
-                raise ValueError(f"{where}: {pair[0]!r} is paired with itself")
-            out.setdefault((m.id, b.id), {"id": m.id, "label": m.label, "kind": m.kind,
-                                          "seed": m.seed if m.seed is not None else b.seed,
-                                          "baseline": b.id, "baseline_label": b.label})
-    return list(out.values())
-
-
-def pair_result_path(config: dict[str, Any], model: str, baseline: str) -> str:
-    """Where a pair's win rate lives, relative to ``results/<run>``: Table 3's file when the
-    baseline is Table 3's (never scored twice), else ``eval/reward_vs/<baseline>/<model>.json``."""
-    if baseline == config["reward_winrate"]["baseline"]:
-        return f"eval/reward/{model}.json"
-    return f"eval/reward_vs/{baseline}/{model}.json"
-
-
 def scoring_spec(section: dict[str, Any], baseline: str | None = None) -> dict[str, Any]:
     """The ``--spec`` of one reward win-rate job: ``reward_winrate`` without ``pairs`` (editing
     the pair list never re-runs a scored pair), with ``baseline`` set to the pair's baseline."""

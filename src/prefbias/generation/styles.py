@@ -34,7 +34,6 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from prefbias.config import with_defaults
 from prefbias.generation.base import GenerationError, GenRequest, Sampling, run_resumable
 from prefbias.io import DataError, atomic_open, check_field, iter_jsonl, write_json
 
@@ -152,7 +151,6 @@ def gather(shards: Iterable[str | os.PathLike], style: str, spec: Mapping[str, A
     """Shard rows -> ``out_dir/<split>.jsonl`` preference pairs + ``out_dir/stats.json``."""
     splits = list(splits)
     by_split: dict[str, list[tuple[int, dict]]] = {s: [] for s in splits}
-    spec = with_defaults(spec, "styles")
     drop_flagged = bool(spec["drop_flagged"])
     filter_ta = bool(spec["filter_tone_agnostic"])
     stats: dict[str, Any] = {"style": style, "drop_flagged": drop_flagged,

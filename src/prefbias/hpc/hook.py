@@ -22,6 +22,7 @@ skip it):
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from typing import Any
 
@@ -40,7 +41,23 @@ def _executor_name(workflow) -> str | None:
 
 def _uses_apptainer(workflow) -> bool:
     methods = getattr(getattr(workflow, "deployment_settings", None), "deployment_method", ()) or ()
-    return any(str(getattr(m, "value", m)).lower() in ("apptainer", "singularity") for m in methods)
+    # DeploymentMethod.APPTAINER (its value is a number) or the name as a string
+    return any(str(getattr(m, "name", m)).lower() in ("apptainer", "singularity") for m in methods)
+
+
+def apptainer_missing(workflow) -> bool:
+    """``--sdm apptainer`` (the slurm profile) in the main process of a machine without
+    apptainer or singularity: a login node or a laptop where a user looks at the plan first
+    (``snakemake --profile slurm -n``). The rules then plan without their images (Snakemake
+    would otherwise stop at its image check, before any dry run); a real run stops in onstart
+    (:func:`on_workflow_start`)."""
+    return (bool(getattr(workflow, "is_main_process", False)) and _uses_apptainer(workflow)
+            and not (shutil.which("apptainer") or shutil.which("singularity")))
+
+
+NO_APPTAINER_MESSAGE = ("--software-deployment-method apptainer (the slurm profile) needs "
+                        "apptainer or singularity on PATH, and neither is installed here; a dry "
+                        "run (-n) works without it")
 
 
 def on_workflow_load(workflow, config: dict[str, Any]) -> None:
@@ -91,6 +108,10 @@ def on_workflow_start(workflow, config: dict[str, Any]) -> None:
     every non-local rule that has a job to run; raises WorkflowError with every problem."""
     if not getattr(workflow, "is_main_process", False):
         return
+    if apptainer_missing(workflow):
+        from snakemake.exceptions import WorkflowError
+
+        raise WorkflowError(NO_APPTAINER_MESSAGE)
     executor = _executor_name(workflow) or ""
     if not executor.endswith("slurm"):
         return

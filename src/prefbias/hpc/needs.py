@@ -89,7 +89,7 @@ def packages(config: dict[str, Any], rule: str) -> tuple[str, ...]:
 
 
 def _grader_kind(config: dict[str, Any]) -> str:
-    return ((config.get("sycophancy") or {}).get("grader") or {}).get("kind", "match")
+    return config["sycophancy"]["grader"]["kind"]
 
 
 def api_keys(config: dict[str, Any], rule: str) -> list[str]:
@@ -167,46 +167,3 @@ def missing_credentials(config: dict[str, Any], rules: list[str],
         problems.append(f"environment variable {var} is not set: rules {', '.join(rules_)} "
                         f"need it for {why}")
     return problems
-
-
-def _internet(config: dict[str, Any]) -> dict[str, str]:
-    from prefbias.hpc.site import cluster_settings
-
-    return cluster_settings(config).get("internet") or {}
-
-
-def api_local_rules(config: dict[str, Any], rules: list[str]) -> list[str]:
-    """API-calling rules that run on the login node: all of them unless
-    ``cluster.internet.partition`` names a partition whose nodes reach the internet. Rules that
-    also need a GPU never become local (see :func:`internet_problems`)."""
-    from prefbias.hpc.resources import requested_gpus
-
-    inet = _internet(config)
-    if inet.get("partition"):
-        return []
-    return [r for r in rules if calls_api(config, r) and not requested_gpus(config, r)]
-
-
-def internet_problems(config: dict[str, Any], rules: list[str]) -> list[str]:
-    """A rule that needs a GPU and the internet (e.g. sycophancy with the ``llm`` grader) can
-    run neither on the login node nor on an offline GPU node."""
-    from prefbias.hpc.resources import requested_gpus
-
-    inet = _internet(config)
-    bad = [r for r in rules if calls_api(config, r) and requested_gpus(config, r)
-           and not inet.get("gpu_partition")]
-    if not bad:
-        return []
-    return [f"rules {', '.join(bad)} need a GPU and the internet (an API call): set "
-            "cluster.internet.gpu_partition to a GPU partition whose nodes reach the internet, "
-            "or use an offline setting (sycophancy.grader.kind: match)"]
-
-
-def table(config: dict[str, Any], rules: list[str]) -> list[dict[str, Any]]:
-    """Per rule: image, GPUs, internet, credentials (``prefbias resources --needs``,
-    docs/HPC.md)."""
-    from prefbias.hpc.resources import requested_gpus
-
-    return [{"rule": r, "image": image_name(config, r), "gpus": requested_gpus(config, r),
-             "internet": needs_internet(config, r), "credentials": credentials(config, r)}
-            for r in rules]

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from prefbias.hpc.resources import ResourceError, resolve, runtime_problems
+from prefbias.hpc.resources import ResourceError, internet_problems, resolve, runtime_problems
 from prefbias.hpc.site import cluster_settings
 
 URI_SCHEMES = ("docker://", "oras://", "library://", "shub://", "https://", "http://")
@@ -212,7 +212,7 @@ def check(config: dict[str, Any], rules: Iterable[str], images: dict[str, str | 
         problems += check_images(images, root)
     problems += needs.missing_credentials(
         config, list(rules if credential_rules is None else credential_rules), environ)
-    problems += needs.internet_problems(config, rules)
+    problems += internet_problems(config, rules)
     problems += runtime_problems(config, rules)
     drv_problems, drv_notes = gpu.driver_problems(config, rules, root, driver)
     problems += drv_problems

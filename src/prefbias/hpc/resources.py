@@ -164,3 +164,41 @@ def _escalating(config: dict[str, Any], rule: str, key: str):
 
     value.__name__ = f"{rule}_{key}"
     return value
+
+
+# ------------------------------------------------------------------------------------------------
+# where rules run, from what they need (prefbias.hpc.needs) and the resources they ask for
+# ------------------------------------------------------------------------------------------------
+def _internet(config: dict[str, Any]) -> dict[str, str]:
+    return cluster_settings(config).get("internet") or {}
+
+
+def api_local_rules(config: dict[str, Any], rules: list[str]) -> list[str]:
+    """API-calling rules that run on the login node: all of them unless
+    ``cluster.internet.partition`` names a partition whose nodes reach the internet. Rules that
+    also need a GPU never become local (see :func:`internet_problems`)."""
+    inet = _internet(config)
+    if inet.get("partition"):
+        return []
+    return [r for r in rules if needs.calls_api(config, r) and not requested_gpus(config, r)]
+
+
+def internet_problems(config: dict[str, Any], rules: list[str]) -> list[str]:
+    """A rule that needs a GPU and the internet (e.g. sycophancy with the ``llm`` grader) can
+    run neither on the login node nor on an offline GPU node."""
+    inet = _internet(config)
+    bad = [r for r in rules if needs.calls_api(config, r) and requested_gpus(config, r)
+           and not inet.get("gpu_partition")]
+    if not bad:
+        return []
+    return [f"rules {', '.join(bad)} need a GPU and the internet (an API call): set "
+            "cluster.internet.gpu_partition to a GPU partition whose nodes reach the internet, "
+            "or use an offline setting (sycophancy.grader.kind: match)"]
+
+
+def table(config: dict[str, Any], rules: list[str]) -> list[dict[str, Any]]:
+    """Per rule: image, GPUs, internet, credentials (``prefbias resources --needs``,
+    docs/HPC.md)."""
+    return [{"rule": r, "image": needs.image_name(config, r), "gpus": requested_gpus(config, r),
+             "internet": needs.needs_internet(config, r),
+             "credentials": needs.credentials(config, r)} for r in rules]

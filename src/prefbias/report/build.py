@@ -90,7 +90,7 @@ def build_table(name: str, results: str | Path, spec: dict[str, Any],
 
     if name not in TABLES:
         raise SpecError(f"unknown table {name!r} (known: {', '.join(TABLES)})")
-    R, rows, notice = results, spec["rows"], spec.get("notice", "")
+    R, rows, notice = results, spec["rows"], spec["notice"]
     min_n = int(spec.get("min_n", 0))
     prefix = Path(out_prefix)
     vs = prefix.with_name(prefix.name + "_vs_paper")
@@ -103,7 +103,7 @@ def build_table(name: str, results: str | Path, spec: dict[str, Any],
 
     if name in ("table3", "table4", *HELM_TABLES):
         if name == "table3":
-            df = tables.table3(R, rows, spec.get("bootstrap"))
+            df = tables.table3(R, rows, spec["bootstrap"])
         elif name == "table4":
             df = tables.table4(R, rows)
         else:
@@ -218,7 +218,7 @@ def build_figure(name: str, results: str | Path, spec: dict[str, Any],
 
     if name not in FIGURES:
         raise SpecError(f"unknown figure {name!r} (known: {', '.join(FIGURES)})")
-    R, rows, notice = results, spec["rows"], spec.get("notice", "")
+    R, rows, notice = results, spec["rows"], spec["notice"]
     if name == "stylized_figure2":
         styles = [r for r in rows if r.get("kind") == "dpo" and r["label"] != "Ultrafeedback"]
         figures.figure2(R, styles or rows, out_prefix, notice=notice)

@@ -20,8 +20,11 @@ field 'x'`` for an edited manifest field, ``symlink:``, ``special file:``, ``wri
 bit on a file or directory of a read-only freeze) and ``malformed: MANIFEST.json (...)``.
 A path that is not plain printable text (a newline, a control or bidi character, a backslash, a
 leading quote) is shown quoted with those characters escaped (:func:`show_path`), so a file name can
-never forge a line of the output. ``unfreeze`` restores write permission so the DAG can rerun
-(Snakemake's ``onstart`` or the Makefile calls it before a run; ``freeze`` calls it itself).
+never forge a line of the output. :func:`explain` adds the likely cause and the command that fixes
+it when files were written after the freeze (a single target regenerated: its log and benchmark
+change, and Snakemake, seeing byte-identical outputs, has nothing to do). ``unfreeze`` restores
+write permission so the DAG can rerun (Snakemake's ``onstart`` or the Makefile calls it before a
+run; ``freeze`` calls it itself).
 """
 
 from __future__ import annotations
@@ -435,6 +438,47 @@ def check_no_secrets(root: Path, config: dict[str, Any], files: Iterable[str] | 
                           f"value:\n  {lines}\nDelete or regenerate these files (and the API "
                           f"cache under W/cache/, which a rerun would replay; entries are "
                           f"scrubbed when read) before freezing.")
+def written_after_freeze(root: str | Path) -> list[str]:
+    """Files under ``root`` modified after its ``MANIFEST.json`` was written (jobs that ran since
+    the freeze), relative to ``root``; empty when there is no manifest."""
+    root = Path(root)
+    mpath = root / MANIFEST
+    if not mpath.is_file():
+        return []
+    since = mpath.stat().st_mtime_ns
+    files = walk(root)[0]
+    return [rel for rel in files if (root / rel).lstat().st_mtime_ns > since]
+
+
+def refreeze_hint(root: str | Path, run: str | None) -> str:
+    """The commands that freeze ``root`` again, as the freeze rule would."""
+    root = Path(root)
+    config = Path("work") / str(run) / "resolved_config.json"
+    out = (f"snakemake --forcerun freeze -- {root / MANIFEST}  (with the run's --configfile "
+           f"options)")
+    if run and config.is_file():
+        out += f", or: prefbias freeze {root} --config-json {config}"
+    return out
+
+
+def explain(root: str | Path, problems: list[str]) -> list[str]:
+    """Lines naming why files differ from the manifest, when they were written after it, and
+    the command that freezes the run again (empty when that is not the cause)."""
+    if not any(p.startswith(("changed: ", "extra: ", "missing: ")) and MANIFEST not in p
+               for p in problems):
+        return []
+    later = written_after_freeze(root)
+    if not later:
+        return []
+    try:
+        run = json.loads((Path(root) / MANIFEST).read_text(encoding="utf-8")).get("run")
+    except (OSError, ValueError, AttributeError):
+        run = None
+    shown = ", ".join(later[:5]) + (f" and {len(later) - 5} more" if len(later) > 5 else "")
+    return [f"cause: {len(later)} file(s) were written after the freeze ({shown}): jobs ran "
+            "since (e.g. one target regenerated); where their outputs came out byte-identical, "
+            "Snakemake has nothing to do and the manifest keeps the old state",
+            f"fix: freeze again: {refreeze_hint(root, run)}"]
 
 
 def _manifest_problems(manifest: Any) -> list[str]:

@@ -26,7 +26,7 @@ from prefbias.report.statistics import pool_ays, pool_scores, validation_cis
 # stylized-dpo tables
 # ------------------------------------------------------------------------------------------------
 def table3(results: str | Path, rows: Sequence[dict[str, Any]],
-           bootstrap: dict[str, Any] | None = None) -> pd.DataFrame:
+           bootstrap: dict[str, Any]) -> pd.DataFrame:
     """Validation loss/accuracy (train summary, CIs from eval_examples.jsonl) and reward win
     rate (vs the base model); ``n_validation`` (held-out examples: SFT conversations, DPO
     pairs) and ``n_prompts`` (win-rate prompts) say what each rests on."""

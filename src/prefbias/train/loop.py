@@ -134,16 +134,11 @@ class TrainConfig:
 
 def make_optimizer(params, cfg: TrainConfig):
     opt = cfg.optimizer
-    name = opt.get("name", "adamw").lower()
-    wd = float(opt.get("weight_decay", 0.0))
+    name, wd = opt["name"].lower(), float(opt["weight_decay"])
     if name == "adamw":
-        betas = tuple(opt.get("betas", (0.9, 0.999)))
-        return torch.optim.AdamW(params, lr=cfg.lr, betas=betas, weight_decay=wd,
-                                 eps=float(opt.get("eps", 1e-8)))
+        return torch.optim.AdamW(params, lr=cfg.lr, betas=tuple(opt["betas"]), weight_decay=wd)
     if name == "rmsprop":
-        return torch.optim.RMSprop(params, lr=cfg.lr, weight_decay=wd,
-                                   alpha=float(opt.get("alpha", 0.99)),
-                                   eps=float(opt.get("eps", 1e-8)))
+        return torch.optim.RMSprop(params, lr=cfg.lr, weight_decay=wd)
     raise TrainingError(f"unknown optimizer.name '{name}' (adamw | rmsprop)")
 
 

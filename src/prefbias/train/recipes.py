@@ -25,7 +25,6 @@ import torch
 
 from prefbias.io import DataError
 from prefbias.plan import (  # noqa: F401 - re-exported
-    dpo_group,
     dpo_group_spec,
     has_test_split,
     model_seed,
@@ -40,7 +39,6 @@ from prefbias.train.loop import TrainConfig, Trainer, TrainingError, write_outpu
 from prefbias.train.tasks import DPOTask, ORPOTask, SFTTask
 
 log = logging.getLogger(__name__)
-DEFAULT_HOLDOUT = 0.05
 
 
 
@@ -117,30 +115,17 @@ def _tracking(track: dict[str, Any]) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------------------
-def recipe_spec(kind: str, spec: dict[str, Any], group: str | None = None) -> dict[str, Any]:
-    """A training section with the schema's defaults filled in (prefbias.config): ``sft``,
-    ``orpo``, or ``dpo`` merged with its group block (``ultrafeedback`` | ``styles``)."""
-    from prefbias.config import schema_defaults
-
-    defaults = schema_defaults(kind)
-    if kind == "dpo":
-        groups = [group] if group else ["styles"]  # both group blocks share their defaults
-        for g in groups:
-            defaults.update(schema_defaults("dpo", g))
-    return {**defaults, **spec}
-
-
 def train_config(kind: str, spec: dict[str, Any], *, model_id: str, seed: int,
                  **fixed: Any) -> TrainConfig:
-    """The one TrainConfig of every recipe: each field from the section (schema defaults
-    filled by :func:`recipe_spec`); ``fixed`` holds what a recipe computes itself."""
+    """The one TrainConfig of every recipe: each field from the section (schema defaults filled
+    where the config was loaded, prefbias.config); ``fixed`` holds what a recipe computes."""
     lr, opt = _optimizer(spec)
     values = dict(kind=kind, model_id=model_id, seed=seed, batch_size=spec["batch_size"],
                   grad_accum=spec.get("grad_accum"), lr=lr, optimizer=opt,
                   cycles=spec["cycles"] if "cycles" in spec else 1, epochs=spec["epochs"],
                   max_steps=spec["max_steps"], warmup_ratio=spec["warmup_ratio"],
                   max_grad_norm=spec["max_grad_norm"], eval_steps=spec.get("eval_steps"),
-                  eval_at_start=spec.get("eval_at_start", False),
+                  eval_at_start=spec.get("eval_at_start", False),  # dpo only
                   checkpoint_steps=spec["checkpoint_steps"],
                   checkpoint_keep=spec["checkpoint_keep"],
                   group_by_length=spec["group_by_length"])
@@ -151,7 +136,6 @@ def train_sft(*, model_id: str, init: str, train: str, eval: str | None, spec: d
               seed: int, out: str, metrics: str, summary: str, ckpt: str,
               eval_examples: str | None = None, **track: Any) -> dict[str, Any]:
     """``track``: :func:`_tracking` keywords (tracking, tracking_dir, tb)."""
-    spec = recipe_spec('sft', spec)
     from prefbias.models.load import load_tokenizer
 
     tok = load_tokenizer(init)
@@ -180,8 +164,8 @@ def _pairs_with_holdout(path: str, tok, spec: dict[str, Any], seed: int, prefix:
     rows = read_pairs(path)
     if not rows:
         raise DataError(path, "the preference set is empty")
-    tr, ev = split_holdout(rows, spec.get("eval_holdout", DEFAULT_HOLDOUT), seed,
-                           spec["eval_max_examples"], spec.get("eval_min_examples") or 1)
+    tr, ev = split_holdout(rows, spec["eval_holdout"], seed, spec["eval_max_examples"],
+                           spec.get("eval_min_examples", 1))  # eval_min_examples: dpo only
     kw = dict(max_length=spec.get("max_length", spec.get("cutoff_len")),
               long_prompts=spec["long_prompts"], id_prefix=prefix)
     tre, st = encode_pairs(path, tok, rows=tr, **kw)
@@ -205,7 +189,6 @@ def train_dpo(*, model_id: str, init: str, train: str, train_refs: str, eval: st
               ) -> dict[str, Any]:
     """``spec`` is the merged DPO section (prefbias.jobspec.dpo_spec); ``track`` as in
     :func:`train_sft`."""
-    spec = recipe_spec('dpo', spec)
     from prefbias.models.load import load_tokenizer
 
     tok = load_tokenizer(init)
@@ -258,7 +241,6 @@ def train_orpo(*, model_id: str, init: str, train: list[str], spec: dict[str, An
                eval_examples: str | None = None, **track: Any) -> dict[str, Any]:
     from peft import LoraConfig, get_peft_model
 
-    spec = recipe_spec('orpo', spec)
     from prefbias.models.load import load_tokenizer
 
     tok = load_tokenizer(init)
@@ -285,8 +267,8 @@ def train_orpo(*, model_id: str, init: str, train: list[str], spec: dict[str, An
     base = _load_model(init, lora=True)
     lcfg = spec["lora"]
     model = get_peft_model(base, LoraConfig(
-        r=lcfg["r"], lora_alpha=lcfg["alpha"], lora_dropout=lcfg.get("dropout", 0.0),
-        target_modules=lcfg.get("target_modules", "all-linear"), task_type="CAUSAL_LM"))
+        r=lcfg["r"], lora_alpha=lcfg["alpha"], lora_dropout=lcfg["dropout"],
+        target_modules=lcfg["target_modules"], task_type="CAUSAL_LM"))
     task = ORPOTask(tok.pad_token_id, spec["lam"], spec["nll_on_prompt"])
     trainer = Trainer(cfg, task, model, train_ex, eval_ex, ckpt_dir=ckpt, **fp,
                       summary_extra={"data": stats, "lam": spec["lam"]}, **_tracking(track))

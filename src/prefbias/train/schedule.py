@@ -104,10 +104,10 @@ def make_scheduler(optimizer, cfg, n_run: int, n_examples: int, world: int):
 
 def trained_cycles(spec: dict[str, Any]) -> int:
     """Cycles one trained model goes through: ``cycles`` when chained, 1 when independent."""
-    mode = spec.get("cycle_mode", "chained")
+    mode = spec["cycle_mode"]
     if mode not in CYCLE_MODES:
         raise ValueError(f"cycle_mode must be one of {CYCLE_MODES}, got {mode!r}")
-    cycles = int(spec.get("cycles", 1))
+    cycles = int(spec["cycles"])
     return cycles if mode == "chained" else 1
 
 
@@ -118,10 +118,10 @@ def run_lr(spec: dict[str, Any], n_examples: int, *, world: int = 1,
     spec = {**spec, **({"cycle_mode": cycle_mode} if cycle_mode else {})}
     lr = float(spec.get("optimizer", {}).get("lr", spec.get("lr")))
     full = steps_per_cycle(n_examples, batch_size=spec["batch_size"],
-                           grad_accum=spec["grad_accum"], epochs=spec.get("epochs", 1),
+                           grad_accum=spec["grad_accum"], epochs=spec["epochs"],
                            world=world)
     n_run = min(full, spec["max_steps"]) if spec.get("max_steps") else full
-    mode = lr_over or spec.get("lr_schedule_over", "max_steps")
+    mode = lr_over or spec["lr_schedule_over"]
     n_sched = schedule_length(n_run, mode=mode, full_steps=full)
     cycles = trained_cycles(spec)
     per_cycle = cumulative_lr(lr, warmup_ratio=spec["warmup_ratio"], n_run=n_run,
@@ -138,15 +138,14 @@ def readings_table(dpo: dict[str, Any], n_ultrafeedback: int, n_style: int, *,
     """Both readings of both sentences for a ``dpo`` config section (``ultrafeedback`` and
     ``styles`` sub-blocks merged over it), with the given training-set sizes."""
     base = {k: v for k, v in dpo.items() if k not in ("ultrafeedback", "styles")}
-    uf = {**base, **dpo.get("ultrafeedback", {})}
-    st = {**base, **dpo.get("styles", {})}
+    uf, st = {**base, **dpo["ultrafeedback"]}, {**base, **dpo["styles"]}
     out = []
     for mode in CYCLE_MODES:
         out.append({"group": "ultrafeedback", "reading": f"cycle_mode: {mode}",
-                    "default": mode == uf.get("cycle_mode", "chained"),
+                    "default": mode == uf["cycle_mode"],
                     **run_lr(uf, n_ultrafeedback, world=world, cycle_mode=mode)})
     for over in LR_SCHEDULE_OVER:
         out.append({"group": "styles", "reading": f"lr_schedule_over: {over}",
-                    "default": over == st.get("lr_schedule_over", "max_steps"),
+                    "default": over == st["lr_schedule_over"],
                     **run_lr(st, n_style, world=world, lr_over=over)})
     return out

@@ -38,14 +38,13 @@ class TrackingError(RuntimeError):
 
 
 def tracking_spec(spec: dict[str, Any] | None) -> dict[str, Any]:
-    """The ``tracking`` section with the schema's defaults (also of its sub-blocks)."""
-    from prefbias.config import schema_defaults
+    """The ``tracking`` section with the schema's defaults (also of its sub-blocks): already so
+    in a loaded config (prefbias.config.fill_defaults); filled here for a partial one."""
+    import copy
 
-    spec = dict(spec or {})
-    out = {**schema_defaults("tracking"), **spec}
-    for sub in ("wandb", "mlflow"):
-        out[sub] = {**schema_defaults("tracking", sub), **(spec.get(sub) or {})}
-    return out
+    from prefbias.config import fill_defaults
+
+    return fill_defaults({"tracking": copy.deepcopy(dict(spec or {}))})["tracking"]
 
 
 def metric_values(row: dict[str, Any]) -> dict[str, float]:
