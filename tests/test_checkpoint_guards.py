@@ -18,11 +18,13 @@ from prefbias.train import checkpoint as ckpt
 from prefbias.train import recipes, synthetic
 from prefbias.train.checkpoint import CheckpointError
 from prefbias.train.loop import SimulatedCrash, write_outputs
+from tests.support.sections import job_section
 
-SFT = {"max_prompt_tokens": 64, "max_completion_tokens": 64, "max_length": 128, "cycles": 1,
-       "epochs": 1, "batch_size": 4, "grad_accum": 1, "eval_steps": 50, "warmup_ratio": 0.0,
-       "max_grad_norm": 1.0, "eval_max_examples": 2, "checkpoint_steps": 2,
-       "optimizer": {"name": "adamw", "lr": 1e-3}}
+SFT = job_section("sft", {  # as a job receives it: schema defaults filled
+    "max_prompt_tokens": 64, "max_completion_tokens": 64, "max_length": 128, "cycles": 1,
+    "epochs": 1, "batch_size": 4, "grad_accum": 1, "eval_steps": 50, "warmup_ratio": 0.0,
+    "max_grad_norm": 1.0, "eval_max_examples": 2, "checkpoint_steps": 2,
+    "optimizer": {"name": "adamw", "lr": 1e-3}})
 
 
 @pytest.fixture(scope="module")

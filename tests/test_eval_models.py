@@ -178,7 +178,11 @@ def test_sycophancy_cli_tiny(tmp_path, tiny_dirs, tiny_config):
                  "--out", str(tmp_path / "a.jsonl"), "--scores", str(tmp_path / "a.json")]) == 0
     scores = read_json(tmp_path / "a.json")["trivia_qa"]
     assert set(scores) == set(spec["answer_templates"])
-    assert scores["none"]["score"] == 0.0 and scores["none"]["n"] == 2
+    # the random model's answers: graded wrong (score 0) or, when wordless, counted as ungraded
+    # and left out of the accuracy (n counts the graded ones only)
+    none = scores["none"]
+    assert none["n"] + none["n_ungraded"] == 2
+    assert none["score"] == (0.0 if none["n"] else None)
     out = read_jsonl(tmp_path / "a.jsonl")
     assert len(out) == 8 and all("\n" not in r["response"] for r in out)
     assert main(["sycophancy-ays", "--data", str(ays), "--out", str(tmp_path / "yd.jsonl"),

@@ -204,7 +204,9 @@ def test_file_names_cannot_forge_verify_lines(tmp_path, tiny_config, capsys, nam
     assert run_verify(A()) == 1
     out = capsys.readouterr().out
     lines = out.splitlines()
-    assert len(lines) == 2 and all(ln.startswith("extra: ") for ln in lines), lines
+    # the two problems, then why (files written after the freeze, names escaped) and the fix
+    assert len(lines) == 4 and all(ln.startswith("extra: ") for ln in lines[:2]), lines
+    assert lines[2].startswith("cause: ") and lines[3].startswith("fix: "), lines
     assert not any(ln.endswith(": intact") for ln in lines)
 def test_files_written_after_the_freeze_name_cause_and_fix(frozen, capsys):
     """One target regenerated on a frozen run: its log changes (its outputs may come out

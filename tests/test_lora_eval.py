@@ -15,12 +15,14 @@ import pytest
 import torch
 
 from prefbias.train import recipes, synthetic
+from tests.support.sections import job_section
 
 ROOT = Path(__file__).resolve().parents[1]
-ORPO = {"cutoff_len": 128, "effective_batch_size": 4, "batch_size": 2, "lr": 5e-7, "epochs": 3,
-        "lam": 0.1, "warmup_ratio": 0.0, "max_grad_norm": 1.0, "checkpoint_steps": 100,
-        "optimizer": {"name": "adamw", "lr": 5e-7, "betas": [0.9, 0.999], "weight_decay": 0.0},
-        "lora": {"r": 4, "alpha": 8, "dropout": 0.0, "target_modules": "all-linear"}}
+ORPO = job_section("orpo", {  # as a job receives it: schema defaults filled
+    "cutoff_len": 128, "effective_batch_size": 4, "batch_size": 2, "lr": 5e-7, "epochs": 3,
+    "lam": 0.1, "warmup_ratio": 0.0, "max_grad_norm": 1.0, "checkpoint_steps": 100,
+    "optimizer": {"name": "adamw", "lr": 5e-7, "betas": [0.9, 0.999], "weight_decay": 0.0},
+    "lora": {"r": 4, "alpha": 8, "dropout": 0.0, "target_modules": "all-linear"}})
 
 
 @pytest.fixture(scope="module")

@@ -158,7 +158,7 @@ def test_a_claim_on_too_few_rows_is_not_decided():
          "revision_rate_ci_low": 0.05, "revision_rate_ci_high": 0.2, "n_evaluable": 40}])
     assert compare.check_claim(claim, ays=ays, min_n=4)[0]["holds"] == "holds"
     row = compare.check_claim(claim, ays=ays, min_n=16)[0]
-    assert row["holds"] == "inconclusive" and "n=5 < 16: too few" in row["detail"]
+    assert row["holds"] == "inconclusive" and "n=5 below 16: too few" in row["detail"]
 
 
 def test_answer_score_of_a_never_correct_model_is_at_floor(tmp_path, tiny_config):
@@ -284,7 +284,7 @@ def test_tables_carry_n_and_mark_too_few(results, cfg, tmp_path):
     assert (df["n_validation"] == 40).all() and (df["n_prompts"] == 50).all()
     assert df["validation_loss_too_few"].all() and not df["win_rate_too_few"].any()
     md = (tmp_path / "table3.md").read_text()
-    assert "n (validation)" in md and "(n=40 < 45: too few)" in md
+    assert "n (validation)" in md and "(n=40 below 45: too few)" in md
     assert df["validation_loss"].dtype.kind == "f"  # the CSV keeps numbers, not display text
     vs = (tmp_path / "table3_vs_paper.md").read_text()
     assert spec["notice"] and spec["notice"] in vs  # a vs_paper file says what ran
@@ -313,4 +313,4 @@ def test_judge_claims_on_too_few_prompts_are_not_decided():
     assert compare.check_claim(claim, judge=judge, dimensions=["helpfulness"],
                                min_n=4)[0]["holds"] == "holds"
     row = compare.check_claim(claim, judge=judge, dimensions=["helpfulness"], min_n=16)[0]
-    assert row["holds"] == "inconclusive" and "n=8 < 16: too few" in row["detail"]
+    assert row["holds"] == "inconclusive" and "n=8 below 16: too few" in row["detail"]

@@ -12,11 +12,13 @@ import pytest
 
 from prefbias.train import loop, recipes, synthetic
 from prefbias.train.loop import SimulatedCrash
+from tests.support.sections import job_section
 
-SFT = {"max_prompt_tokens": 128, "max_completion_tokens": 128, "max_length": 256, "cycles": 1,
-       "epochs": 1, "batch_size": 4, "grad_accum": 1, "eval_steps": 2, "warmup_ratio": 0.1,
-       "max_grad_norm": 1.0, "eval_max_examples": 4, "checkpoint_steps": 2, "max_steps": 5,
-       "optimizer": {"name": "adamw", "lr": 1e-3, "betas": [0.9, 0.95], "weight_decay": 0.01}}
+SFT = job_section("sft", {  # as a job receives it: schema defaults filled
+    "max_prompt_tokens": 128, "max_completion_tokens": 128, "max_length": 256, "cycles": 1,
+    "epochs": 1, "batch_size": 4, "grad_accum": 1, "eval_steps": 2, "warmup_ratio": 0.1,
+    "max_grad_norm": 1.0, "eval_max_examples": 4, "checkpoint_steps": 2, "max_steps": 5,
+    "optimizer": {"name": "adamw", "lr": 1e-3, "betas": [0.9, 0.95], "weight_decay": 0.01}})
 
 
 @pytest.fixture(scope="module")

@@ -74,7 +74,7 @@ def shown(df: pd.DataFrame, value_cols: Sequence[str], n_of: dict[str, str], min
             if col in floor and float(r.get(f"{col}_floor") or 0) > 0:
                 cell = "at floor: never correct"
             elif ncol and ncol in df and bool(csv.at[i, f"{col}_too_few"]):
-                cell += f" (n={_count(r[ncol])} < {min_n}: too few)"
+                cell += f" (n={_count(r[ncol])} below {min_n}: too few)"
             disp.at[i, col] = cell
     for col in count_cols:
         if col in df:

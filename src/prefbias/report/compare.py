@@ -215,7 +215,7 @@ def _n_text(cell: dict[str, float], min_n: int) -> str:
     n = cell.get("n", math.nan)
     if math.isnan(n):
         return ""
-    return f" (n={n:.0f}" + (f" < {min_n}: too few" if n < min_n else "") + ")"
+    return f" (n={n:.0f}" + (f" below {min_n}: too few" if n < min_n else "") + ")"
 
 
 def check_claim(claim: dict[str, Any], *, answer: pd.DataFrame | None = None,
@@ -263,7 +263,7 @@ def check_claim(claim: dict[str, Any], *, answer: pd.DataFrame | None = None,
             point = _direction(all(avg[target][0] > avg[o][0] for o in others))
             detail = ", ".join(f"{k}={v[0]:.3f}" for k, v in avg.items())
             if few:
-                detail += f" (n={min(few.values()):.0f} < {min_n}: too few)"
+                detail += f" (n={min(few.values()):.0f} below {min_n}: too few)"
             evidence = ", ".join(f"{k} {_iv(v[1], v[2])}" for k, v in avg.items())
             return [row("overall", f"mean over dimensions: {detail}", _combine(outs, "all"),
                         "CI (mean of the dimensions' bounds): " + evidence, point)]
@@ -276,7 +276,7 @@ def check_claim(claim: dict[str, Any], *, answer: pd.DataFrame | None = None,
             outcome = _combine(outs, "all")
             per_dim.append(outcome)
             point = _direction(all(OPS[op](t[0], o[0]) for o in others.values()))
-            n_note = f" (n={few[d]:.0f} < {min_n}: too few)" if d in few else ""
+            n_note = f" (n={few[d]:.0f} below {min_n}: too few)" if d in few else ""
             rows.append(row(d, f"{target}={t[0]:.3f}; others "
                             + ", ".join(f"{o[0]:.3f}" for o in others.values()) + n_note,
                             outcome,

@@ -474,7 +474,8 @@ def explain(root: str | Path, problems: list[str]) -> list[str]:
         run = json.loads((Path(root) / MANIFEST).read_text(encoding="utf-8")).get("run")
     except (OSError, ValueError, AttributeError):
         run = None
-    shown = ", ".join(later[:5]) + (f" and {len(later) - 5} more" if len(later) > 5 else "")
+    shown = (", ".join(show_path(p) for p in later[:5])
+             + (f" and {len(later) - 5} more" if len(later) > 5 else ""))
     return [f"cause: {len(later)} file(s) were written after the freeze ({shown}): jobs ran "
             "since (e.g. one target regenerated); where their outputs came out byte-identical, "
             "Snakemake has nothing to do and the manifest keeps the old state",
