@@ -145,8 +145,9 @@ def test_a_changed_default_replans_exactly_the_jobs_that_read_it(tiny_params):
     direct = {k.split()[0] for k, v in after.items() if v["params"] != tiny_params[k]["params"]}
     assert direct == {"reward_winrate", "reward_winrate_pair", "resolved_config"}
     jobs = rule_counts(replanned(tiny_params, after))
+    # report_pages: the model cards carry the reward win rates (and read the resolved config)
     assert set(jobs) == {"reward_winrate", "reward_winrate_pair", "table", "resolved_config",
-                         "snakemake_report", "freeze", "all"}, jobs
+                         "report_pages", "snakemake_report", "freeze", "all"}, jobs
     assert jobs["table"] == 2  # Table 3 and its companion of further pairs
 
 
@@ -155,8 +156,8 @@ def test_renaming_a_model_retrains_nothing(tiny_params, tmp_path):
     never fetch_model or anything trained or evaluated on the model (issue 23)."""
     overlay = {"models": {"smollm2-135m-instruct": {"display_name": "SmolLM2 (renamed)"}}}
     jobs = rule_counts(replanned(tiny_params, _job_params(*TINY, _overlay(tmp_path, overlay))))
-    assert jobs and set(jobs) <= {"table", "figure", "resolved_config", "snakemake_report",
-                                  "freeze", "all"}, jobs
+    assert jobs and set(jobs) <= {"table", "figure", "resolved_config", "report_pages",
+                                  "snakemake_report", "freeze", "all"}, jobs
 
 
 def test_no_command_line_carries_the_whole_config():
