@@ -46,7 +46,7 @@ $(UV):
 $(STAMP): pyproject.toml envs/constraints.txt | $(UV)
 	test -x $(BIN)/python || $(UV) venv -q --seed --python $(PYTHON) $(VENV)
 	$(UV_INSTALL) torch==2.13.0
-	$(UV_INSTALL) -c envs/constraints.txt -e ".[test,dev]"
+	$(UV_INSTALL) -c envs/constraints.txt -e ".[test,dev,tracking]"
 	touch $@
 
 $(WHEELS_STAMP): config.yaml configs/tiny.yaml $(STAMP)
