@@ -396,7 +396,7 @@ def test_fixtures_complete():
 
 @pytest.mark.slow
 @pytest.mark.helm
-def test_helm_run_folder_opens_in_helms_own_tools(tmp_path, tiny_model, tiny_config):
+def test_helm_run_folder_opens_in_helms_own_tools(tmp_path, helm_tiny_model, tiny_config):
     """A HELM run folder as the pipeline leaves it (W/helm/<model>/<scenario>/) opens with HELM's
     own tools, as docs/READING.md says: helm-summarize writes the suite's summaries, and helm-server
     exports the browsable site (the static form of `helm-server -o ... --suite prefbias`)."""
@@ -406,8 +406,9 @@ def test_helm_run_folder_opens_in_helms_own_tools(tmp_path, tiny_model, tiny_con
     spec = {**tiny_config["helm"], "max_eval_instances": 3, "num_output_tokens": 4,
             "python": str(HELM_BIN)}
     out = tmp_path / "boolq"
-    helm_run.helm_run(model_dir=tiny_model, model_name="tiny-s0", scenario=["boolq"], spec=spec,
-                      outdir=out, stats_path=[tmp_path / "boolq.json"], fixtures=FIXTURES)
+    helm_run.helm_run(model_dir=helm_tiny_model, model_name="tiny-s0", scenario=["boolq"],
+                      spec=spec, outdir=out, stats_path=[tmp_path / "boolq.json"],
+                      fixtures=FIXTURES)
     bo = out / "benchmark_output"
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
     subprocess.run([str(HELM_BIN / "helm-summarize"), "--suite", helm_run.SUITE, "-o", str(bo),

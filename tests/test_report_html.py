@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -72,3 +73,16 @@ def test_failed_report_leaves_nothing(workflow: Path, tmp_path: Path):
 def test_rejects_non_html(tmp_path: Path):
     with pytest.raises(ValueError, match=".html"):
         snakemake_report(tmp_path / "r.zip", snakefile="S", config={}, targets=["a"])
+
+
+def test_resolved_config_file_is_read_as_json(tmp_path):
+    """W/resolved_config.json is JSON: read as YAML, a float such as 1e-05 (the demo's DPO lr)
+    became the string '1e-05' and the report's Snakemake run refused the config."""
+    from prefbias.commands.report import _load_config
+
+    cfg = {"dpo": {"optimizer": {"lr": 1e-05}}, "n": 3}
+    path = tmp_path / "resolved_config.json"
+    path.write_text(json.dumps(cfg))
+    assert _load_config(str(path)) == cfg and isinstance(_load_config(str(path))["dpo"][
+        "optimizer"]["lr"], float)
+    assert _load_config(json.dumps(cfg)) == cfg

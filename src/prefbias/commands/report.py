@@ -88,12 +88,17 @@ def run_figure(args: argparse.Namespace) -> int:
 
 
 def _load_config(text: str) -> dict:
+    """The resolved config: JSON text, a JSON file (W/resolved_config.json) or a YAML file. A
+    JSON file is read as JSON: YAML would read a float such as ``1e-05`` as a string."""
     s = text.strip()
     if s.startswith("{"):
         return json.loads(s)
+    body = Path(s).read_text(encoding="utf-8")
+    if s.endswith(".json") or body.lstrip().startswith("{"):
+        return json.loads(body)
     import yaml
 
-    return yaml.safe_load(Path(s).read_text(encoding="utf-8"))
+    return yaml.safe_load(body)
 
 
 def run_snakemake_report(args: argparse.Namespace) -> int:
