@@ -317,6 +317,7 @@ def test_time_limit_signal_reaches_trainer_which_checkpoints_and_resumes(slurm_e
     every step exactly once."""
     from prefbias.io import write_jsonl
     from prefbias.train import recipes, synthetic
+    from tests.support.sections import job_section
 
     data = tmp_path / "data"
     paths = synthetic.write_setup(data)
@@ -324,12 +325,13 @@ def test_time_limit_signal_reaches_trainer_which_checkpoints_and_resumes(slurm_e
     write_jsonl(train, synthetic.sft_rows(N_PREEMPT_ROWS, 0, lo=2, hi=6))
     init = synthetic.build_model(tmp_path / "base")
     # many short steps, no periodic checkpoint: only the signal handler writes one
-    spec = {"max_prompt_tokens": 128, "max_completion_tokens": 16, "max_length": 64,
+    spec = job_section("sft", {  # as a job receives it: the schema's defaults filled
+            "max_prompt_tokens": 128, "max_completion_tokens": 16, "max_length": 64,
             "cycles": 1, "epochs": 1, "batch_size": 1, "grad_accum": 1,
             "eval_steps": None, "checkpoint_steps": None, "warmup_ratio": 0.0,
             "max_grad_norm": 1.0, "eval_max_examples": 4,
             "optimizer": {"name": "adamw", "lr": 1e-3, "betas": [0.9, 0.95],
-                          "weight_decay": 0.0}}
+                          "weight_decay": 0.0}})
     # one cycle here first: its step rate sizes the job (a fast machine must not finish before
     # the signal, a slow one must not take forever to finish the rerun)
     calib = tmp_path / "calib"
