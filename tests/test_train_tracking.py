@@ -124,7 +124,7 @@ def test_progress_in_a_log_file_is_plain_lines():
     text = buf.getvalue()
     assert "\r" not in text
     lines = text.splitlines()
-    assert len(lines) == 4
+    assert len(lines) == 5 and " 0/4 " in lines[0]  # the start (a resumed run: its step), then each
     assert lines[-1].startswith("sft-s0: 100%") and "4/4" in lines[-1]
     assert lines[-1].endswith("loss=0.2500")
 
@@ -134,7 +134,7 @@ def test_progress_lines_are_spaced_by_the_interval():
     p = loop._progress(100, 0, "m", True, stream=buf, interval=3600)
     for _ in range(100):
         p.update(1)
-    # the first step and the last one; nothing in between within the hour
+    # the start and the last step; nothing in between within the hour
     assert len(buf.getvalue().splitlines()) == 2
 
 

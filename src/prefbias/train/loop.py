@@ -483,13 +483,15 @@ class LineProgress:
         self.stream = stream if stream is not None else sys.stderr
         self.t0 = time.monotonic()
         self.start_n = initial
-        self.last = None
         self.postfix = ""
+        # a first line at the start, as tqdm's bar: a resumed run shows the step it resumes at
+        self.last = self.t0
+        self._line(self.t0)
 
     def update(self, k: int = 1) -> None:
         self.n += k
         now = time.monotonic()
-        if self.n >= self.total or self.last is None or now - self.last >= self.interval:
+        if self.n >= self.total or now - self.last >= self.interval:
             self.last = now
             self._line(now)
 
