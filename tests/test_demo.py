@@ -75,7 +75,7 @@ def _planned_rules(repo: Path, *args: str) -> set[str]:
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory) -> Path:
     if not (ROOT / ".venv-helm" / "bin" / "helm-run").exists():
-        pytest.skip("HELM environment absent: make test creates .venv-helm")
+        pytest.fail("HELM environment absent: make test creates .venv-helm")
     repo = _copy_repo(tmp_path_factory.mktemp("repo"))
     cmd = [str(BIN / "snakemake"), "--cores", "2", "--configfile=configs/tiny.yaml",
            "--scheduler", "greedy", "--show-failed-logs"]

@@ -238,7 +238,7 @@ def test_ece_em_hand_values():
 def test_ece_em_matches_uncertainty_calibration():
     py = HELM_BIN / "python"
     if not py.exists():
-        pytest.skip(f"HELM environment absent ({py}); create it with scripts/setup-helm-env.sh")
+        pytest.fail(f"HELM environment absent ({py}); create it with scripts/setup-helm-env.sh")
     import random
 
     rng = random.Random(0)
@@ -331,7 +331,7 @@ def test_helm_smoke_run(tmp_path, helm_tiny_model, tiny_config):
     scenarios run in one helm-run (helm.jobs: per_model, as in make demo), and each gets its
     own stats file."""
     if not (HELM_BIN / "helm-run").exists():
-        pytest.skip(f"HELM environment absent ({HELM_BIN}); create it with "
+        pytest.fail(f"HELM environment absent ({HELM_BIN}); create it with "
                     "scripts/setup-helm-env.sh (make test does)")
     spec = {**tiny_config["helm"], "max_eval_instances": 3, "num_output_tokens": 4,
             "python": str(HELM_BIN)}
@@ -401,7 +401,7 @@ def test_helm_run_folder_opens_in_helms_own_tools(tmp_path, helm_tiny_model, tin
     own tools, as docs/READING.md says: helm-summarize writes the suite's summaries, and helm-server
     exports the browsable site (the static form of `helm-server -o ... --suite prefbias`)."""
     if not (HELM_BIN / "helm-run").exists():
-        pytest.skip(f"HELM environment absent ({HELM_BIN}); create it with "
+        pytest.fail(f"HELM environment absent ({HELM_BIN}); create it with "
                     "scripts/setup-helm-env.sh (make test does)")
     spec = {**tiny_config["helm"], "max_eval_instances": 3, "num_output_tokens": 4,
             "python": str(HELM_BIN)}

@@ -127,7 +127,7 @@ def test_helm_client_loads_the_recorded_dtype(trained, reference, tmp_path):
     """The HELM client (HELM's own environment) serves the same fp32 base + adapter."""
     py = ROOT / ".venv-helm" / "bin" / "python"
     if not py.exists():
-        pytest.skip(f"HELM environment absent ({py}); create it with scripts/setup-helm-env.sh")
+        pytest.fail(f"HELM environment absent ({py}); create it with scripts/setup-helm-env.sh")
     out = tmp_path / "logits.pt"
     code = ("import sys, torch\n"
             "from prefbias.evaluation.helm_client import _Server\n"
