@@ -6,11 +6,10 @@ import re
 import sys
 
 from prefbias import plan
-from prefbias.config import sections_json
 from prefbias.jobspec import job_spec_json
 from prefbias.hpc import hook as _hook
 from prefbias.hpc import needs as _needs
-from prefbias.hpc.resources import api_local_rules, rule_resources, rule_threads
+from prefbias.hpc.resources import local_rules, rule_resources, rule_threads
 from prefbias.io import write_json
 
 W = plan.workdir(config)
@@ -28,11 +27,6 @@ wildcard_constraints:
     promptset=r"[a-z_]+",
     scenario=r"[a-z_]+",
     seed=r"\d+",
-
-
-def spec(*keys):
-    """JSON of config sections, for `--spec {params.spec:q}` (prefbias.config.sections_json)."""
-    return sections_json(config, *keys)
 
 
 def job_spec(rule_name):
@@ -67,14 +61,18 @@ def image(name):
 
 
 def rule_image(rule_name):
-    """The image of a rule, from the backend it uses (prefbias.hpc.needs: the one place)."""
-    return image(_needs.image_name(config, rule_name))
+    """The image of a rule's job, from the backend it uses for the job's wildcards
+    (prefbias.hpc.needs.image_name, from the rule's entry in prefbias.rule_table)."""
+    return lambda wildcards: image(
+        _needs.image_name(config, rule_name, **dict(wildcards.items()))
+    )
 
 
-# API-calling rules run on the login node unless cluster.internet.partition names a partition
-# whose nodes reach the internet (docs/HPC.md "Internet and credentials").
+# Downloads and quick rules run on the login node (prefbias.rule_table: `local`), and so do
+# API-calling rules unless cluster.internet.partition names a partition whose nodes reach the
+# internet (docs/HPC.md "Internet and credentials").
 # (the localrules directive takes literal names only: its method, with the computed list)
-workflow.localrules(*api_local_rules(config, list(_needs.API_RULES)))
+workflow.localrules(*local_rules(config))
 
 
 def model_dir(model):

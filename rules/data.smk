@@ -19,11 +19,8 @@ DATA_TARGETS = (
 )
 
 
-# Downloads run on the submit host (compute nodes may have no internet), in the train image.
-localrules:
-    fetch_dataset,
-
-
+# Downloads run on the submit host (compute nodes may have no internet; a localrule by its entry
+# in prefbias.rule_table), in the train image.
 rule fetch_dataset:
     output:
         f"{W}/raw/{{dataset}}/{{split}}.jsonl",

@@ -2,8 +2,6 @@
 # (saa-orpo §3). Model lists come from prefbias.plan; numbers from the config sections passed as
 # --spec (a changed judge prompt re-runs judge jobs only). API answers are cached under
 # W/cache/<kind>/ so a re-run makes no requests.
-from prefbias.evaluation.winrate import scoring_spec as _scoring_spec
-
 JUDGE = config["judge"]
 SECOND_JUDGE = JUDGE.get("second_judge")
 STYLIZED = plan.stylized_ids(config)
@@ -122,9 +120,7 @@ rule reward_winrate:
     resources:
         **res("reward_winrate"),
     params:
-        spec=lambda w: json.dumps(
-            _scoring_spec(config["reward_winrate"]), sort_keys=True
-        ),
+        spec=job_spec("reward_winrate"),
         cache=f"{W}/cache/reward",
     shell:
         "prefbias reward-winrate --spec {params.spec:q} --generations {input.gens}"
@@ -153,9 +149,7 @@ use rule reward_winrate as reward_winrate_pair with:
     wildcard_constraints:
         baseline=r"[A-Za-z0-9][A-Za-z0-9._-]*",
     params:
-        spec=lambda w: json.dumps(
-            _scoring_spec(config["reward_winrate"], w.baseline), sort_keys=True
-        ),
+        spec=job_spec("reward_winrate_pair"),
         cache=f"{W}/cache/reward",
 
 

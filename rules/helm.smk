@@ -14,12 +14,8 @@ HELM_TARGETS = [f"{R}/eval/helm/{g}.csv" for g in HELM_GROUPS] + [
 HELM_DATA = f"{W}/helm/data"
 
 
-localrules:
-    helm_stage,
-
-
 # HELM's own downloaders for every configured scenario, on the login node (compute nodes are
-# often offline); with helm.fixtures they find every file and download nothing.
+# often offline; a localrule by its entry in prefbias.rule_table); with helm.fixtures they find every file and download nothing.
 rule helm_stage:
     output:
         directory(HELM_DATA),
@@ -89,7 +85,7 @@ rule helm_summarize:
     resources:
         **res("helm_summarize"),
     params:
-        spec=lambda w: spec("seeds", "sft", "dpo", "styles", "orpo", "report.bootstrap"),
+        spec=job_spec("helm_summarize"),
         stats_dir=lambda w, output: os.path.dirname(output.summary),
     shell:
         "prefbias helm-summarize --stats-dir {params.stats_dir} --spec {params.spec:q}"

@@ -2,10 +2,6 @@
 # (login node, localrule: both download), or tiny random builds (demo).
 
 
-localrules:
-    fetch_model,
-
-
 rule fetch_model:
     output:
         directory(f"{W}/models/base/{{model}}"),

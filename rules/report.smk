@@ -96,10 +96,6 @@ for _name, _item in plan.REPORT_ITEMS.items():
 # The resolved config (defaults filled) the report and the freeze record, as a file: on their command
 # lines it would be ~10 KB printed by every run and dry run. Its params are the rerun trigger: a
 # config edit rewrites the file, and the report and freeze rerun on their changed input.
-localrules:
-    resolved_config,
-
-
 rule resolved_config:
     output:
         f"{W}/resolved_config.json",
@@ -113,10 +109,6 @@ rule resolved_config:
 
 # `snakemake --report` only reads .snakemake/ metadata: it runs where Snakemake runs, in the train
 # image (which carries Snakemake) with --sdm apptainer.
-localrules:
-    snakemake_report,
-
-
 rule snakemake_report:
     input:
         targets=REPORT_TARGETS + PAGES_TARGETS,

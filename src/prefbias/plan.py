@@ -175,6 +175,13 @@ def resolve_judge_spec(spec: dict[str, Any], which: str = "primary") -> dict[str
     return {**base, **second}
 
 
+def section_backend(config: dict[str, Any], section: str, model: str | None = None) -> str | None:
+    """The backend (``vllm``/``hf``/``openai``) config ``section`` runs with for the job of
+    ``model`` (its wildcard; None: the section's own): ``<section>.backend`` (the schema fills
+    the default), None when the section has none."""
+    return (config.get(section) or {}).get("backend")
+
+
 def model_seed(config: dict[str, Any], model: str) -> int:
     return int(trained_models(config)[model].seed)
 

@@ -27,6 +27,7 @@ import sys
 from typing import Any
 
 from prefbias.hpc import preflight
+from prefbias.hpc.resources import job_gpus
 from prefbias.hpc.site import (
     apply_job_environment,
     apply_node_job_environment,
@@ -68,7 +69,7 @@ def on_workflow_load(workflow, config: dict[str, Any]) -> None:
     offline Hugging Face libraries, the GPU count the rules requested, caches on node-local
     scratch (:func:`prefbias.hpc.site.node_job_environment`)."""
     if getattr(workflow, "remote_exec", False):
-        apply_node_job_environment(config, job_rules(workflow))
+        apply_node_job_environment(config, job_gpus(config, job_rules(workflow)))
         return
     if getattr(workflow, "is_main_process", False) and _uses_apptainer(workflow):
         apply_job_environment(config)
@@ -123,10 +124,7 @@ def on_workflow_start(workflow, config: dict[str, Any]) -> None:
     planned = _planned_rules(workflow)
     rules = [r.name for r in workflow.rules if r.name not in local and not r.norun
              and (planned is None or r.name in planned)]
-    images = None
-    if _uses_apptainer(workflow):
-        images = {r.name: _image(r) for r in workflow.rules
-                  if r.name in rules and _needs_image(r)}
+    images = _images(workflow, config, rules) if _uses_apptainer(workflow) else None
     from snakemake.exceptions import WorkflowError
 
     # credentials: every planned rule, localrules included (downloads, API calls on the login node)
@@ -144,9 +142,22 @@ def on_workflow_start(workflow, config: dict[str, Any]) -> None:
         raise WorkflowError(preflight.format_problems(problems))
 
 
-def _image(rule) -> str | None:
-    img = getattr(rule, "container_img", None)
-    return img if isinstance(img, str) else None
+def _images(workflow, config: dict[str, Any], rules: list[str]) -> dict[str, str | None]:
+    """``{rule: image}`` of the planned jobs of ``rules`` that run a command (a rule whose jobs
+    use several images, e.g. a per-model backend: ``rule[image]``); without a readable DAG the
+    image :func:`prefbias.hpc.needs.image_name` gives each rule."""
+    from prefbias.hpc import needs
+    from prefbias.rule_table import entry
+
+    try:
+        jobs = [j for j in workflow.dag.needrun_jobs() if j.rule.name in rules]
+        urls = {(j.rule.name, j.container_img_url) for j in jobs if _needs_image(j.rule)}
+    except Exception:  # noqa: BLE001 - an older/newer DAG API: one image per rule
+        containers = config.get("containers") or {}
+        urls = {(r, containers.get(needs.image_name(config, r))) for r in rules
+                if entry(r).container}
+    names = [r for r, _ in urls]
+    return {(r if names.count(r) == 1 else f"{r}[{url}]"): url for r, url in urls}
 
 
 def _needs_image(rule) -> bool:

@@ -1,18 +1,20 @@
-"""What each rule needs to run: its container image, GPUs, internet access and credentials.
+"""What each rule needs to run: its container image, packages, internet access and credentials,
+computed for a config from the rule's entry in :mod:`prefbias.rule_table` (the one table).
 
-The ONE place that maps a rule to its image. A rule's image follows from the backend its
-config section selects (``sycophancy.backend: vllm`` -> the ``vllm`` image, ``hf``/``openai``
--> ``train``), HELM rules always use ``helm``, everything else ``train``. ``rules/common.smk`` calls
-:func:`image_name` through ``rule_image("<rule>")``; ``tests/test_containers.py`` checks, for
-every rule and every backend the schema allows, that the chosen ``containers/<image>.def``
-installs the package of that backend (:data:`BACKEND_PACKAGES`).
+A rule's image follows from the backend its config section selects
+(:func:`prefbias.plan.section_backend`: ``sycophancy.backend: vllm`` -> the ``vllm`` image,
+``hf``/``openai`` -> ``train``), HELM rules always use ``helm``, everything else ``train``.
+``rules/common.smk`` calls :func:`image_name` through ``rule_image("<rule>")`` (a function of the
+job's wildcards); ``tests/test_containers.py`` checks, for every rule and every backend the schema
+allows, that the chosen ``containers/<image>.def`` installs the package of that backend
+(:data:`BACKEND_PACKAGES`).
 
 Internet and credentials (compute nodes often have no internet, docs/HPC.md):
 
 * downloads (``fetch_dataset``, ``fetch_model``, ``helm_stage``) are localrules: login node;
 * rules that call an HTTP API (``backend: openai`` of judge / generation / styles / reward, the
   ``llm`` sycophancy grader) need internet and the key named by their ``api_key_env``; they run as
-  localrules or on ``cluster.internet.partition`` (:func:`api_local_rules`, resources.py);
+  localrules or on ``cluster.internet.partition`` (:mod:`prefbias.hpc.resources` decides where);
 * ``fetch_model`` of a gated hub repository (Gemma, Mistral, Llama) needs ``HF_TOKEN`` (or a token
   saved by ``hf auth login`` under ``$HF_HOME/token``).
 
@@ -25,98 +27,68 @@ import os
 from pathlib import Path
 from typing import Any
 
+from prefbias import plan
+from prefbias.rule_table import dotted, entry
+
 #: backend -> image that installs it (vLLM cannot share the training stack: containers/vllm.def)
 BACKEND_IMAGE = {"vllm": "vllm", "hf": "train", "openai": "train"}
 #: backend -> the pip distribution that provides it (what the image's .def must install)
 BACKEND_PACKAGES = {"vllm": ("vllm",), "hf": ("torch", "transformers"), "openai": ("openai",)}
-#: rule -> config section whose ``backend`` chooses the rule's image
-BACKEND_SECTION = {
-    "style_shard": "styles",
-    "generate": "generation",
-    "sycophancy_answer": "sycophancy",
-    "sycophancy_ays": "sycophancy",
-    "judge": "judge",  # one rule for the first and the second judge ({judge} wildcard)
-    "judge_check": "judge",
-    "reward_winrate": "reward_winrate",
-}
-#: section -> backend when the section does not set one (the code's defaults)
-DEFAULT_BACKEND = {"reward_winrate": "hf"}
-#: rules that may call an HTTP API (the backend-chosen ones, and the sycophancy grader)
-API_RULES = (*BACKEND_SECTION, "sycophancy_grade")
-#: rules whose image does not depend on a backend
-FIXED_IMAGE = {"helm_stage": "helm", "helm_run": "helm", "helm_summarize": "helm"}
-#: packages a rule's command needs whatever its backend (checked against the .def as well)
-RULE_PACKAGES = {"helm_stage": ("crfm-helm",), "helm_run": ("crfm-helm", "torch"),
-                 "helm_summarize": ("crfm-helm",)}
 DEFAULT_IMAGE = "train"
-#: rules that download from the internet (declared ``localrules``: they run on the login node)
-DOWNLOAD_RULES = ("fetch_dataset", "fetch_model", "helm_stage")
 #: hub organisations whose repositories are gated (accept the licence on the hub, then HF_TOKEN)
 GATED_ORGS = ("google/gemma", "mistralai/", "meta-llama/", "nvidia/Llama-")
 
 
-def backend(config: dict[str, Any], rule: str) -> str | None:
-    """The backend a rule uses (``vllm``/``hf``/``openai``), None for a rule without one."""
-    section = BACKEND_SECTION.get(rule)
-    if section is None:
-        return None
-    block = dict(config.get(section) or {})
-    return block.get("backend") or DEFAULT_BACKEND.get(section)
+def backend(config: dict[str, Any], rule: str, model: str | None = None, **_: str) -> str | None:
+    """The backend a rule's job uses (``vllm``/``hf``/``openai``; ``model``: the job's
+    wildcard), None for a rule without one."""
+    section = entry(rule).backend
+    return None if section is None else plan.section_backend(config, section, model)
 
 
-def image_name(config: dict[str, Any], rule: str) -> str:
-    """Name of the image (key of config ``containers:``) a rule runs in."""
-    if rule in FIXED_IMAGE:
-        return FIXED_IMAGE[rule]
-    b = backend(config, rule)
-    if b is not None:
-        if b not in BACKEND_IMAGE:
-            raise ValueError(f"config key '{BACKEND_SECTION[rule]}.backend': unknown backend "
-                             f"{b!r} (known: {', '.join(BACKEND_IMAGE)})")
-        return BACKEND_IMAGE[b]
-    return DEFAULT_IMAGE
+def image_name(config: dict[str, Any], rule: str, **wildcards: str) -> str:
+    """Name of the image (key of config ``containers:``) a rule's job runs in."""
+    e = entry(rule)
+    if e.image:
+        return e.image
+    b = backend(config, rule, **wildcards)
+    if b is None:
+        return DEFAULT_IMAGE
+    if b not in BACKEND_IMAGE:
+        raise ValueError(f"config key '{e.backend}.backend': unknown backend {b!r} "
+                         f"(known: {', '.join(BACKEND_IMAGE)})")
+    return BACKEND_IMAGE[b]
 
 
-def packages(config: dict[str, Any], rule: str) -> tuple[str, ...]:
+def packages(config: dict[str, Any], rule: str, **wildcards: str) -> tuple[str, ...]:
     """pip distributions the rule's image must install for this config."""
-    out = list(RULE_PACKAGES.get(rule, ()))
-    b = backend(config, rule)
+    out = list(entry(rule).packages)
+    b = backend(config, rule, **wildcards)
     if b:
         out += BACKEND_PACKAGES[b]
-    if rule == "sycophancy_grade" and _grader_kind(config) == "llm":
-        out.append("openai")
+    if calls_api(config, rule, **wildcards):
+        out.append("openai")  # every API is called with the openai client
     return tuple(dict.fromkeys(out))
 
 
-def _grader_kind(config: dict[str, Any]) -> str:
-    return config["sycophancy"]["grader"]["kind"]
-
-
-def api_keys(config: dict[str, Any], rule: str) -> list[str]:
+def api_keys(config: dict[str, Any], rule: str, **wildcards: str) -> list[str]:
     """Environment variables holding the API keys a rule calls an HTTP API with ([] = none)."""
-    keys: list[str] = []
-    section = BACKEND_SECTION.get(rule)
-    if section and backend(config, rule) == "openai":
-        block = config.get(section) or {}
-        if section in ("generation", "styles"):
-            block = block.get("openai") or {}
-        keys.append(block.get("api_key_env") or "OPENAI_API_KEY")
-    second = (config.get("judge") or {}).get("second_judge") or {}
-    if rule == "judge" and second.get("backend") == "openai":  # the second judge's jobs
-        keys.append(second.get("api_key_env") or config["judge"].get("api_key_env")
-                    or "OPENAI_API_KEY")
-    if rule == "sycophancy_grade" and _grader_kind(config) == "llm":
-        grader = (config.get("sycophancy") or {}).get("grader") or {}
-        keys.append(grader.get("api_key_env") or "OPENAI_API_KEY")
+    keys = []
+    for api in entry(rule).apis:
+        used = (backend(config, rule, **wildcards) if api.when is None
+                else dotted(config, api.when))
+        if used == api.value:
+            keys.append(next((v for v in (dotted(config, k) for k in api.key_env) if v),
+                             "OPENAI_API_KEY"))
     return list(dict.fromkeys(keys))
 
 
-def calls_api(config: dict[str, Any], rule: str) -> bool:
-    return bool(api_keys(config, rule))
+def calls_api(config: dict[str, Any], rule: str, **wildcards: str) -> bool:
+    return bool(api_keys(config, rule, **wildcards))
 
 
-def needs_internet(config: dict[str, Any], rule: str) -> bool:
-    return rule in DOWNLOAD_RULES or calls_api(config, rule)
+def needs_internet(config: dict[str, Any], rule: str, **wildcards: str) -> bool:
+    return entry(rule).download or calls_api(config, rule, **wildcards)
 
 
 def gated_models(config: dict[str, Any]) -> list[str]:
@@ -128,11 +100,10 @@ def gated_models(config: dict[str, Any]) -> list[str]:
     return out
 
 
-def credentials(config: dict[str, Any], rule: str) -> list[str]:
+def credentials(config: dict[str, Any], rule: str, **wildcards: str) -> list[str]:
     """Environment variables a rule needs (names only)."""
-    if rule == "fetch_model":
-        return ["HF_TOKEN"] if gated_models(config) else []
-    return api_keys(config, rule)
+    token = ["HF_TOKEN"] if entry(rule).hf_token and gated_models(config) else []
+    return token + api_keys(config, rule, **wildcards)
 
 
 def hf_token_available(environ: dict[str, str]) -> bool:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from prefbias import rule_table
 from prefbias.hpc import needs
 from prefbias.hpc.site import cluster_settings, partition
 
@@ -27,11 +28,7 @@ KEYS = ("slurm_partition", "slurm_account", "gpu", "gpu_model", "cpus_per_task",
 ESCALATING = ("runtime", "mem_mb")
 
 #: rules that need a GPU in the paper configuration (documentation and tests)
-GPU_RULES = ("style_shard", "generate", "ref_logps", "train_sft", "train_dpo", "train_orpo",
-             "helm_run", "judge", "reward_winrate", "sycophancy_answer", "sycophancy_ays")
-
-#: rules that share another rule's ``resources`` entry
-RESOURCE_ALIAS: dict[str, str] = {"judge_check": "judge"}  # the same judge model and backend
+GPU_RULES = rule_table.GPU_RULES
 
 
 class ResourceError(ValueError):
@@ -42,7 +39,7 @@ def rule_entry(config: dict[str, Any], rule: str) -> dict[str, Any]:
     """``resources.default`` overlaid by ``resources.<rule>`` (raw, unresolved)."""
     table = config.get("resources") or {}
     merged = dict(table.get("default") or {})
-    merged.update(table.get(RESOURCE_ALIAS.get(rule, rule)) or {})
+    merged.update(table.get(rule_table.entry(rule).resources or rule) or {})
     unknown = sorted(set(merged) - set(KEYS))
     if unknown:
         raise ResourceError(f"config key 'resources.{rule}': unknown resource(s) {unknown}; "
@@ -143,6 +140,11 @@ def requested_gpus(config: dict[str, Any], rule: str) -> int:
     return int(resolve(config, rule, 1).get("gpu", 0))
 
 
+def job_gpus(config: dict[str, Any], rules: list[str]) -> int:
+    """The most GPUs any of ``rules`` (a job group's rules) asks for."""
+    return max((requested_gpus(config, r) for r in rules), default=0)
+
+
 def rule_resources(config: dict[str, Any], rule: str) -> dict[str, Any]:
     """The ``resources:`` of a rule for Snakemake: ``runtime``/``mem_mb`` are callables of the
     attempt (``lambda wildcards, attempt: ...``), the rest plain values."""
@@ -196,9 +198,35 @@ def internet_problems(config: dict[str, Any], rules: list[str]) -> list[str]:
             "or use an offline setting (sycophancy.grader.kind: match)"]
 
 
+def local_rules(config: dict[str, Any]) -> list[str]:
+    """The ``localrules`` of the workflow (rules/common.smk): the rules the table marks local
+    (downloads, quick rules in Snakemake's process) and the API rules of :func:`api_local_rules`."""
+    return list(dict.fromkeys([*rule_table.LOCAL_RULES,
+                               *api_local_rules(config, list(rule_table.API_RULES))]))
+
+
 def table(config: dict[str, Any], rules: list[str]) -> list[dict[str, Any]]:
-    """Per rule: image, GPUs, internet, credentials (``prefbias resources --needs``,
-    docs/HPC.md)."""
-    return [{"rule": r, "image": needs.image_name(config, r), "gpus": requested_gpus(config, r),
-             "internet": needs.needs_internet(config, r),
-             "credentials": needs.credentials(config, r)} for r in rules]
+    """Per rule: image, GPUs, internet, credentials, where it runs (``prefbias resources
+    --needs``, docs/HPC.md)."""
+    local = set(local_rules(config))
+    rows = []
+    for r in rules:
+        gpus = requested_gpus(config, r)
+        rows.append({"rule": r, "image": needs.image_name(config, r) if rule_table.entry(
+                        r).container else None,
+                     "gpus": gpus, "internet": needs.needs_internet(config, r),
+                     "credentials": needs.credentials(config, r),
+                     "runs_on": ("login node (localrule)" if r in local
+                                 else "gpu partition" if gpus else "cpu partition")})
+    return rows
+
+
+def markdown_table(rows: list[dict[str, Any]]) -> str:
+    """:func:`table` as docs/HPC.md shows it (``prefbias resources --needs --markdown``)."""
+    lines = ["| rule | image | GPUs | internet | credentials | runs on |",
+             "|---|---|---|---|---|---|"]
+    for row in rows:
+        lines.append(f"| {row['rule']} | {row['image'] or '-'} | {row['gpus']} | "
+                     f"{'yes' if row['internet'] else 'no'} | "
+                     f"{', '.join(row['credentials']) or '-'} | {row['runs_on']} |")
+    return "\n".join(lines) + "\n"

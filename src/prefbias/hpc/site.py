@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -129,27 +128,25 @@ NODE_CACHES = {"VLLM_CACHE_ROOT": "vllm", "TRITON_CACHE_DIR": "triton",
                "CUDA_CACHE_PATH": "cuda"}
 
 
-def node_job_environment(config: dict[str, Any], rules: Iterable[str],
+def node_job_environment(config: dict[str, Any], gpus: int,
                          environ: dict[str, str] | None = None, *,
                          cwd: str | Path | None = None) -> dict[str, str]:
     """Environment of a job that runs on a compute node (every job that is not a localrule), set
     in the job itself (:func:`prefbias.hpc.hook.on_workflow_load`, Snakemake's remote mode):
 
     * :data:`OFFLINE`: GPU nodes have no internet, and every model and data set is a local file;
-    * ``PREFBIAS_REQUIRE_GPUS``: the most GPUs any of ``rules`` (the job's rules) requested, so
-      the no-CPU-fallback check (:mod:`prefbias.hpc.gpu`) does not depend on the Slurm GPU
-      variables reaching the job step (the jobstep executor's nested ``srun`` drops them);
+    * ``PREFBIAS_REQUIRE_GPUS``: ``gpus``, the most GPUs any of the job's rules requested
+      (:func:`prefbias.hpc.resources.job_gpus`), so the no-CPU-fallback check
+      (:mod:`prefbias.hpc.gpu`) does not depend on the Slurm GPU variables reaching the job step
+      (the jobstep executor's nested ``srun`` drops them);
     * :data:`NODE_CACHES` under ``<cluster.node_scratch>/prefbias-cache-<uid>`` (default
       ``$TMPDIR`` of the job, else /tmp), never in the repository (the jobs' working directory); the
       directory is created and added to ``APPTAINER_BIND``. ``HF_HOME`` stays
       ``cluster.hf_cache`` (:func:`job_environment`).
     """
-    from prefbias.hpc.resources import requested_gpus
-
     env = dict(os.environ if environ is None else environ)
     s = cluster_settings(config, env)
     out = dict(OFFLINE)
-    gpus = max((requested_gpus(config, r) for r in rules), default=0)
     if gpus > 0:
         out["PREFBIAS_REQUIRE_GPUS"] = str(gpus)
     scratch = Path(s["node_scratch"] or env.get("TMPDIR") or "/tmp").expanduser().resolve()
@@ -166,9 +163,9 @@ def node_job_environment(config: dict[str, Any], rules: Iterable[str],
     return out
 
 
-def apply_node_job_environment(config: dict[str, Any], rules: Iterable[str]) -> dict[str, str]:
+def apply_node_job_environment(config: dict[str, Any], gpus: int) -> dict[str, str]:
     """Put :func:`node_job_environment` into ``os.environ`` (creating the cache root)."""
-    env = node_job_environment(config, rules)
+    env = node_job_environment(config, gpus)
     Path(env["VLLM_CACHE_ROOT"]).parent.mkdir(parents=True, exist_ok=True)
     os.environ.update(env)
     return env
