@@ -79,12 +79,6 @@ def model_dir(model):
     return plan.model_dir(config, model)
 
 
-def model_build_spec(wildcards):
-    """Params of fetch_model / build_tiny_model: the keys of the model's entry that change the
-    bytes written (prefbias.plan.MODEL_BUILD_KEYS), never its report labels."""
-    return json.dumps(plan.model_build_spec(config, wildcards.model), sort_keys=True)
-
-
 def log_path(rule_name, *wildcard_names):
     parts = "_".join(f"{{{w}}}" for w in wildcard_names) or "all"
     return f"{R}/logs/{rule_name}/{parts}.log"

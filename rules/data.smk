@@ -39,7 +39,7 @@ rule fetch_dataset:
     resources:
         **res("fetch_dataset"),
     params:
-        spec=lambda w: json.dumps(config["datasets"][w.dataset], sort_keys=True),
+        spec=job_spec("fetch_dataset"),
         outdir=lambda w, output: os.path.dirname(output[0]),
     shell:
         "prefbias fetch-dataset --spec {params.spec:q} --name {wildcards.dataset}"
@@ -152,10 +152,7 @@ rule sycophancy_data:
     resources:
         **res("sycophancy_data"),
     params:
-        spec=lambda w: json.dumps(
-            {"answer_templates": config["sycophancy"]["answer_templates"]},
-            sort_keys=True,
-        ),
+        spec=job_spec("sycophancy_data"),
         outdir=lambda w, output: os.path.dirname(output.answer),
     shell:
         "prefbias sycophancy-sets --answer {input.answer}"

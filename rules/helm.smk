@@ -2,8 +2,6 @@
 # scripts/setup-helm-env.sh; helm.sif on the cluster). Scenario data is staged once
 # (helm_stage); helm_run evaluates the six stylized models of every seed, then one summary over
 # all seeds. Logic: prefbias.evaluation.helm_*.
-from prefbias.evaluation import helm_stage as _helm_stage
-
 HELM_SCENARIOS = list(config["helm"]["scenarios"])
 HELM_MODELS = plan.stylized_ids(config)
 HELM_GROUPS = config["helm"]["groups"]
@@ -15,7 +13,8 @@ HELM_DATA = f"{W}/helm/data"
 
 
 # HELM's own downloaders for every configured scenario, on the login node (compute nodes are
-# often offline; a localrule by its entry in prefbias.rule_table); with helm.fixtures they find every file and download nothing.
+# often offline; a localrule by its entry in prefbias.rule_table); with helm.fixtures they find
+# every file and download nothing.
 rule helm_stage:
     output:
         directory(HELM_DATA),
@@ -26,7 +25,7 @@ rule helm_stage:
     container:
         rule_image("helm_stage")
     params:
-        spec=lambda w: _helm_stage.stage_spec_json(config["helm"]),
+        spec=job_spec("helm_stage"),
     shell:
         "prefbias helm-stage --spec {params.spec:q} --out {output} 2> {log}"
 

@@ -14,7 +14,7 @@ rule fetch_model:
     container:
         rule_image("fetch_model")
     params:
-        spec=model_build_spec,
+        spec=job_spec("fetch_model"),
     shell:
         "prefbias fetch-model --spec {params.spec:q} --out {output} 2> {log}"
 
@@ -37,7 +37,7 @@ rule build_tiny_model:
     resources:
         **res("build_tiny_model"),
     params:
-        spec=model_build_spec,
+        spec=job_spec("build_tiny_model"),
     shell:
         "prefbias build-tiny-model --spec {params.spec:q} --corpus {input} --out {output}"
         " 2> {log}"

@@ -90,15 +90,18 @@ def test_staging_without_data_really_downloads(tmp_path, monkeypatch, helm_avail
     assert not out.exists()
 
 
-def test_the_helm_rules_read_the_staged_data():
+def test_the_helm_rules_read_the_staged_data(paper_config):
     """helm_stage is a localrule (login node) and every helm_run job takes its output as
     --fixtures (rules/helm.smk)."""
+    from prefbias.jobspec import job_spec
+    from prefbias.rule_table import LOCAL_RULES
+
     text = (ROOT / "rules" / "helm.smk").read_text()
-    local = text.split("localrules:", 1)[1].split("rule ", 1)[0]
-    assert "helm_stage" in local
+    assert "helm_stage" in LOCAL_RULES
     assert text.count("--fixtures {input.data}") == 1  # the one helm_run rule
-    assert "stage_spec_json" in text  # only the keys staging reads: no re-staging otherwise
-    assert json.loads(helm_stage.stage_spec_json(_spec()))["scenarios"]
+    # only the keys staging reads: no re-staging otherwise
+    spec = job_spec(paper_config, "helm_stage")
+    assert sorted(spec) == ["fixtures", "mmlu_subjects", "natural_qa_mode", "python", "scenarios"]
 
 
 @pytest.mark.helm

@@ -99,6 +99,15 @@ class Rule:
 
 
 # ------------------------------------------------------------------- sub-blocks a wildcard picks
+def _dataset(config: dict[str, Any], dataset: str, **_: str) -> Spec:
+    return config["datasets"][dataset]
+
+
+def _model_build(config: dict[str, Any], model: str, **_: str) -> Spec:
+    """The keys of the model's entry that change the bytes written, never its report labels."""
+    return plan.model_build_spec(config, model)
+
+
 def _style_description(config: dict[str, Any], style: str, **_: str) -> Spec:
     """A style's rewrite reads its own description: a fourth style reruns no other style."""
     return {"descriptions": {style: config["styles"]["descriptions"][style]}}
@@ -169,14 +178,14 @@ _REWARD = Rule(reads=_reward, backend="reward_winrate", gpu=True, resources="rew
 #: rule -> what it needs (every rule of the workflow that runs something: tests/test_rule_table.py)
 RULES: dict[str, Rule] = {
     # data (rules/data.smk, models.smk)
-    "fetch_dataset": Rule(download=True, local=True),
-    "fetch_model": Rule(download=True, local=True, hf_token=True),
-    "build_tiny_model": Rule(),
+    "fetch_dataset": Rule(reads=_dataset, download=True, local=True),
+    "fetch_model": Rule(reads=_model_build, download=True, local=True, hf_token=True),
+    "build_tiny_model": Rule(reads=_model_build),
     "sft_data": Rule(),
     "uf_prefs": Rule(),
     "dpo_mix_prefs": Rule(),
     "saa": Rule(),
-    "sycophancy_data": Rule(),
+    "sycophancy_data": Rule(reads=Reads("sycophancy", include=("answer_templates",))),
     # synthetic styles (synthetic.smk)
     "style_shard": Rule(
         reads=Reads("styles", exclude=("names", "shards", "rewriter", "source_prefset",
@@ -220,7 +229,10 @@ RULES: dict[str, Rule] = {
         apis=(Api(("sycophancy.grader.api_key_env",), when="sycophancy.grader.kind",
                   value="llm"),)),
     # HELM (helm.smk): HELM's own downloaders on the login node, then one job per model/scenario
-    "helm_stage": Rule(image="helm", packages=("crfm-helm",), download=True, local=True),
+    # staging reads only these keys: other helm keys never re-stage
+    "helm_stage": Rule(reads=Reads("helm", include=("scenarios", "mmlu_subjects",
+                                                    "natural_qa_mode", "fixtures", "python")),
+                       image="helm", packages=("crfm-helm",), download=True, local=True),
     "helm_run": Rule(reads=_helm, image="helm", packages=("crfm-helm", "torch"), gpu=True),
     "helm_summarize": Rule(
         reads=Reads(sections=("seeds", "sft", "dpo", "styles", "orpo", "report.bootstrap")),

@@ -14,12 +14,16 @@ from __future__ import annotations
 
 import json
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def job_params(configfiles: list[str]) -> dict[str, list]:
+@contextmanager
+def planned_workflow(configfiles: list[str]):
+    """Snakemake's workflow object for the Snakefile with these configs, its DAG built for every
+    job (``--forceall``, ``--nolock``: nothing runs, no metadata is written)."""
     from snakemake.api import SnakemakeApi
     from snakemake.settings.types import (
         ConfigSettings,
@@ -38,11 +42,17 @@ def job_params(configfiles: list[str]) -> dict[str, list]:
         wf = dag_api.workflow_api._workflow
         wf._prepare_dag(forceall=True, ignore_incomplete=True, lock_warn_only=True, nolock=True)
         wf._build_dag()
-        def key(job):
-            return f"{job.rule.name} {job.output[0] if job.output else ''}"
+        yield wf
 
-        return {key(job): {"params": wf.persistence._params(job),
-                           "deps": sorted(key(d) for d in wf.dag.dependencies[job])}
+
+def job_key(job) -> str:
+    return f"{job.rule.name} {job.output[0] if job.output else ''}"
+
+
+def job_params(configfiles: list[str]) -> dict[str, list]:
+    with planned_workflow(configfiles) as wf:
+        return {job_key(job): {"params": wf.persistence._params(job),
+                               "deps": sorted(job_key(d) for d in wf.dag.dependencies[job])}
                 for job in wf.dag.jobs}
 
 

@@ -35,14 +35,6 @@ WORKER = "prefbias.evaluation.helm_stage"
 MANIFEST = "staged.json"
 
 
-#: the ``helm`` keys staging depends on (its rule's params: other keys never re-stage)
-STAGE_KEYS = ("scenarios", "mmlu_subjects", "natural_qa_mode", "fixtures", "python")
-
-
-def stage_spec_json(helm: dict[str, Any]) -> str:
-    return json.dumps({k: helm.get(k) for k in STAGE_KEYS}, sort_keys=True)
-
-
 def scenario_entries(spec: dict[str, Any], scenario: str) -> list[str]:
     """Model-less HELM run entries of one configured scenario: MMLU one per subject of
     ``helm.mmlu_subjects``, NaturalQuestions in ``helm.natural_qa_mode`` (issue 14 item 3)."""
