@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from prefbias.commands.hpc import container_calls, workflow_rules
 from prefbias.hpc import needs
+from prefbias.rule_table import BACKEND_SECTION, RULES
 
 ROOT = Path(__file__).resolve().parents[1]
 # image name -> the lock file its .def copies to /opt/prefbias/constraints.txt
@@ -99,35 +99,13 @@ def test_train_lock_matches_pyproject():
 
 
 def test_every_rule_that_runs_a_command_has_an_image(paper_config):
-    """Parses rules/*.smk (the rule files are written by several people): every rule with a
-    shell/run/script that is not a localrule names container: image("<name>") with <name> in
-    config `containers:` and containers/<name>.def present."""
-    images = workflow_rules(ROOT)
-    if not images:
-        pytest.skip("no rules yet")
-    text = "\n".join(p.read_text() for p in sorted((ROOT / "rules").glob("*.smk")))
-    local = set()
-    for block in re.findall(r"^localrules:\s*((?:\s+[\w]+,?)+)", text, re.M):
-        local |= set(re.findall(r"\w+", block))
-    bodies = re.split(r"^(?=\s*(?:rule|checkpoint)\s+\w+\s*:)", text, flags=re.M)
-    missing, unknown = [], []
-    for body in bodies:
-        m = re.match(r"\s*(?:rule|checkpoint)\s+(\w+)\s*:", body)
-        if not m:
-            continue
-        rule = m.group(1)
-        runs = re.search(r"^\s+(shell|run|script|notebook|wrapper):", body, re.M)
-        is_local = rule in local or re.search(r"^\s+localrule:\s*True", body, re.M)
-        if not runs or is_local:
-            continue
-        names = images.get(rule) or []
-        if not names:
-            missing.append(rule)
-        for img in names:
-            if img not in paper_config.get("containers", {}) or not (
-                    ROOT / "containers" / f"{img}.def").exists():
-                unknown.append((rule, img))
-    assert not missing, f"rules without container: image(...): {missing}"
+    """Every rule of the table that runs a command in a container (the table holds exactly the
+    workflow's rules and every job runs in the image it gives: tests/test_rule_table.py) names
+    an image the config defines and a containers/<name>.def builds."""
+    unknown = [(rule, img) for rule, e in RULES.items() if e.container
+               for img in [needs.image_name(paper_config, rule)]
+               if img not in paper_config.get("containers", {})
+               or not (ROOT / "containers" / f"{img}.def").exists()]
     assert not unknown, f"rules naming an image with no config entry / .def: {unknown}"
 
 
@@ -165,27 +143,16 @@ def _with_backend(config: dict, rule: str, backend: str) -> dict:
     import copy
 
     cfg = copy.deepcopy(config)
-    section = needs.BACKEND_SECTION[rule]
+    section = BACKEND_SECTION[rule]
     cfg[section]["backend"] = backend
     return cfg
 
 
-def test_every_rule_takes_its_image_from_the_one_mapping():
-    """No rule picks its own image: `container: rule_image("<its name>")` everywhere, so the
-    image follows from prefbias.hpc.needs.image_name (the backend the config selects)."""
-    calls = container_calls(ROOT)
-    assert calls
-    wrong = {r: c for r, c in calls.items() if c is not None and c != ("rule_image", [r])}
-    assert not wrong, f"rules choosing an image outside prefbias.hpc.needs: {wrong}"
-    assert set(needs.BACKEND_SECTION) <= set(calls), "a backend rule is missing from rules/"
-
-
 def _rule_backend_cases():
-    calls = container_calls(ROOT)
     cases = []
-    for rule in sorted(calls):
-        if rule in needs.BACKEND_SECTION:
-            for b in _schema_backends(needs.BACKEND_SECTION[rule], rule):
+    for rule in sorted(r for r, e in RULES.items() if e.container):
+        if rule in BACKEND_SECTION:
+            for b in _schema_backends(BACKEND_SECTION[rule], rule):
                 cases.append((rule, b))
         else:
             cases.append((rule, None))
@@ -215,9 +182,11 @@ def test_paper_sycophancy_and_vllm_rules_use_the_vllm_image(paper_config):
     """The paper's sycophancy tasks generate with vLLM: they must run in vllm.sif, which the
     train image (no vllm) is not."""
     assert paper_config["sycophancy"]["backend"] == "vllm"
-    images = workflow_rules(ROOT, paper_config)
+    def image(rule):
+        return needs.image_name(paper_config, rule, model="gemma-7b-it")
+
     for rule in ("sycophancy_answer", "sycophancy_ays", "generate", "style_shard"):
-        assert images[rule] == ["vllm"], (rule, images[rule])
+        assert image(rule) == "vllm", rule
     assert "vllm" not in def_installs("train")
-    assert images["helm_run"] == ["helm"] and images["train_sft"] == ["train"]
-    assert images["judge"] == ["train"]  # openai client, no GPU stack needed beyond train
+    assert image("helm_run") == "helm" and image("train_sft") == "train"
+    assert image("judge") == "train"  # openai client, no GPU stack needed beyond train

@@ -13,6 +13,7 @@ import pytest
 
 from prefbias.hpc import gpu, needs, preflight, resources
 from prefbias.hpc.resources import resolve
+from prefbias.rule_table import API_RULES, BACKEND_SECTION, RULES
 
 ROOT = Path(__file__).resolve().parents[1]
 NO_KEYS = {"PATH": os.environ.get("PATH", ""), "HF_HOME": "/nonexistent-hf-home"}
@@ -44,7 +45,7 @@ def test_hf_token_saved_by_login_counts(paper_config, tmp_path):
 
 def test_api_rules_are_localrules_unless_an_internet_partition_is_named(paper_config,
                                                                        monkeypatch):
-    rules = list(needs.BACKEND_SECTION)
+    rules = list(BACKEND_SECTION)
     monkeypatch.delenv("PREFBIAS_INTERNET_PARTITION", raising=False)
     assert resources.api_local_rules(paper_config, rules) == ["judge", "judge_check"]
     monkeypatch.setenv("PREFBIAS_INTERNET_PARTITION", "webnodes")
@@ -68,8 +69,8 @@ def test_sycophancy_grading_is_split_from_the_gpu_dialogues(paper_config, monkey
     for rule in ("sycophancy_answer", "sycophancy_ays"):
         assert not needs.needs_internet(paper_config, rule)
         assert resolve(paper_config, rule)["gpu"] == 1
-    assert "sycophancy_grade" in resources.api_local_rules(paper_config, list(needs.API_RULES))
-    assert resources.internet_problems(paper_config, list(needs.API_RULES)) == []
+    assert "sycophancy_grade" in resources.api_local_rules(paper_config, list(API_RULES))
+    assert resources.internet_problems(paper_config, list(API_RULES)) == []
     cfg = copy.deepcopy(paper_config)
     cfg["sycophancy"]["grader"] = {"kind": "match"}
     assert not needs.needs_internet(cfg, "sycophancy_grade")
@@ -89,12 +90,10 @@ def test_gpu_rule_calling_an_api_needs_an_internet_gpu_partition(paper_config, m
 
 
 def test_needs_table_lists_every_rule(paper_config):
-    from prefbias.commands.hpc import container_calls
-
-    rules = sorted(container_calls(ROOT))
-    rows = {r["rule"]: r for r in resources.table(paper_config, rules)}
+    rows = {r["rule"]: r for r in resources.table(paper_config, sorted(RULES))}
     assert rows["helm_stage"] == {"rule": "helm_stage", "image": "helm", "gpus": 0,
-                                  "internet": True, "credentials": []}
+                                  "internet": True, "credentials": [],
+                                  "runs_on": "login node (localrule)"}
     assert rows["sycophancy_answer"]["image"] == "vllm"
     assert rows["reward_winrate"]["gpus"] == 2 and not rows["reward_winrate"]["internet"]
     assert rows["fetch_model"]["credentials"] == ["HF_TOKEN"]

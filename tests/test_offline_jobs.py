@@ -17,7 +17,7 @@ import pytest
 
 from prefbias.hpc import hook, site
 from prefbias.hpc.gpu import GpuMissing, require_cuda_if_allocated
-from prefbias.hpc.resources import requested_gpus
+from prefbias.hpc.resources import job_gpus, requested_gpus
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -39,7 +39,7 @@ def test_gpu_rules_are_the_expected_ones(paper_config):
 
 def test_node_environment_offline_gpus_and_node_local_caches(paper_config, tmp_path):
     node_tmp = tmp_path / "node-tmp"
-    env = site.node_job_environment(paper_config, ["train_orpo"],
+    env = site.node_job_environment(paper_config, job_gpus(paper_config, ["train_orpo"]),
                                     {"TMPDIR": str(node_tmp), "APPTAINER_BIND": "/data"},
                                     cwd=ROOT)
     assert {k: env[k] for k in site.OFFLINE} == {"HF_HUB_OFFLINE": "1",
@@ -52,27 +52,28 @@ def test_node_environment_offline_gpus_and_node_local_caches(paper_config, tmp_p
         assert Path(env[var]).parent == root and ROOT not in Path(env[var]).parents, var
     assert env["APPTAINER_BIND"] == f"/data,{root}"
     # the 70B reward model asks for 2; a group of jobs gets the most any of them asked for
-    assert site.node_job_environment(paper_config, ["reward_winrate", "judge"], {},
-                                     cwd=ROOT)["PREFBIAS_REQUIRE_GPUS"] == "2"
+    assert job_gpus(paper_config, ["reward_winrate", "judge"]) == 2
+    assert job_gpus(paper_config, ["sycophancy_grade"]) == 0
     # a CPU rule: offline all the same, no GPU requirement
-    cpu = site.node_job_environment(paper_config, ["sycophancy_grade"], {}, cwd=ROOT)
+    cpu = site.node_job_environment(paper_config, 0, {}, cwd=ROOT)
     assert "PREFBIAS_REQUIRE_GPUS" not in cpu and cpu["HF_HUB_OFFLINE"] == "1"
     # cluster.node_scratch wins over $TMPDIR
     cfg = {**paper_config, "cluster": {**paper_config["cluster"], "node_scratch": "/scratch/x"}}
-    got = site.node_job_environment(cfg, ["generate"], {"TMPDIR": str(node_tmp)}, cwd=ROOT)
+    got = site.node_job_environment(cfg, 1, {"TMPDIR": str(node_tmp)}, cwd=ROOT)
     assert got["VLLM_CACHE_ROOT"] == f"/scratch/x/prefbias-cache-{os.getuid()}/vllm"
 
 
 def test_caches_inside_the_repository_are_refused(paper_config):
     with pytest.raises(ValueError, match="node-local scratch"):
-        site.node_job_environment(paper_config, ["generate"], {"TMPDIR": str(ROOT / "tmp")},
+        site.node_job_environment(paper_config, 1, {"TMPDIR": str(ROOT / "tmp")},
                                   cwd=ROOT)
 
 
 def test_gpu_check_holds_without_slurm_variables(paper_config):
     """The jobstep executor's nested srun drops SLURM_GPUS*: the exported count still stops a
     job that sees no CUDA device."""
-    env = site.node_job_environment(paper_config, ["train_dpo"], {}, cwd=ROOT)
+    env = site.node_job_environment(paper_config, job_gpus(paper_config, ["train_dpo"]), {},
+                                    cwd=ROOT)
     assert not any(k.startswith("SLURM_") for k in env)
     with pytest.raises(GpuMissing, match="PREFBIAS_REQUIRE_GPUS=1"):
         require_cuda_if_allocated(env, cuda_available=lambda: False)
@@ -191,7 +192,8 @@ def test_every_gpu_rule_runs_with_the_network_closed(paper_config, tiny_config,
     node_tmp = tmp_path_factory.mktemp("node-tmp")
     rules = gpu_rules(paper_config)
     env = {k: v for k, v in os.environ.items() if not k.endswith("_OFFLINE")}
-    env.update(site.node_job_environment(tiny_config, rules, {"TMPDIR": str(node_tmp)},
+    env.update(site.node_job_environment(tiny_config, job_gpus(tiny_config, rules),
+                                         {"TMPDIR": str(node_tmp)},
                                          cwd=repo),
                PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}", OMP_NUM_THREADS="1",
                TOKENIZERS_PARALLELISM="false")
