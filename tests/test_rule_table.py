@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from prefbias import rule_table
-from prefbias.hpc import needs, resources
+from prefbias.hpc import hook, needs, resources
 from prefbias.jobspec import job_spec_json
 from tests.support.job_params import planned_workflow
 
@@ -21,13 +21,16 @@ CONFIGS = {"paper": ["config.yaml"], "tiny": ["config.yaml", "configs/tiny.yaml"
 
 @pytest.fixture(scope="module", params=sorted(CONFIGS))
 def planned(request, monkeypatch_module):
-    """(config, rules, localrules, jobs) of the whole DAG of a config, as Snakemake plans it."""
+    """(config, rules, localrules, jobs, images) of the whole DAG of a config, as Snakemake plans
+    it; images: what the Slurm preflight checks (prefbias.hpc.hook)."""
     for var in ("PREFBIAS_INTERNET_PARTITION", "PREFBIAS_INTERNET_GPU_PARTITION"):
         monkeypatch_module.delenv(var, raising=False)
     with planned_workflow(CONFIGS[request.param]) as wf:
         jobs = [(j.rule, dict(j.wildcards.items()), j.container_img_url, dict(j.params.items()))
                 for j in wf.dag.jobs]
-        return dict(wf.config), list(wf.rules), set(wf._localrules), jobs
+        config = dict(wf.config)
+        images = hook._images(wf, config, [r.name for r in wf.rules])
+        return config, list(wf.rules), set(wf._localrules), jobs, images
 
 
 @pytest.fixture(scope="module")
@@ -42,21 +45,21 @@ def _targets(rules) -> set[str]:
 
 
 def test_the_table_holds_exactly_the_workflows_rules(planned):
-    _, rules, _, _ = planned
+    _, rules, _, _, _ = planned
     runs = {r.name for r in rules} - _targets(rules)
     assert sorted(runs - set(rule_table.RULES)) == [], "rules without a prefbias.rule_table entry"
     assert sorted(set(rule_table.RULES) - runs) == [], "table entries that are no rule"
 
 
 def test_localrules_are_the_tables(planned):
-    config, rules, local, _ = planned
+    config, rules, local, _, _ = planned
     assert local - _targets(rules) == set(resources.local_rules(config))
     for rule in rule_table.DOWNLOAD_RULES:
         assert rule in local
 
 
 def test_every_job_runs_in_the_image_the_table_gives_for_its_wildcards(planned):
-    config, _, _, jobs = planned
+    config, _, _, jobs, _ = planned
     containers = config["containers"]
     seen = set()
     for rule, wc, url, _ in jobs:
@@ -72,10 +75,17 @@ def test_every_job_runs_in_the_image_the_table_gives_for_its_wildcards(planned):
     assert {"generate", "train_sft", "helm_run"} <= seen
 
 
+def test_preflight_checks_the_images_of_the_planned_jobs(planned):
+    config, _, _, jobs, images = planned
+    runs = {r.name for r, *_ in jobs if r.shellcmd or r.script}
+    want = {r: config["containers"][needs.image_name(config, r)] for r in runs}
+    assert images == want
+
+
 def test_every_job_gets_the_spec_the_table_reads(planned):
     """A rule whose entry says what it reads passes exactly that as its --spec; no other rule
     passes a hand-written spec beside the table."""
-    config, _, _, jobs = planned
+    config, _, _, jobs, _ = planned
     for rule, wc, _, params in jobs:
         reads = rule_table.entry(rule.name).reads
         if reads is not None:
@@ -110,10 +120,11 @@ def test_hpc_modules_import_downwards_only():
     rule helpers never import the evaluation code."""
     src = ROOT / "src" / "prefbias"
     order = ["prefbias.plan", "prefbias.rule_table", "prefbias.jobspec", "prefbias.hpc.needs",
-             "prefbias.hpc.site", "prefbias.hpc.resources"]
+             "prefbias.hpc.site", "prefbias.hpc.resources", "prefbias.hpc.gpu",
+             "prefbias.hpc.preflight", "prefbias.hpc.hook", "prefbias.commands.hpc"]
     for i, mod in enumerate(order):
         path = src / Path(*mod.split(".")[1:]).with_suffix(".py")
-        above = {m for m in order[i + 1:]}
+        above = set(order[i + 1:])
         got = {m for m in _imports(path) if any(m == a or m.startswith(a + ".") for a in above)}
         assert got == set(), f"{mod} imports {got}, which import it"
     for path in (src / "rule_table.py", src / "jobspec.py"):

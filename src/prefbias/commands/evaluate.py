@@ -6,6 +6,7 @@ import argparse
 import logging
 
 from prefbias.cli import spec_arg
+from prefbias.plan import JUDGE_WHICH
 
 log = logging.getLogger("prefbias.evaluate")
 
@@ -98,7 +99,7 @@ def register(sub) -> None:
     p.add_argument("--model", help="id of the judged model (recorded in rows)")
     p.add_argument("--judge-model-dir", help="local judge model directory (backend hf)")
     p.add_argument("--cache-dir", help="disk cache of API answers")
-    p.add_argument("--which", choices=["primary", "second"], default="primary",
+    p.add_argument("--which", choices=sorted(set(JUDGE_WHICH.values())), default="primary",
                    help="'second': use judge.second_judge merged over judge")
     p.set_defaults(func=cmd_judge)
 

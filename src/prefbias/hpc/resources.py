@@ -86,13 +86,14 @@ def resolve(config: dict[str, Any], rule: str, attempt: int = 1,
         r["runtime"] = computed
     gpus = int(r.get("gpu") or 0)
     part = r.get("slurm_partition")
-    api_only = needs.backend(config, rule) == "openai"
+    wc = dict(wildcards.items()) if hasattr(wildcards, "items") else {}  # the job's, if given
+    api_only = needs.backend(config, rule, **wc) == "openai"
     if not s["use_gpus"] or api_only:
         if gpus and part == "gpu":
             part = "cpu"
         gpus = 0
     inet = s.get("internet") or {}
-    if needs.calls_api(config, rule):
+    if needs.calls_api(config, rule, **wc):
         part = (inet.get("gpu_partition") if gpus else inet.get("partition")) or part
     out: dict[str, Any] = {}
     out["slurm_partition"] = partition(s, part)
