@@ -4,11 +4,14 @@ A rule's entry says which config its job reads (its ``--spec``: :func:`prefbias.
 which config section's ``backend`` picks its image (:func:`prefbias.hpc.needs.image_name`, the
 ``container:`` of every rule in ``rules/common.smk``), a fixed image and the packages its command
 needs (``tests/test_containers.py`` checks them against ``containers/*.def``), whether it uses a
-GPU in the paper configuration, the ``resources:`` entry it shares, and what it may reach on the
-internet (downloads; HTTP APIs and the config key naming their key's environment variable:
-preflight). ``docs/HPC.md``'s per-rule table is rendered from it (``prefbias resources --needs
---markdown``). A new rule touches its ``.smk`` file and this table; ``tests/test_rule_table.py``
-checks that the table and Snakemake's ``workflow.rules`` hold the same rules.
+GPU in the paper configuration, the ``resources:`` entry it shares, whether it is a localrule
+(``rules/common.smk`` declares them from here), and what it may reach on the internet
+(downloads; HTTP APIs and the config key naming their key's environment variable: preflight).
+Config keys a few rules pass as single flags (``sft_data``, ``saa``, the trainers' ``tracking``)
+stay in their ``.smk`` params. ``docs/HPC.md``'s per-rule table is rendered from it
+(``prefbias resources --needs --markdown``). A new rule touches its ``.smk`` file and this
+table; ``tests/test_rule_table.py`` checks that the table and Snakemake's ``workflow.rules``
+hold the same rules.
 
 Plain data: :class:`Reads` lists a section's keys (``include`` / ``exclude``); a small named
 function only where a wildcard selects a sub-block (``styles.descriptions[{style}]``, a HELM
