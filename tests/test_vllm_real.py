@@ -15,7 +15,8 @@ import os
 
 import pytest
 
-from prefbias.generation.base import GenRequest, Sampling, make_backend
+from prefbias.generation.base import GenRequest, Sampling
+from prefbias.generation.factory import make_backend
 from prefbias.generation.compare import agreement
 
 pytestmark = pytest.mark.slow  # starts vLLM on the real SmolLM2
