@@ -193,11 +193,20 @@ def model_seed(config: dict[str, Any], model: str) -> int:
     return int(trained_models(config)[model].seed)
 
 
+#: the sub-blocks of config ``dpo``, one per DPO group
+DPO_GROUPS = ("ultrafeedback", "styles")
+
+
+def merge_dpo_group(dpo: dict[str, Any], group: str) -> dict[str, Any]:
+    """A ``dpo`` config section with its ``group`` sub-block (``ultrafeedback`` | ``styles``)
+    merged over it and neither sub-block left: what that group's training reads."""
+    base = {k: v for k, v in dpo.items() if k not in DPO_GROUPS}
+    return {**base, **dpo[group]}
+
+
 def dpo_group_spec(config: dict[str, Any], group: str) -> dict[str, Any]:
     """``config["dpo"]`` with its ``ultrafeedback`` or ``styles`` sub-block merged over it."""
-    d = config["dpo"]
-    base = {k: v for k, v in d.items() if k not in ("ultrafeedback", "styles")}
-    return {**base, **d[group]}
+    return merge_dpo_group(config["dpo"], group)
 
 
 # ------------------------------------------------------------------------------------------------
