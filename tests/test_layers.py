@@ -21,12 +21,16 @@ Layers, lowest first; a module may import its own layer and the ones below, neve
 from __future__ import annotations
 
 import ast
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import networkx as nx
 import pytest
 
-SRC = Path(__file__).resolve().parent.parent / "src"
+ROOT = Path(__file__).resolve().parent.parent
+SRC = ROOT / "src"
 
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("prefbias", "prefbias.io", "prefbias.held_secrets", "prefbias.cache"),
@@ -172,3 +176,26 @@ def test_import_light_modules_stay_low(mod):
     reach = nx.descendants(import_graph(), mod)
     heavy = sorted(m for m in reach if layer(m) >= layer("prefbias.generation"))
     assert not heavy, f"{mod} reaches {heavy}"
+
+
+#: libraries a job's parse of the Snakefile must not load (seconds each, on every Slurm job)
+HEAVY = ("torch", "transformers", "pandas", "numpy", "datasets", "matplotlib", "accelerate",
+         "peft", "openai", "vllm", "httpx", "scipy")
+
+
+def test_the_workflow_parses_without_heavy_libraries():
+    """The package modules the Snakefile and rules/*.smk import at parse time (unindented
+    imports; a handler's indented import runs only when it is called) load none of
+    :data:`HEAVY`: every Slurm job re-parses the workflow."""
+    mods = set()
+    for path in [ROOT / "Snakefile", *sorted((ROOT / "rules").glob("*.smk"))]:
+        for line in path.read_text().splitlines():
+            m = re.match(r"(?:from (prefbias[\w.]*) import|import (prefbias[\w.]*))", line)
+            if m:
+                mods.add(m.group(1) or m.group(2))
+    assert "prefbias.jobspec" in mods and "prefbias.config" in mods  # the scan reads them
+    code = "".join(f"import {m}\n" for m in sorted(mods)) + (
+        "import sys\nprint(' '.join(sorted({k.split('.')[0] for k in sys.modules})))")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True, cwd=ROOT).stdout.split()
+    assert not set(HEAVY) & set(loaded), sorted(set(HEAVY) & set(loaded))
