@@ -7,7 +7,7 @@ plus the implicit import of each parent package (``from prefbias.generation.base
 
 Layers, lowest first; a module may import its own layer and the ones below, never above:
 
-0. basics: ``io``, ``held_secrets``, ``cache`` (the package root too)
+0. basics: ``io``, ``held_secrets``, ``cache``, ``containers`` (the package root too)
 1. ``plan`` (import-light: every Slurm job re-parses the Snakefile), ``api_client``
 2. ``data``, ``models``
 3. ``config``, ``config_show``, ``jobspec``, ``hpc`` (may read the plan and the config, never
@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SRC = ROOT / "src"
 
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("prefbias", "prefbias.io", "prefbias.held_secrets", "prefbias.cache"),
+    ("prefbias", "prefbias.io", "prefbias.held_secrets", "prefbias.cache", "prefbias.containers"),
     ("prefbias.plan", "prefbias.api_client"),
     ("prefbias.data", "prefbias.models"),
     ("prefbias.config", "prefbias.config_show", "prefbias.jobspec", "prefbias.hpc"),
@@ -104,7 +104,9 @@ def layer(mod: str) -> int:
     best, found = -1, None
     for i, names in enumerate(LAYERS):
         for name in names:
-            if (mod == name or mod.startswith(name + ".")) and len(name) > best:
+            # the package root is itself only: a new top-level module must be given a layer
+            inside = mod.startswith(name + ".") and name != "prefbias"
+            if (mod == name or inside) and len(name) > best:
                 best, found = len(name), i
     if found is None:
         raise AssertionError(f"module {mod} is in no layer of tests/test_layers.py: add it")
