@@ -59,7 +59,8 @@ def bench_hf(args) -> None:
 
     import torch
 
-    from prefbias.generation.base import Sampling, make_backend
+    from prefbias.generation.base import Sampling
+    from prefbias.generation.factory import make_backend
     from prefbias.models.tiny import build_tiny_model
 
     with tempfile.TemporaryDirectory() as d:
@@ -104,7 +105,8 @@ def bench_vllm(args) -> None:
     import torch
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
-    from prefbias.generation.base import Sampling, make_backend
+    from prefbias.generation.base import Sampling
+    from prefbias.generation.factory import make_backend
     from prefbias.models.tiny import train_tokenizer
 
     with tempfile.TemporaryDirectory() as d:

@@ -17,7 +17,8 @@
 #
 # UV=PATH (the Makefile passes its pinned uv) installs the lock with `uv pip install --no-deps
 # --compile-bytecode` instead of pip: the same versions, minutes faster. uv does not look through
-# .pth files, so with a base venv the lock is first filtered to what the base lacks.
+# .pth files, so with a base venv the lock is first filtered to what the base lacks. The stamp and
+# the layering are scripts/layer-venv.sh's, shared with scripts/setup-vllm-env.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV="${1:-.venv-helm}"
@@ -29,10 +30,11 @@ STAMP="$VENV/.prefbias-helm-installed"
 BASE="${HELM_BASE_VENV:-}"
 if [[ "${HELM_LOCK:-0}" == 1 || ! -f envs/helm-constraints.txt ]]; then BASE=""; fi
 export PIP_DISABLE_PIP_VERSION_CHECK=1
+source scripts/layer-venv.sh  # stamp_ok, layer_venv, install_lock
 
 # what the environment was built from: HELM, torch, the layering and the hash of reqs + lock
 stamp() { echo "$HELM torch==2.13.0 base=$BASE $(cat "$REQS" "$LOCK" 2>/dev/null | sha256sum | cut -c1-16)"; }
-if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$(stamp)" && "${HELM_LOCK:-0}" != 1 ]]; then
+if stamp_ok "$STAMP" "$(stamp)" && [[ "${HELM_LOCK:-0}" != 1 ]]; then
     exit 0
 fi
 rm -f "$STAMP"
@@ -45,34 +47,11 @@ else
     test -x "$VENV/bin/python" || "$PYTHON" -m venv "$VENV"
 fi
 PIP="$VENV/bin/pip"
-purelib() { "$1/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])'; }
-layer="$(purelib "$VENV")/zz-prefbias-base-venv.pth"
-if [[ -n "$BASE" ]]; then
-    test -x "$BASE/bin/python" || { echo "HELM_BASE_VENV=$BASE has no bin/python" >&2; exit 1; }
-    purelib "$BASE" >"$layer"
-else
-    rm -f "$layer"
-fi
+layer_venv "$VENV" "$BASE" HELM_BASE_VENV
 if [[ -n "$UV" ]]; then
-    # the lock minus every package the base venv already has at that version (torch, numpy, ...)
     todo="$VENV/.prefbias-helm-todo.txt"
-    "${BASE:-$VENV}/bin/python" - "$LOCK" ${BASE:+--skip-installed} >"$todo" <<'PY'
-import importlib.metadata as md
-import re
-import sys
-
-norm = lambda n: re.sub(r"[-_.]+", "-", n).lower()  # noqa: E731
-have = {}
-if "--skip-installed" in sys.argv:
-    have = {norm(d.metadata["Name"]): d.version.split("+")[0] for d in md.distributions()}
-for line in open(sys.argv[1], encoding="utf-8"):
-    req = line.split("#")[0].strip()
-    if req and have.get(norm(req.partition("==")[0])) != req.partition("==")[2]:
-        print(req)
-PY
     # torch (when not layered) from $UV_FIND_LINKS, which the Makefile sets to the CPU wheel's dir
-    "$UV" pip install -q --python "$VENV/bin/python" --no-deps --compile-bytecode -r "$todo"
-    "$UV" pip install -q --python "$VENV/bin/python" --no-deps -e .
+    install_lock "$UV" "$VENV" "$LOCK" "$BASE" "$todo"
     "$VENV/bin/python" -c "import helm.benchmark.run, transformers, torch, prefbias.evaluation" \
         >/dev/null
     stamp >"$STAMP"

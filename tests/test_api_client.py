@@ -113,8 +113,8 @@ def test_every_caller_caps_retry_after(tmp_path, where, paper_config):
                 GenerationError,
                 GenRequest,
                 Sampling,
-                make_backend,
             )
+            from prefbias.generation.factory import make_backend
 
             b = make_backend("openai", "stub-model", backoff_s=0.01, max_backoff_s=0.02,
                              **common)

@@ -9,8 +9,8 @@ from prefbias.generation.base import (
     GenerationError,
     GenRequest,
     Sampling,
-    make_backend,
 )
+from prefbias.generation.factory import make_backend
 
 CORPUS = ["hello world how are you today", "the quick brown fox jumps over the lazy dog",
           "what is the capital of France? Paris is the capital.", "def f(x): return {x: 1}"] * 20

@@ -13,10 +13,10 @@ from prefbias.generation.base import (
     GenerationError,
     GenRequest,
     Sampling,
-    make_backend,
     partial_path,
     run_resumable,
 )
+from prefbias.generation.factory import make_backend
 from prefbias.io import read_jsonl
 
 FAKE_KEY = "sk-test-SECRET-7f3a9c1e5b"

@@ -16,8 +16,8 @@ from prefbias.generation.base import (
     GenerationError,
     GenRequest,
     Sampling,
-    make_backend,
 )
+from prefbias.generation.factory import make_backend
 
 
 def test_missing_vllm_is_a_clear_error(monkeypatch, tmp_path):

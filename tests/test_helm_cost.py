@@ -87,7 +87,7 @@ def test_inputs_match_helms_own_run_specs(paper_config):
         "    out[scen] = [rs.adapter_spec.max_tokens, rs.adapter_spec.method,\n"
         "                 len(rs.data_augmenter_spec.perturbation_specs)]\n"
         "print(json.dumps(out))\n")
-    from prefbias.evaluation.helm_stage import scenario_entries
+    from prefbias.plan import scenario_entries
 
     entries = {s: scenario_entries({**helm, "mmlu_subjects": ["abstract_algebra"]}, s)[0]
                for s in helm["scenarios"]}

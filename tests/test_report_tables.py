@@ -242,6 +242,17 @@ def test_every_item_builds_from_its_plan_spec_and_says_what_ran(results, cfg, tm
         assert (tmp_path / "figures" / f"{name}.png").stat().st_size > 1000
 
 
+def test_every_catalog_item_has_its_functions_and_no_kind_string():
+    """Each item of plan.REPORT_ITEMS carries its rows and models as functions of the config
+    and has exactly one builder on the report side: no string names a kind of rows."""
+    from prefbias.report.build import FIGURE_BUILDERS, TABLE_BUILDERS
+
+    assert set(TABLE_BUILDERS) == set(plan.TABLES)
+    assert set(FIGURE_BUILDERS) == set(plan.FIGURES)
+    for item in plan.REPORT_ITEMS.values():
+        assert callable(item.rows) and callable(item.models), item.title
+
+
 def test_figure_footnote_and_legend_name_what_ran(results, cfg, tmp_path, monkeypatch):
     drawn = []
     monkeypatch.setattr(figures.plt, "close", drawn.append)

@@ -11,10 +11,9 @@ import math
 import pandas as pd
 import pytest
 
-from prefbias import plan
+from prefbias import plan, rule_table
 from prefbias.cli import main
 from prefbias.config import sections_json, validate_config
-from prefbias.evaluation import winrate
 from prefbias.io import DataError
 from prefbias.report import compare, tables
 
@@ -71,16 +70,16 @@ def test_no_pairs_is_empty(cfg):
 
 def test_scoring_spec_ignores_pairs(cfg):
     section = cfg["reward_winrate"]
-    spec = winrate.scoring_spec(section, "sft-s0")
+    spec = rule_table.scoring_spec(section, "sft-s0")
     assert spec["baseline"] == "sft-s0" and "pairs" not in spec
     assert spec["n_prompts"] == section["n_prompts"]
     # Table 3's jobs: the same --spec whatever the pair list (editing pairs reruns none of them)
     other = {**section, "pairs": [["persuasive", "sft"]]}
-    assert json.dumps(winrate.scoring_spec(other), sort_keys=True) == \
-        json.dumps(winrate.scoring_spec(section), sort_keys=True)
-    assert winrate.scoring_spec(section)["baseline"] == "qwen2.5-0.5b"
+    assert json.dumps(rule_table.scoring_spec(other), sort_keys=True) == \
+        json.dumps(rule_table.scoring_spec(section), sort_keys=True)
+    assert rule_table.scoring_spec(section)["baseline"] == "qwen2.5-0.5b"
     bare = {k: v for k, v in section.items() if k != "pairs"}
-    assert json.dumps(winrate.scoring_spec(section), sort_keys=True) == \
+    assert json.dumps(rule_table.scoring_spec(section), sort_keys=True) == \
         sections_json({"reward_winrate": bare}, "reward_winrate")
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from prefbias.api_client import make_client
-from prefbias.evaluation.cache import DiskCache, cache_key
+from prefbias.cache import DiskCache, cache_key
 from prefbias.evaluation.judge import run_judge
 from prefbias.io import read_jsonl, write_jsonl
 from prefbias.report import freeze

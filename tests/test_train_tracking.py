@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -90,6 +91,17 @@ def test_unknown_tracker_is_refused(env, tmp_path):
 
     with pytest.raises(TrackingError, match="unknown tracker 'neptune'"):
         _run(env, tmp_path, tracking={"report_to": ["tensorboard", "neptune"]})
+
+
+@pytest.mark.parametrize("library", ["wandb", "mlflow"])
+def test_a_missing_tracker_library_says_how_to_install_it(tmp_path, monkeypatch, library):
+    from prefbias.train.tracking import Trackers, TrackingError
+
+    monkeypatch.setitem(sys.modules, library, None)  # `import library` raises ImportError
+    trackers = Trackers({"report_to": [library]}, model_id="sft-s0", tb_root=tmp_path / "tb")
+    with pytest.raises(TrackingError, match=rf"lists {library}, which is not installed "
+                                            rf"\(pip install {library}\)"):
+        trackers.start(resume_step=0, config={})
 
 
 # The real trackers, never skipped: `make test` installs the `tracking` extra (envs/constraints.txt)

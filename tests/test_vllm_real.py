@@ -15,8 +15,9 @@ import os
 
 import pytest
 
-from prefbias.generation.base import GenRequest, Sampling, make_backend
+from prefbias.generation.base import GenRequest, Sampling
 from prefbias.generation.compare import agreement
+from prefbias.generation.factory import make_backend
 
 pytestmark = pytest.mark.slow  # starts vLLM on the real SmolLM2
 

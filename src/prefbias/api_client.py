@@ -24,7 +24,7 @@ What it owns, once:
   requests at once; the first failure stops new work (in-flight requests finish and are cached),
   and an optional requests-per-minute limiter spaces requests.
 * **Cache.** With a ``cache_dir`` every answer is stored under the hash of everything that
-  determines it (:mod:`prefbias.evaluation.cache`), so a rerun makes no requests. Generation uses
+  determines it (:mod:`prefbias.cache`), so a rerun makes no requests. Generation uses
   no cache (it resumes from its partial file instead).
 * **Cost log.** Requests, retries, tokens, cache hits and the estimated cost
   (``price_per_1m_tokens``) are counted and logged once per job by :meth:`ApiClient.log_usage`.
@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from prefbias import held_secrets
-from prefbias.evaluation.cache import DiskCache, cache_key
+from prefbias.cache import DiskCache, cache_key
 
 log = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ random-weight stand-in, a stand-in for the paper's model, or the paper's model i
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,6 +59,20 @@ PAPER_ROLE_MODELS = {"rewriter": "Gemma-3-12B-it", "judge": "gpt-4o-mini",
 #: stylized-dpo Tables 4-8: HELM metric groups and scenarios, in the paper's column order
 HELM_GROUPS = ("accuracy", "calibration", "robustness", "fairness")
 HELM_SCENARIOS = ("mmlu", "boolq", "natural_qa", "quac", "hellaswag")
+
+
+def scenario_entries(spec: dict[str, Any], scenario: str) -> list[str]:
+    """Model-less HELM run entries of one configured scenario: MMLU one per subject of
+    ``helm.mmlu_subjects``, NaturalQuestions in ``helm.natural_qa_mode`` (issue 14 item 3)."""
+    template = spec["scenarios"][scenario]
+    if scenario == "natural_qa":
+        if "{mode}" not in template:
+            raise ValueError(f"helm.scenarios.natural_qa {template!r} has no '{{mode}}': the "
+                             "mode comes from helm.natural_qa_mode")
+        return [template.format(mode=spec["natural_qa_mode"])]
+    if "{subject}" in template:
+        return [template.format(subject=s) for s in spec["mmlu_subjects"]]
+    return [template]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -186,11 +200,20 @@ def model_seed(config: dict[str, Any], model: str) -> int:
     return int(trained_models(config)[model].seed)
 
 
+#: the sub-blocks of config ``dpo``, one per DPO group
+DPO_GROUPS = ("ultrafeedback", "styles")
+
+
+def merge_dpo_group(dpo: dict[str, Any], group: str) -> dict[str, Any]:
+    """A ``dpo`` config section with its ``group`` sub-block (``ultrafeedback`` | ``styles``)
+    merged over it and neither sub-block left: what that group's training reads."""
+    base = {k: v for k, v in dpo.items() if k not in DPO_GROUPS}
+    return {**base, **dpo[group]}
+
+
 def dpo_group_spec(config: dict[str, Any], group: str) -> dict[str, Any]:
     """``config["dpo"]`` with its ``ultrafeedback`` or ``styles`` sub-block merged over it."""
-    d = config["dpo"]
-    base = {k: v for k, v in d.items() if k not in ("ultrafeedback", "styles")}
-    return {**base, **d[group]}
+    return merge_dpo_group(config["dpo"], group)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -450,58 +473,103 @@ def dedupe(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
 # ------------------------------------------------------------------------------------------------
 # report items: every table and figure
 # ------------------------------------------------------------------------------------------------
+def trained_rows(config: dict[str, Any]) -> list[dict[str, Any]]:
+    """The trained stylized-dpo rows (SFT, DPO models), every seed."""
+    return stylized_rows(config, trained_only=True)
+
+
+def style_rows(config: dict[str, Any]) -> list[dict[str, Any]]:
+    """The style-DPO rows (Figure 2's curves), every seed."""
+    return [r for r in trained_rows(config) if r["group"] == "styles"]
+
+
+def judge_check_rows(config: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row, the judge, when ``judge.check_set`` names a dataset; else none."""
+    j = config["judge"]
+    if not j.get("check_set"):
+        return []
+    label = model_provenance(config, j["model"])["ran"] if j["model"] in config["models"] \
+        else j["model"]  # what ran as the judge (not what it stands in for elsewhere)
+    return [{"id": j["model"], "label": label, "dataset": j["check_set"]}]
+
+
+def stylized_base(config: dict[str, Any]) -> list[str]:
+    """The config model every stylized-dpo row descends from: the SFT base model."""
+    return [config["sft"]["base_model"]]
+
+
+def instruct_models(config: dict[str, Any]) -> list[str]:
+    """The config models the saa-orpo rows are (or start from): the instruct models."""
+    return list(config["orpo"]["instruct_models"])
+
+
+def no_models(config: dict[str, Any]) -> list[str]:
+    """An item whose rows rest on no config model of their own (only on its ``roles``)."""
+    return []
+
+
+Rows = Callable[[dict[str, Any]], list[dict[str, Any]]]
+
+
 @dataclass(frozen=True)
 class ReportItem:
     paper: str                   # stylized-dpo | saa-orpo (the HTML report's category)
     title: str                   # its name in the HTML report
     kind: str                    # table | figure
     target: str                  # named target: `snakemake <target>` (README)
-    rows: str                    # stylized | trained | styles | sycophancy | reward_pairs |
-    #                              judge_check
+    rows: Rows                   # config -> its rows (every seed): stylized_rows, trained_rows ...
     reads: tuple[str, ...]       # files under results/<run>/ ({m}: once per row's model)
     needs: tuple[str, ...] = ()  # further spec keys: dimensions | judge_mode | templates | ...
-    roles: tuple[str, ...] = ()  # models beside the rows' it rests on: judge | reward
+    # config -> the config models its rows are or descend from (role "model")
+    models: Callable[[dict[str, Any]], list[str]] = stylized_base
+    roles: tuple[str, ...] = ()  # models beside the rows' it rests on: rewriter | judge | reward
 
 
 _HELM = tuple(f"eval/helm/{g}.csv" for g in HELM_GROUPS)
 _JUDGE = ("eval/judge/{m}.summary.json",)
 _ANSWER = ("eval/sycophancy/{m}/answer_scores.json",)
 _AYS = ("eval/sycophancy/{m}/are_you_sure_scores.json",)
+_SAA = {"models": instruct_models}
 REPORT_ITEMS: dict[str, ReportItem] = {
-    "table3": ReportItem("stylized-dpo", "Table 3", "table", "table3", "trained",
+    "table3": ReportItem("stylized-dpo", "Table 3", "table", "table3", trained_rows,
                          ("train/{m}/summary.json", "eval/reward/{m}.json",
-                          "train/{m}/eval_examples.jsonl"), ("bootstrap",), ("reward",)),
+                          "train/{m}/eval_examples.jsonl"), ("bootstrap",),
+                         roles=("rewriter", "reward")),
     # companion of Table 3: reward win rates of reward_winrate.pairs (§3.3.1: DPO vs SFT, ...)
     "table3_pairs": ReportItem("stylized-dpo", "Table 3 companion: further win-rate pairs",
-                               "table", "table3_pairs", "reward_pairs", (), (), ("reward",)),
-    "table4": ReportItem("stylized-dpo", "Table 4", "table", "table4", "stylized", _HELM),
-    **{f"table{i}": ReportItem("stylized-dpo", f"Table {i}", "table", f"table{i}", "stylized",
-                               (f"eval/helm/{g}.csv",))
+                               "table", "table3_pairs", reward_pair_rows, (),
+                               roles=("rewriter", "reward")),
+    "table4": ReportItem("stylized-dpo", "Table 4", "table", "table4", stylized_rows, _HELM,
+                         ("helm_instances",), roles=("rewriter",)),
+    **{f"table{i}": ReportItem("stylized-dpo", f"Table {i}", "table", f"table{i}", stylized_rows,
+                               (f"eval/helm/{g}.csv",), ("helm_instances",), roles=("rewriter",))
        for i, g in zip((5, 6, 7, 8), HELM_GROUPS, strict=True)},
     "judge_scores": ReportItem("stylized-dpo", "Judge scores (Figure 3 data)", "table",
-                               "judge_table", "stylized", _JUDGE, ("dimensions", "judge_mode"),
-                               ("judge",)),
+                               "judge_table", stylized_rows, _JUDGE,
+                               ("dimensions", "judge_mode"), roles=("rewriter", "judge")),
     # not in the papers: does the judge behind the judge table tell answers apart?
     "judge_check": ReportItem("stylized-dpo", "Judge check: relevant vs off-topic answers",
-                              "table", "judge_check_table", "judge_check",
-                              ("eval/judge_check.json",), ("judge_mode",), ("judge",)),
+                              "table", "judge_check_table", judge_check_rows,
+                              ("eval/judge_check.json",), ("judge_mode",), no_models,
+                              ("judge",)),
     "sycophancy_answer": ReportItem("saa-orpo", "Answer Suggestion (Figures 2, 4 data)",
-                                    "table", "answer_table", "sycophancy", _ANSWER,
-                                    ("templates",)),
+                                    "table", "answer_table", sycophancy_rows, _ANSWER,
+                                    ("templates",), **_SAA),
     "sycophancy_are_you_sure": ReportItem("saa-orpo", "Are You Sure (Figures 3, 5 data)",
-                                          "table", "ays_table", "sycophancy", _AYS),
-    "stylized_figure2": ReportItem("stylized-dpo", "Figure 2", "figure", "figure2", "styles",
-                                   ("train/{m}/metrics.jsonl",)),
-    "stylized_figure3": ReportItem("stylized-dpo", "Figure 3", "figure", "figure3", "stylized",
-                                   _JUDGE, ("dimensions", "judge_mode"), ("judge",)),
-    "saa_figure2": ReportItem("saa-orpo", "Figure 2", "figure", "saa_figure2", "sycophancy",
-                              _ANSWER, ("templates",)),
-    "saa_figure3": ReportItem("saa-orpo", "Figure 3", "figure", "saa_figure3", "sycophancy",
-                              _AYS),
-    "saa_figure4": ReportItem("saa-orpo", "Figure 4", "figure", "saa_figure4", "sycophancy",
-                              _ANSWER, ("templates",)),
-    "saa_figure5": ReportItem("saa-orpo", "Figure 5", "figure", "saa_figure5", "sycophancy",
-                              _AYS),
+                                          "table", "ays_table", sycophancy_rows, _AYS, **_SAA),
+    "stylized_figure2": ReportItem("stylized-dpo", "Figure 2", "figure", "figure2", style_rows,
+                                   ("train/{m}/metrics.jsonl",), roles=("rewriter",)),
+    "stylized_figure3": ReportItem("stylized-dpo", "Figure 3", "figure", "figure3",
+                                   stylized_rows, _JUDGE, ("dimensions", "judge_mode"),
+                                   roles=("rewriter", "judge")),
+    "saa_figure2": ReportItem("saa-orpo", "Figure 2", "figure", "saa_figure2", sycophancy_rows,
+                              _ANSWER, ("templates",), **_SAA),
+    "saa_figure3": ReportItem("saa-orpo", "Figure 3", "figure", "saa_figure3", sycophancy_rows,
+                              _AYS, **_SAA),
+    "saa_figure4": ReportItem("saa-orpo", "Figure 4", "figure", "saa_figure4", sycophancy_rows,
+                              _ANSWER, ("templates",), **_SAA),
+    "saa_figure5": ReportItem("saa-orpo", "Figure 5", "figure", "saa_figure5", sycophancy_rows,
+                              _AYS, **_SAA),
 }
 TABLES = tuple(n for n, item in REPORT_ITEMS.items() if item.kind == "table")
 FIGURES = tuple(n for n, item in REPORT_ITEMS.items() if item.kind == "figure")
@@ -511,20 +579,7 @@ HELM_TABLES = dict(zip(("table5", "table6", "table7", "table8"), HELM_GROUPS, st
 
 def report_rows(config: dict[str, Any], name: str) -> list[dict[str, Any]]:
     """The rows of one report item (every seed)."""
-    kind = REPORT_ITEMS[name].rows
-    if kind == "judge_check":  # one row: the judge, when judge.check_set names a dataset
-        j = config["judge"]
-        if not j.get("check_set"):
-            return []
-        label = model_provenance(config, j["model"])["ran"] if j["model"] in config["models"] \
-            else j["model"]  # what ran as the judge (not what it stands in for elsewhere)
-        return [{"id": j["model"], "label": label, "dataset": j["check_set"]}]
-    if kind == "sycophancy":
-        return sycophancy_rows(config)
-    if kind == "reward_pairs":
-        return reward_pair_rows(config)
-    rows = stylized_rows(config, trained_only=kind != "stylized")
-    return [r for r in rows if r["group"] == "styles"] if kind == "styles" else rows
+    return REPORT_ITEMS[name].rows(config)
 
 
 def report_inputs(config: dict[str, Any], name: str) -> list[str]:
@@ -547,14 +602,8 @@ def item_model_roles(config: dict[str, Any], name: str) -> dict[str, list[str]]:
     item = REPORT_ITEMS[name]
     where = {"rewriter": ("styles", "rewriter"), "judge": ("judge", "model"),
              "reward": ("reward_winrate", "reward_model")}
-    if item.rows == "judge_check":  # rests on the judge alone
-        used, extra = [], item.roles
-    elif item.paper == "saa-orpo":
-        used, extra = list(config["orpo"]["instruct_models"]), item.roles
-    else:  # every stylized-dpo row descends from the base model; the style rows from rewrites
-        used, extra = [config["sft"]["base_model"]], ("rewriter", *item.roles)
-    out: dict[str, list[str]] = {m: ["model"] for m in used}
-    for role in extra:
+    out: dict[str, list[str]] = {m: ["model"] for m in item.models(config)}
+    for role in item.roles:
         section, key = where[role]
         block = config.get(section) or {}
         if block.get("backend") != "openai":  # an API model is not a config model
@@ -583,11 +632,10 @@ def report_spec(config: dict[str, Any], name: str) -> dict[str, Any]:
                # [key, template] pairs: the config's order survives the params' sorted JSON
                "templates": lambda: [list(kv) for kv in
                                      config["sycophancy"]["answer_templates"].items()],
-               "bootstrap": lambda: config["report"]["bootstrap"]}
+               "bootstrap": lambda: config["report"]["bootstrap"],
+               "helm_instances": lambda: (config.get("helm") or {}).get("max_eval_instances")}
     for key in REPORT_ITEMS[name].needs:
         spec[key] = sources[key]()
     # a statistic resting on fewer rows is marked "too few", never read as a finding
     spec["min_n"] = config["report"]["min_n"]
-    if name == "table4" or name in HELM_TABLES:
-        spec["helm_instances"] = (config.get("helm") or {}).get("max_eval_instances")
     return spec

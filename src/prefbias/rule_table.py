@@ -167,9 +167,16 @@ def _judge_agreement(config: dict[str, Any], **_: str) -> Spec:
             "second_judge": {"model": (j.get("second_judge") or {}).get("model")}}
 
 
-def _reward(config: dict[str, Any], baseline: str | None = None, **_: str) -> Spec:
-    from prefbias.evaluation.winrate import scoring_spec
+def scoring_spec(section: dict[str, Any], baseline: str | None = None) -> dict[str, Any]:
+    """The ``--spec`` of one reward win-rate job: ``reward_winrate`` without ``pairs`` (editing
+    the pair list never re-runs a scored pair), with ``baseline`` set to the pair's baseline."""
+    spec = {k: v for k, v in section.items() if k != "pairs"}
+    if baseline is not None:
+        spec["baseline"] = baseline
+    return spec
 
+
+def _reward(config: dict[str, Any], baseline: str | None = None, **_: str) -> Spec:
     return scoring_spec(config["reward_winrate"], baseline)
 
 

@@ -10,13 +10,12 @@ def job_section(section: str, spec: dict[str, Any], group: str | None = None) ->
     """``spec`` with the schema's defaults of config section ``section`` filled in, as
     prefbias.config.fill_defaults fills them where the config is loaded; with ``group``, the
     defaults of that sub-block (``dpo``: ``ultrafeedback`` | ``styles``) merged over it, as
-    prefbias.plan.dpo_group_spec merges them."""
+    prefbias.plan.merge_dpo_group merges them."""
     from prefbias.config import fill_defaults
+    from prefbias.plan import merge_dpo_group
 
     body = copy.deepcopy(spec)
     if group:
         body[group] = {}
     out = fill_defaults({section: body})[section]
-    if group:
-        out = {**out, **out.pop(group)}
-    return out
+    return merge_dpo_group(out, group) if group else out

@@ -40,7 +40,8 @@ def _eval_prompts(args: argparse.Namespace) -> int:
 
 
 def _generate(args: argparse.Namespace) -> int:
-    from prefbias.generation.base import Sampling, load_prompts, make_backend, run_resumable
+    from prefbias.generation.base import Sampling, load_prompts, run_resumable
+    from prefbias.generation.factory import make_backend
 
     spec = args.spec
     requests = load_prompts(args.prompts)
@@ -51,7 +52,7 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def _style_shard(args: argparse.Namespace) -> int:
-    from prefbias.generation.base import make_backend
+    from prefbias.generation.factory import make_backend
     from prefbias.generation.styles import run_shard
 
     spec = args.spec

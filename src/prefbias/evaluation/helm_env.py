@@ -20,25 +20,12 @@ from typing import Any
 
 import yaml
 
+from prefbias.containers import in_container
 from prefbias.io import atomic_open
 
 
 class HelmError(RuntimeError):
     pass
-
-
-#: set by Apptainer/Singularity inside every container it runs
-CONTAINER_VARS = ("APPTAINER_CONTAINER", "SINGULARITY_CONTAINER")
-
-
-def in_container(environ: dict[str, str] | None = None, root: str | Path = "/") -> bool:
-    """True inside an Apptainer/Singularity container (``$APPTAINER_CONTAINER``,
-    ``/.singularity.d``): the images of containers/*.def. A Docker container (``/.dockerenv``,
-    e.g. a dev box) is not one of ours: it keeps the ``.venv-helm`` lookup."""
-    env = os.environ if environ is None else environ
-    if any(env.get(v) for v in CONTAINER_VARS):
-        return True
-    return (Path(root) / ".singularity.d").is_dir()
 
 
 def installed_version(bin_dir: str | Path) -> str | None:

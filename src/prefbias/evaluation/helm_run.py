@@ -38,9 +38,9 @@ from prefbias.evaluation.helm_env import (  # noqa: F401 - HelmError, helm_bin_d
     weights_hash,
     write_prod_env,
 )
-from prefbias.evaluation.helm_stage import scenario_entries
 from prefbias.evaluation.helm_summary import SCENARIOS, mean_over_runs, read_run
 from prefbias.io import write_json
+from prefbias.plan import scenario_entries
 
 log = logging.getLogger(__name__)
 

@@ -31,22 +31,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from prefbias.plan import scenario_entries
+
 WORKER = "prefbias.evaluation.helm_stage"
 MANIFEST = "staged.json"
 
 
-def scenario_entries(spec: dict[str, Any], scenario: str) -> list[str]:
-    """Model-less HELM run entries of one configured scenario: MMLU one per subject of
-    ``helm.mmlu_subjects``, NaturalQuestions in ``helm.natural_qa_mode`` (issue 14 item 3)."""
-    template = spec["scenarios"][scenario]
-    if scenario == "natural_qa":
-        if "{mode}" not in template:
-            raise ValueError(f"helm.scenarios.natural_qa {template!r} has no '{{mode}}': the "
-                             "mode comes from helm.natural_qa_mode")
-        return [template.format(mode=spec["natural_qa_mode"])]
-    if "{subject}" in template:
-        return [template.format(subject=s) for s in spec["mmlu_subjects"]]
-    return [template]
 
 
 def stage_entries(spec: dict[str, Any], scenarios: list[str] | None = None) -> list[str]:

@@ -65,8 +65,8 @@ GenerateFn = Callable[[list[tuple[str, list[dict]]], Sequence[str] | None], list
 # ---------------------------------------------------------------------------------------------
 def backend_generate(kind: str, model: str | Path, sampling: dict[str, Any],
                      **opts: Any) -> GenerateFn:
-    """A ``generate`` callable backed by ``prefbias.generation.make_backend``."""
-    from prefbias.generation.base import make_backend
+    """A ``generate`` callable backed by ``prefbias.generation.factory.make_backend``."""
+    from prefbias.generation.factory import make_backend
 
     return generate_with(make_backend(kind, str(model), **opts), sampling)
 

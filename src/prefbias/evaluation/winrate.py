@@ -72,10 +72,3 @@ def add_mean_win_rate(df, columns: Sequence[str] | None = None, *, lower_is_bett
 # ------------------------------------------------------------------------------------------------
 # reward-model win rate: the pairs scored are planned in prefbias.plan (resolve_pairs)
 # ------------------------------------------------------------------------------------------------
-def scoring_spec(section: dict[str, Any], baseline: str | None = None) -> dict[str, Any]:
-    """The ``--spec`` of one reward win-rate job: ``reward_winrate`` without ``pairs`` (editing
-    the pair list never re-runs a scored pair), with ``baseline`` set to the pair's baseline."""
-    spec = {k: v for k, v in section.items() if k != "pairs"}
-    if baseline is not None:
-        spec["baseline"] = baseline
-    return spec

@@ -1,7 +1,8 @@
 """The generation interface shared by every backend (``docs/ARCHITECTURE.md``).
 
-``make_backend(kind, model, **opts)`` returns an object with ``.name`` (the backend kind),
-``.model`` (the model id recorded in outputs), ``.revision`` and
+:func:`prefbias.generation.factory.make_backend` (``make_backend(kind, model, **opts)``; the
+backends import this module, never the factory) returns an object with ``.name`` (the backend
+kind), ``.model`` (the model id recorded in outputs), ``.revision`` and
 ``.generate(requests, sampling) -> list[GenResult]`` (results in request order) plus
 ``.generate_iter(requests, sampling)`` yielding results as they complete (used for incremental,
 resumable writing by :func:`run_resumable`).
@@ -117,29 +118,6 @@ class BackendBase:
         check_requests(requests)
         by_id = {r.id: r for r in self.generate_iter(requests, sampling)}
         return [by_id[r.id] for r in requests]
-
-
-def make_backend(kind: str, model: str, **opts: Any) -> Backend:
-    """Build a backend. ``model`` is a model directory (hf, vllm) or an API model name (openai).
-
-    Options: ``model_name`` (id recorded in outputs; default the directory's name), ``revision``;
-    hf: ``batch_size``, ``device``, ``dtype``; vllm: ``tensor_parallel_size``, ``max_model_len``,
-    ``gpu_memory_utilization``, ``chunk_size``; openai: ``base_url``, ``api_key_env``,
-    ``max_concurrency``, ``max_retries``, ``timeout_s``, ``backoff_s``, ``max_backoff_s``.
-    """
-    if kind == "hf":
-        from prefbias.generation.hf_backend import HFBackend
-
-        return HFBackend(model, **opts)
-    if kind == "vllm":
-        from prefbias.generation.vllm_backend import open_backend
-
-        return open_backend(model, **opts)
-    if kind == "openai":
-        from prefbias.generation.openai_backend import OpenAIBackend
-
-        return OpenAIBackend(model, **opts)
-    raise GenerationError(f"unknown generation backend {kind!r} (expected one of {BACKENDS})")
 
 
 def check_requests(requests: Iterable[GenRequest]) -> None:

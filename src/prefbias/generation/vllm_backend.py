@@ -208,7 +208,7 @@ def vllm_python(environ: dict[str, str] | None = None, repo: str | Path | None =
     directory), else ``.venv-vllm/bin/python`` at the repository root or in the working
     directory; None inside an Apptainer container (the vllm image imports vllm itself; a bound
     working tree's ``.venv-vllm`` is the host's) or when there is none."""
-    from prefbias.evaluation.helm_env import in_container
+    from prefbias.containers import in_container
 
     env = os.environ if environ is None else environ
     explicit = env.get("PREFBIAS_VLLM_PYTHON")

@@ -29,7 +29,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from prefbias.evaluation.helm_stage import scenario_entries
+from prefbias.plan import scenario_entries
 
 #: HELM 0.5.16 max_tokens per scenario (same as prefbias.evaluation.helm_run.DEFAULT_MAX_TOKENS)
 MAX_TOKENS = {"boolq": 5, "mmlu": 1, "natural_qa": 300, "quac": 100, "hellaswag": 0}

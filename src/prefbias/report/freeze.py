@@ -253,7 +253,7 @@ def provenance(config: dict[str, Any], *, in_container: bool | None = None) -> d
     """Dataset and model pins; the container images only when the run used them (the freeze
     job, like every job, then runs inside one: ``$APPTAINER_CONTAINER``), else ``containers``
     is empty and ``containers_used`` false: a run without ``--use-apptainer`` used none."""
-    from prefbias.evaluation.helm_env import in_container as _in_container
+    from prefbias.containers import in_container as _in_container
 
     used = _in_container() if in_container is None else in_container
     keep = ("source", "repo", "revision", "subset", "splits", "files")

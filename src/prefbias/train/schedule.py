@@ -28,6 +28,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from prefbias.plan import merge_dpo_group
+
 CYCLE_MODES = ("chained", "independent")
 LR_SCHEDULE_OVER = ("max_steps", "epochs")
 
@@ -137,8 +139,7 @@ def readings_table(dpo: dict[str, Any], n_ultrafeedback: int, n_style: int, *,
                    world: int = 1) -> list[dict[str, Any]]:
     """Both readings of both sentences for a ``dpo`` config section (``ultrafeedback`` and
     ``styles`` sub-blocks merged over it), with the given training-set sizes."""
-    base = {k: v for k, v in dpo.items() if k not in ("ultrafeedback", "styles")}
-    uf, st = {**base, **dpo["ultrafeedback"]}, {**base, **dpo["styles"]}
+    uf, st = merge_dpo_group(dpo, "ultrafeedback"), merge_dpo_group(dpo, "styles")
     out = []
     for mode in CYCLE_MODES:
         out.append({"group": "ultrafeedback", "reading": f"cycle_mode: {mode}",

@@ -22,9 +22,11 @@ optimizer step: the same rows as ``metrics.jsonl``.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import shutil
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -35,6 +37,16 @@ SKIP = ("step", "split", "epoch", "cycle")  # positions, not metrics
 
 class TrackingError(RuntimeError):
     pass
+
+
+def require(library: str) -> ModuleType:
+    """The tracker's library, imported; a :class:`TrackingError` that says how to install it
+    when ``tracking.report_to`` lists a tracker whose library is missing."""
+    try:
+        return importlib.import_module(library)
+    except ImportError as e:
+        raise TrackingError(f"tracking.report_to lists {library}, which is not installed "
+                            f"(pip install {library})") from e
 
 
 def tracking_spec(spec: dict[str, Any] | None) -> dict[str, Any]:
@@ -103,11 +115,7 @@ class Trackers:
                  ", ".join(t.name for t in self.trackers), self.tb_dir)
 
     def _wandb(self):
-        try:
-            import wandb  # noqa: F401
-        except ImportError as e:
-            raise TrackingError("tracking.report_to lists wandb, which is not installed "
-                                "(pip install wandb)") from e
+        require("wandb")
         from accelerate.tracking import WandBTracker
 
         w = self.spec["wandb"]
@@ -117,11 +125,7 @@ class Trackers:
                             reinit=True)
 
     def _mlflow(self):
-        try:
-            import mlflow
-        except ImportError as e:
-            raise TrackingError("tracking.report_to lists mlflow, which is not installed "
-                                "(pip install mlflow)") from e
+        mlflow = require("mlflow")
         from accelerate.tracking import MLflowTracker
 
         m = self.spec["mlflow"]
