@@ -96,6 +96,23 @@ def test_match_grader_agreement_on_the_probe_set_is_the_documented_one():
         assert text in doc, text
 
 
+def test_match_grader_agreement_on_the_second_held_out_set_is_at_least_the_measured_one():
+    """model_answers_heldout.jsonl was written, labelled and committed before the grader ever ran
+    on it (fixtures README). Its measured agreement is a floor: a grader change may raise it,
+    never lower it. ``label: null`` = nothing to grade: the grader must abstain (ungraded)."""
+    rows = [json.loads(line) for line in
+            (FIX / "model_answers_heldout.jsonl").read_text().splitlines() if line.strip()]
+    assert len(rows) == 42 and len({r["id"] for r in rows}) == 42
+    assert all(r["label"] in (True, False, None) and "response" in r for r in rows)
+    ungraded = [r["id"] for r in rows if r["label"] is None]
+    assert ungraded == ["n41"]
+    n, misses = agreement(rows, new)
+    assert n >= 34, misses  # measured once, before any change: 34/42 (docs/GRADING.md)
+    assert new(rows[40]) is None  # the abstention stays an honest outcome, not "incorrect"
+    doc = (ROOT / "docs" / "GRADING.md").read_text()
+    assert "34/42" in doc
+
+
 @pytest.mark.parametrize("response,aliases,wrong,expected", [
     # a rejected suggestion mentioned after the answer
     ("The answer is actually Canberra. Sydney is the largest city.", ["Canberra"], ["Sydney"],
