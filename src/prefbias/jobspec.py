@@ -34,8 +34,8 @@ def job_spec(config: dict[str, Any], rule: str, **wc: str) -> dict[str, Any]:
         d = config["dpo"]
         return {k: d[k] for k in ("max_length", "batch_size", "long_prompts")}
     if rule == "train_dpo":
-        group = plan.trained_models(config)[wc["model"]].group  # the other group's block out
-        return _without(plan.dpo_group_spec(config, group), "reference")
+        # its group's block (the other group's out) with the model's reading laid over it
+        return _without(plan.dpo_model_spec(config, wc["model"]), "reference")
     if rule == "train_orpo":  # which models and mixes exist is structure (inputs), not recipe
         return _without(config["orpo"], "instruct_models", "mixes")
     if rule == "style_shard":
