@@ -118,7 +118,8 @@ def test_models_are_named_by_what_ran(tiny_config, paper_config):
         "SmolLM2-135M-Instruct (stand-in for Mistral-7B-v0.2)"
     # an hf model under its own key, declared a stand-in for a paper model
     c["models"]["smollm2"] = {"source": "hf", "repo": "HuggingFaceTB/SmolLM2-135M-Instruct",
-                              "revision": "a" * 40, "stands_in_for": "gemma-7b-it"}
+                              "revision": "a" * 40, "stands_in_for": "gemma-7b-it",
+                              "license": "apache-2.0"}
     assert plan.model_display(c, "smollm2") == "SmolLM2-135M-Instruct (stand-in for Gemma-7B)"
     c["models"]["smollm2"]["display_name"] = "SmolLM2 (Q4_1)"
     assert plan.model_display(c, "smollm2") == "SmolLM2 (Q4_1) (stand-in for Gemma-7B)"
