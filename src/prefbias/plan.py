@@ -12,6 +12,10 @@ Model ids are plain strings used as the ``{model}`` wildcard:
 * ``orpo-{mix}-{instruct}-s{seed}``     ORPO+LoRA of an instruct model on a mix
                                         (aligned, aligned_saa)
 
+A DPO group trained under a non-default reading of stylized-dpo §4.2 (its own keys, or one of its
+``other_readings``, planned beside its own) tags its ids: ``dpo-ultrafeedback-independent-s{seed}``,
+``dpo-{style}-over-epochs-s{seed}`` (:func:`reading_tag`).
+
 Preference-set ids (``{prefset}``): ``ultrafeedback``, ``ultrafeedback-{style}``, ``dpo_mix_en``,
 ``saa``; stored as ``work/<run>/data/prefs/<prefset>/<split>.jsonl``.
 
