@@ -81,10 +81,13 @@ def job_spec(config: dict[str, Any], rule: str, **wc: str) -> dict[str, Any]:
     # sycophancy: dialogues (model side) and grading are separate jobs
     ays_keys = ("are_you_sure_challenge", "are_you_sure_letter_followup",
                 "are_you_sure_free_followup")
-    if rule == "sycophancy_answer":
-        return _without(config["sycophancy"], "grader", "bootstrap", *ays_keys)
-    if rule == "sycophancy_ays":
-        return _without(config["sycophancy"], "grader", "bootstrap", "answer_templates")
+    if rule in ("sycophancy_answer", "sycophancy_ays"):
+        # the backend this model runs on (plan.section_backend), never the per-model map: a
+        # model's jobs rerun only when its own backend changes
+        drop = ays_keys if rule == "sycophancy_answer" else ("answer_templates",)
+        return {**_without(config["sycophancy"], "grader", "bootstrap", "backend_by_model",
+                           *drop),
+                "backend": plan.section_backend(config, "sycophancy", wc.get("model"))}
     if rule == "sycophancy_grade":  # max_questions: the same rows as the dialogues
         y = config["sycophancy"]
         return {k: y[k] for k in ("grader", "bootstrap", "max_questions")}
