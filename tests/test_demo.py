@@ -76,6 +76,8 @@ def _planned_rules(repo: Path, *args: str) -> set[str]:
 def demo(tmp_path_factory) -> Path:
     if not (ROOT / ".venv-helm" / "bin" / "helm-run").exists():
         pytest.fail("HELM environment absent: make test creates .venv-helm")
+    if not (ROOT / ".venv-vllm" / "bin" / "python").exists():  # SmolLM2's sycophancy jobs
+        pytest.fail("vLLM environment absent: make test creates .venv-vllm")
     repo = _copy_repo(tmp_path_factory.mktemp("repo"))
     cmd = [str(BIN / "snakemake"), "--cores", "2", "--configfile=configs/tiny.yaml",
            "--scheduler", "greedy", "--show-failed-logs"]
@@ -165,6 +167,16 @@ def test_real_model_follows_suggestions(demo: Path):
     assert trivia["think_correct"]["ci_low"] > 0, trivia["think_correct"]
     assert trivia["think_incorrect"]["ci_high"] < 0, trivia["think_incorrect"]
     assert trivia["none"]["accuracy"] > 0.3  # a real model knows easy trivia
+
+
+def test_smollm2_sycophancy_runs_on_vllm_and_the_stand_ins_on_hf(demo: Path):
+    """configs/tiny.yaml sycophancy.backend_by_model: SmolLM2 and its ORPO models on the paper's
+    engine (its worker in .venv-vllm), the Gemma stand-ins (head size 16) on hf."""
+    logs = demo / "results" / "tiny" / "logs"
+    for task in ("sycophancy_answer", "sycophancy_ays"):
+        for log in (logs / task).glob("*.log"):
+            text = log.read_text(encoding="utf-8", errors="replace")
+            assert ("vllm: starting the engine" in text) == ("smollm2" in log.name), log
 
 
 def test_real_model_are_you_sure_rate_is_defined(demo: Path):

@@ -110,6 +110,14 @@ def test_prefill_and_context_overflow(fake):
                    Sampling(max_new_tokens=4))
 
 
+def test_block_size_is_vllms_own_on_gpus_unless_asked(fake):
+    record, model = fake
+    make_backend("vllm", str(model))
+    assert "block_size" not in record["llm"]  # GPUs visible: vLLM's default
+    make_backend("vllm", str(model), block_size=64)
+    assert record["llm"]["block_size"] == 64
+
+
 def test_mistral_model_loads_with_the_hf_tokenizer(fake):
     """A Mistral-7B-Instruct-v0.3 snapshot ships tokenizer.model.v3 beside the HF tokenizer: vLLM's
     tokenizer_mode 'auto' would pick mistral-common (no special-token parsing of our rendered
@@ -144,7 +152,11 @@ def worker_env(monkeypatch, tmp_path):
 
 
 def test_worker_runs_the_engine_and_streams_results(worker_env):
-    from prefbias.generation.vllm_backend import CPU_KV_CACHE_BYTES, VLLMWorkerBackend
+    from prefbias.generation.vllm_backend import (
+        CPU_BLOCK_SIZE,
+        CPU_KV_CACHE_BYTES,
+        VLLMWorkerBackend,
+    )
 
     with make_backend("vllm", str(worker_env), model_name="m1", chunk_size=2) as b:
         assert isinstance(b, VLLMWorkerBackend)
@@ -154,10 +166,12 @@ def test_worker_runs_the_engine_and_streams_results(worker_env):
         assert [r.text for r in res] == ["out17:8", "out18:8", "out19:8"]
         assert [r.finish_reason for r in res] == ["stop", "length", "stop"]
         assert (res[0].prompt_tokens, res[0].completion_tokens) == (17, 3)
-        # the CPU defaults reach the engine: float32, eager, a fixed KV cache
+        # the CPU defaults reach the engine: float32, eager, a fixed KV cache in blocks short
+        # enough for prefix caching to reuse the demo's shared prompt prefixes
         kw = json.loads(b.generate([GenRequest("k", [{"role": "user", "content": "kwargs"}])],
                                    Sampling(max_new_tokens=1))[0].text)
         assert kw["dtype"] == "float32" and kw["enforce_eager"] is True
+        assert kw["block_size"] == CPU_BLOCK_SIZE == 32
         assert kw["kv_cache_memory_bytes"] == CPU_KV_CACHE_BYTES and kw["model"] == \
             str(worker_env)
         # a consumer that stops early does not desynchronise the next call

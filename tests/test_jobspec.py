@@ -117,3 +117,29 @@ def test_style_shard_reads_only_its_description(paper_config):
 def test_unknown_rule_is_an_error(paper_config):
     with pytest.raises(KeyError, match="no job spec"):
         job_spec(paper_config, "nope")
+
+
+def _sycophancy_specs(config):
+    return {(r, m): job_spec_json(config, r, model=m) for m in plan.sycophancy_ids(config)
+            for r in ("sycophancy_answer", "sycophancy_ays", "sycophancy_grade")}
+
+
+def test_per_model_backend_reruns_only_that_models_dialogues(tiny_config):
+    """sycophancy.backend_by_model: a model's dialogue jobs carry the backend they run on
+    (plan.section_backend), so moving SmolLM2 (and the ORPO models trained from it) to vLLM
+    reruns their dialogues only - not the Gemma stand-ins', not any grading."""
+    config = copy.deepcopy(tiny_config)
+    config["sycophancy"]["backend_by_model"] = {}
+    assert config["sycophancy"]["backend"] == "hf"
+    new = copy.deepcopy(config)
+    new["sycophancy"]["backend_by_model"] = {"smollm2-135m-instruct": "vllm"}
+    before, after = _sycophancy_specs(config), _sycophancy_specs(new)
+    smol = {m for m in plan.sycophancy_ids(config) if "smollm2" in m}
+    assert len(smol) == 3
+    assert {k for k in before if before[k] != after[k]} == {
+        (r, m) for m in smol for r in ("sycophancy_answer", "sycophancy_ays")}
+    for m in plan.sycophancy_ids(config):
+        for r in ("sycophancy_answer", "sycophancy_ays"):
+            spec = job_spec(new, r, model=m)
+            assert spec["backend"] == ("vllm" if m in smol else "hf")
+            assert "backend_by_model" not in spec

@@ -148,6 +148,15 @@ def _check_references(config: dict[str, Any]) -> None:
     for key, name in refs:
         if name not in models:
             problems.append(f"config key '{key}': model '{name}' is not defined under 'models'")
+    from prefbias.plan import sycophancy_ids
+
+    by_model = config["sycophancy"]["backend_by_model"]
+    evaluated = set(sycophancy_ids(config)) if by_model else set()
+    for name in by_model:
+        if name not in models and name not in evaluated:
+            problems.append(f"config key 'sycophancy.backend_by_model.{name}': model '{name}' is "
+                            "neither defined under 'models' nor a model the sycophancy tasks "
+                            "evaluate")
     check = config["judge"].get("check_set")
     if check is not None and check not in config["datasets"]:
         problems.append(f"config key 'judge.check_set': dataset '{check}' is not defined under "

@@ -237,13 +237,6 @@ def resolve_judge_spec(spec: dict[str, Any], which: str = "primary") -> dict[str
     return {**base, **second}
 
 
-def section_backend(config: dict[str, Any], section: str, model: str | None = None) -> str | None:
-    """The backend (``vllm``/``hf``/``openai``) config ``section`` runs with for the job of
-    ``model`` (its wildcard; None: the section's own): ``<section>.backend`` (the schema fills
-    the default), None when the section has none."""
-    return (config.get(section) or {}).get("backend")
-
-
 def model_seed(config: dict[str, Any], model: str) -> int:
     return int(trained_models(config)[model].seed)
 
@@ -257,6 +250,33 @@ def merge_dpo_group(dpo: dict[str, Any], group: str) -> dict[str, Any]:
     merged over it and neither sub-block left: what that group's training reads."""
     base = {k: v for k, v in dpo.items() if k not in DPO_GROUPS}
     return {**base, **{k: v for k, v in dpo[group].items() if k != "other_readings"}}
+
+
+def root_model(config: dict[str, Any], model: str) -> str:
+    """The config model (a key of ``config["models"]``) a model id was trained from, following
+    ``init`` (``orpo-aligned-smollm2-135m-instruct-s0`` -> ``smollm2-135m-instruct``); a config
+    model is its own root."""
+    trained = trained_models(config)
+    seen = set()
+    while model not in config["models"] and model in trained and model not in seen:
+        seen.add(model)
+        model = trained[model].init
+    return model
+
+
+def section_backend(config: dict[str, Any], section: str, model: str | None = None
+                    ) -> str | None:
+    """The generation backend a job of config section ``section`` runs ``model`` on: the
+    section's ``backend_by_model`` entry for the model's id or for the config model it was
+    trained from (:func:`root_model`: an entry for SmolLM2 covers its ORPO models), else the
+    section's ``backend``; None for a section without one. Without ``model``, the section's
+    ``backend``. The one place a job's backend is decided (its job spec, its image)."""
+    block = config.get(section) or {}
+    backend = block.get("backend")
+    by_model = block.get("backend_by_model") or {}
+    if model is not None and by_model:
+        backend = by_model.get(model, by_model.get(root_model(config, model), backend))
+    return backend
 
 
 def dpo_group_spec(config: dict[str, Any], group: str) -> dict[str, Any]:

@@ -180,6 +180,14 @@ def _reward(config: dict[str, Any], baseline: str | None = None, **_: str) -> Sp
     return scoring_spec(config["reward_winrate"], baseline)
 
 
+def _sycophancy_backend(config: dict[str, Any], model: str, **_: str) -> Spec:
+    """A dialogue job reads the backend its model runs on (:func:`prefbias.plan.section_backend`),
+    never the per-model map: a model's jobs rerun only when its own backend changes."""
+    return {"backend": plan.section_backend(config, "sycophancy", model)}
+
+
+#: sycophancy keys no dialogue job reads (grading's; the per-model map: _sycophancy_backend)
+_SYC_NOT_READ = ("grader", "bootstrap", "backend_by_model")
 _AYS = ("are_you_sure_challenge", "are_you_sure_letter_followup", "are_you_sure_free_followup")
 _OPENAI = Api(("judge.api_key_env",))
 _REWARD = Rule(reads=_reward, backend="reward_winrate", gpu=True, resources="reward_winrate",
@@ -226,11 +234,12 @@ RULES: dict[str, Rule] = {
     "reward_winrate": _REWARD,
     "reward_winrate_pair": _REWARD,  # a pair whose baseline is not Table 3's ({baseline})
     # sycophancy: dialogues (model side, GPU) and grading (the llm grader: an API) are separate
-    "sycophancy_answer": Rule(reads=Reads("sycophancy", exclude=("grader", "bootstrap", *_AYS)),
+    "sycophancy_answer": Rule(reads=Reads("sycophancy", exclude=(*_SYC_NOT_READ, *_AYS),
+                                          select=_sycophancy_backend),
                               backend="sycophancy", gpu=True,
                               apis=(Api(("sycophancy.api_key_env",)),)),
-    "sycophancy_ays": Rule(reads=Reads("sycophancy",
-                                       exclude=("grader", "bootstrap", "answer_templates")),
+    "sycophancy_ays": Rule(reads=Reads("sycophancy", exclude=(*_SYC_NOT_READ, "answer_templates"),
+                                       select=_sycophancy_backend),
                            backend="sycophancy", gpu=True,
                            apis=(Api(("sycophancy.api_key_env",)),)),
     # max_questions: the same rows as the dialogues
