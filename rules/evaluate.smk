@@ -4,7 +4,9 @@
 # W/cache/<kind>/ so a re-run makes no requests.
 JUDGE = config["judge"]
 SECOND_JUDGE = JUDGE.get("second_judge")
-STYLIZED = plan.stylized_ids(config)
+# judged and scored by the reward model: not the random-weight stand-ins when
+# report.skip_random_stand_in_evals (their rows read "not run"; HELM evaluates every model)
+STYLIZED = plan.evaluated_stylized_ids(config)
 SYCOPHANCY = plan.sycophancy_ids(config)
 
 # reward_winrate.pairs (stylized-dpo §3.3.1: DPO vs SFT, ...): prefbias.evaluation.winrate
@@ -13,10 +15,10 @@ REWARD_PAIRS = plan.reward_pair_rows(config)
 EVALUATE_TARGETS = (
     [f"{R}/eval/judge/{m}.summary.json" for m in STYLIZED]
     + [f"{R}/eval/reward/{m}.json" for m in STYLIZED]
-    + sorted({f"{R}/{p['file']}" for p in REWARD_PAIRS})
+    + sorted({f"{R}/{p['file']}" for p in REWARD_PAIRS if "file" in p})
     + [f"{R}/eval/sycophancy/{m}/answer_scores.json" for m in SYCOPHANCY]
     + [f"{R}/eval/sycophancy/{m}/are_you_sure_scores.json" for m in SYCOPHANCY]
-    + ([f"{R}/eval/judge_agreement.json"] if SECOND_JUDGE else [])
+    + ([f"{R}/eval/judge_agreement.json"] if SECOND_JUDGE and STYLIZED else [])
     + ([f"{R}/eval/judge_check.json"] if JUDGE.get("check_set") else [])
 )
 

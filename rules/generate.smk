@@ -1,12 +1,12 @@
 # Evaluation prompt sets (judge, reward) drawn from the UltraFeedback test pairs, and generations
-# of every evaluated stylized-dpo model on them (stylized-dpo §5.1.1).
+# of every evaluated stylized-dpo model on them (stylized-dpo §5.1.1; not the random-weight
+# stand-ins when report.skip_random_stand_in_evals: plan.eval_skipped).
 GEN_PROMPTSETS = list(config["generation"]["prompt_sets"])
 
 GENERATE_TARGETS = sorted(
     {
-        f"{R}/generations/{m.id}/{ps}.jsonl"
-        for seed in SEEDS
-        for m in plan.stylized_models(config, seed)
+        f"{R}/generations/{m}/{ps}.jsonl"
+        for m in plan.evaluated_stylized_ids(config)
         for ps in GEN_PROMPTSETS
     }
 )

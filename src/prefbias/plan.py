@@ -536,9 +536,48 @@ def pair_result_path(config: dict[str, Any], model: str, baseline: str) -> str:
 
 def reward_pair_rows(config: dict[str, Any]) -> list[dict[str, Any]]:
     """Rows of the companion of Table 3 (``table3_pairs``): the ``reward_winrate.pairs`` over
-    every seed, each with ``file`` = its win-rate JSON relative to ``results/<run>``."""
-    return [{**p, "file": pair_result_path(config, p["id"], p["baseline"])}
-            for p in resolve_pairs(config)]
+    every seed, each with ``file`` = its win-rate JSON relative to ``results/<run>``; a pair
+    either of whose models is not evaluated (:func:`eval_skipped`) has ``not_run`` instead."""
+    out = []
+    for p in resolve_pairs(config):
+        why = eval_skipped(config, p["id"]) or eval_skipped(config, p["baseline"])
+        out.append({**p, "not_run": why} if why else
+                   {**p, "file": pair_result_path(config, p["id"], p["baseline"])})
+    return out
+
+
+# ------------------------------------------------------------------------------------------------
+# evaluations not run: the random-weight stand-ins (report.skip_random_stand_in_evals)
+# ------------------------------------------------------------------------------------------------
+#: what a table cell of a model whose evaluations were not planned reads
+NOT_RUN_RANDOM = "not run: random-weight stand-in"
+
+
+def eval_skipped(config: dict[str, Any], model: str) -> str | None:
+    """Why the judge and reward-model evaluations of stylized-dpo ``model`` are not planned
+    (:data:`NOT_RUN_RANDOM`), or None when they are: with ``report.skip_random_stand_in_evals``
+    a model whose root config model (:func:`root_model`) has random weights (``source: tiny``)
+    writes gibberish, so its generate, judge and reward win-rate jobs would show nothing."""
+    if not (config.get("report") or {}).get("skip_random_stand_in_evals"):
+        return None
+    entry = config["models"].get(root_model(config, model)) or {}
+    return NOT_RUN_RANDOM if entry.get("source") == "tiny" else None
+
+
+def evaluated_stylized_ids(config: dict[str, Any]) -> list[str]:
+    """The stylized-dpo models whose generations are judged and scored by the reward model:
+    :func:`stylized_ids` less those :func:`eval_skipped` names."""
+    return [m for m in stylized_ids(config) if not eval_skipped(config, m)]
+
+
+def _mark_not_run(config: dict[str, Any], rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``rows`` with ``not_run`` (the reason) on those :func:`eval_skipped` names; rows of
+    evaluated models are unchanged."""
+    out = []
+    for r in rows:
+        why = eval_skipped(config, r["id"])
+        out.append({**r, "not_run": why} if why else r)
+    return out
 
 
 def dedupe(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -554,6 +593,18 @@ def dedupe(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
 def trained_rows(config: dict[str, Any]) -> list[dict[str, Any]]:
     """The trained stylized-dpo rows (SFT, DPO models), every seed."""
     return stylized_rows(config, trained_only=True)
+
+
+def judged_rows(config: dict[str, Any]) -> list[dict[str, Any]]:
+    """The stylized-dpo rows of the judge table and Figure 3 (:func:`stylized_rows`), each
+    model whose judge job is not planned marked ``not_run``."""
+    return _mark_not_run(config, stylized_rows(config))
+
+
+def table3_rows(config: dict[str, Any]) -> list[dict[str, Any]]:
+    """Table 3's rows (:func:`trained_rows`), each model whose reward win rate is not planned
+    marked ``not_run`` (its validation loss and accuracy are still read)."""
+    return _mark_not_run(config, trained_rows(config))
 
 
 def style_rows(config: dict[str, Any]) -> list[dict[str, Any]]:
@@ -609,7 +660,7 @@ _ANSWER = ("eval/sycophancy/{m}/answer_scores.json",)
 _AYS = ("eval/sycophancy/{m}/are_you_sure_scores.json",)
 _SAA = {"models": instruct_models}
 REPORT_ITEMS: dict[str, ReportItem] = {
-    "table3": ReportItem("stylized-dpo", "Table 3", "table", "table3", trained_rows,
+    "table3": ReportItem("stylized-dpo", "Table 3", "table", "table3", table3_rows,
                          ("train/{m}/summary.json", "eval/reward/{m}.json",
                           "train/{m}/eval_examples.jsonl"), ("bootstrap",),
                          roles=("rewriter", "reward")),
@@ -623,7 +674,7 @@ REPORT_ITEMS: dict[str, ReportItem] = {
                                (f"eval/helm/{g}.csv",), ("helm_instances",), roles=("rewriter",))
        for i, g in zip((5, 6, 7, 8), HELM_GROUPS, strict=True)},
     "judge_scores": ReportItem("stylized-dpo", "Judge scores (Figure 3 data)", "table",
-                               "judge_table", stylized_rows, _JUDGE,
+                               "judge_table", judged_rows, _JUDGE,
                                ("dimensions", "judge_mode"), roles=("rewriter", "judge")),
     # not in the papers: does the judge behind the judge table tell answers apart?
     "judge_check": ReportItem("stylized-dpo", "Judge check: relevant vs off-topic answers",
@@ -638,7 +689,7 @@ REPORT_ITEMS: dict[str, ReportItem] = {
     "stylized_figure2": ReportItem("stylized-dpo", "Figure 2", "figure", "figure2", style_rows,
                                    ("train/{m}/metrics.jsonl",), roles=("rewriter",)),
     "stylized_figure3": ReportItem("stylized-dpo", "Figure 3", "figure", "figure3",
-                                   stylized_rows, _JUDGE, ("dimensions", "judge_mode"),
+                                   judged_rows, _JUDGE, ("dimensions", "judge_mode"),
                                    roles=("rewriter", "judge")),
     "saa_figure2": ReportItem("saa-orpo", "Figure 2", "figure", "saa_figure2", sycophancy_rows,
                               _ANSWER, ("templates",), **_SAA),
@@ -668,8 +719,11 @@ def report_inputs(config: dict[str, Any], name: str) -> list[str]:
     if not rows:  # nothing configured (no check set, no pairs): nothing to read
         return []
     out = [f"{R}/{r['file']}" for r in rows if "file" in r]
+    # a row marked not_run (eval_skipped) reads no evaluation of its own (eval/judge, eval/reward)
+    evaluated = list(dict.fromkeys(r["id"] for r in rows if not r.get("not_run")))
     for pattern in REPORT_ITEMS[name].reads:
-        out += [f"{R}/{pattern.format(m=m)}" for m in ids] if "{m}" in pattern else [
+        per_model = evaluated if pattern.startswith("eval/") else ids
+        out += [f"{R}/{pattern.format(m=m)}" for m in per_model] if "{m}" in pattern else [
             f"{R}/{pattern}"]
     return list(dict.fromkeys(out))
 

@@ -209,7 +209,7 @@ def write_pages(results: str | Path, out_dir: str | Path, *, config: dict[str, A
     notice = plan.provenance_notice(config, plan.run_model_roles(config))
     out: dict[str, tuple[list[str], dict[str, int]]] = {k: ([], {}) for k in PAGES}
 
-    for m in plan.stylized_ids(config):
+    for m in plan.evaluated_stylized_ids(config):  # the judged models' generations
         rows, n = generation_rows(results, m, max_rows)
         out["generations"][0].extend(rows)
         out["generations"][1][m] = n
@@ -248,7 +248,7 @@ def page_inputs(config: dict[str, Any]) -> list[str]:
 
     R, W = plan.resultdir(config), plan.workdir(config)
     files = []
-    for m in plan.stylized_ids(config):
+    for m in plan.evaluated_stylized_ids(config):  # the judged models' generations
         files += [f"{R}/generations/{m}/judge.jsonl", f"{R}/eval/judge/{m}.jsonl"]
     files += [plan.prefs_path(config, plan.style_prefset(s), "train")
               for s in config["styles"]["names"]]
