@@ -26,6 +26,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from prefbias import plan
+
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 FAKE_SECRETS = {"OPENAI_API_KEY": "sk-prefbiasFAKEsecret0123456789",
@@ -134,12 +136,13 @@ def test_only_what_reads_the_judge_reruns(demo: Path):
     template = judge["yes_no"]["template"] + " Be strict."
     overlay.write_text(json.dumps({"judge": {"yes_no": {"template": template}}}))
     jobs = _planned_jobs(demo, "--configfile", "configs/tiny.yaml", str(overlay))
-    # report_pages: the sample pages and model cards show judge scores
-    judging = {"judge", "judge_check", "table", "figure", "report_pages", "resolved_config",
-               "snakemake_report", "freeze"}
+    # report_pages: the sample pages and model cards show judge scores. The stylized-dpo models
+    # are random-weight stand-ins the demo does not judge (report.skip_random_stand_in_evals):
+    # only the judge check, its table and what reads every result rerun
+    judging = {"judge_check", "table", "report_pages", "resolved_config", "snakemake_report",
+               "freeze"}
     assert judging <= set(jobs) <= judging | {"all"}
-    # two tables (judge_scores, judge_check) and one figure (stylized_figure3): what reads them
-    assert jobs["judge_check"] == 1 and jobs["table"] == 2 and jobs["figure"] == 1, jobs
+    assert jobs["judge_check"] == 1 and jobs["table"] == 1, jobs  # the judge_check table
     # a single target that does not read the judge scores is up to date
     assert _planned_rules(demo, "--configfile", "configs/tiny.yaml", str(overlay), "--",
                           "results/tiny/tables/table4.csv") == set()
@@ -217,6 +220,20 @@ def test_numbers_carry_n_uncertainty_and_what_ran(demo: Path):
                       for g in ("accuracy", "robustness", "fairness"))
     for col in ("mmlu", "hellaswag"):
         assert (acc[col] == rob[col]).all() and (acc[col] == fair[col]).all(), col
+    # the random-weight stylized-dpo stand-ins are neither judged nor scored by the (random)
+    # reward model (report.skip_random_stand_in_evals): their rows say so, their numbers are empty
+    assert t3["win_rate"].isna().all() and t3["n_validation"].notna().all(), t3.to_dict()
+    assert set(t3["not_run"]) == {plan.NOT_RUN_RANDOM}
+    for name in ("table3", "table3_pairs", "judge_scores"):
+        for ext in ("md", "html", "tex"):
+            assert plan.NOT_RUN_RANDOM in (R / "tables" / f"{name}.{ext}").read_text(), (name, ext)
+    judge = pd.read_csv(R / "tables" / "judge_scores.csv")
+    assert len(judge) == 6 and set(judge["not_run"]) == {plan.NOT_RUN_RANDOM}
+    for name in ("table3", "table3_pairs"):
+        assert plan.NOT_RUN_RANDOM in (R / "tables" / f"{name}_vs_paper.md").read_text(), name
+    assert plan.NOT_RUN_RANDOM in (R / "tables" / "judge_scores_vs_paper.md").read_text()
+    assert not (R / "eval" / "judge").exists() and not (R / "eval" / "reward").exists()
+    assert (R / "figures" / "stylized_figure3.png").stat().st_size > 1000
     manifest = json.loads((R / "MANIFEST.json").read_text())
     assert manifest["packages"]["crfm-helm"]  # the version HELM ran with, from its own env
     assert manifest["provenance"]["containers"] == {}  # the demo runs without images

@@ -20,7 +20,9 @@ def aggregate(rows: Sequence[dict[str, Any]], values: Callable[[dict[str, Any]],
     ``values(row)`` returns ``{col: x, f"{col}_ci_low": .., f"{col}_ci_high": ..}`` for one model.
     The CSV carries ``<col>`` (mean over seeds), ``<col>_std`` (sample std over seeds, NaN with
     one seed) and for ``ci_columns`` ``<col>_ci_low``/``<col>_ci_high`` (the mean of the per-seed
-    bounds); ``n_seeds`` counts the models aggregated into a row, ``models`` lists their ids.
+    bounds); ``n_seeds`` counts the models aggregated into a row, ``models`` lists their ids;
+    a row whose models are marked ``not_run`` (:func:`prefbias.plan.eval_skipped`) carries the
+    reason in ``not_run`` (the column exists only when some row has one).
     """
     groups: dict[tuple, list[dict[str, Any]]] = {}
     for r in dedupe(rows):
@@ -31,6 +33,9 @@ def aggregate(rows: Sequence[dict[str, Any]], values: Callable[[dict[str, Any]],
         rec: dict[str, Any] = dict(zip(key, k, strict=True))
         rec["n_seeds"] = len(members)
         rec["models"] = ";".join(m["id"] for m in members)
+        why = [m["not_run"] for m in members if m.get("not_run")]
+        if why:  # prefbias.plan.eval_skipped: no evaluation of these models was planned
+            rec["not_run"] = why[0]
         for col in columns:
             rec[col], rec[f"{col}_std"] = mean_std([num(g.get(col)) for g in got])
             if col in ci_columns:

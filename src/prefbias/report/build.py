@@ -45,15 +45,19 @@ def _count(v: Any) -> str:
 
 
 def shown(df: pd.DataFrame, value_cols: Sequence[str], n_of: dict[str, str], min_n: int,
-          count_cols: Sequence[str] = (), floor: Sequence[str] = ()) -> tuple[pd.DataFrame,
-                                                                            pd.DataFrame]:
+          count_cols: Sequence[str] = (), floor: Sequence[str] = (),
+          not_run_cols: Sequence[str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``(csv, display)`` frames of a table. ``n_of`` maps a value column to the column of the n
     it rests on: below ``min_n`` its cell reads "… (n=k < min_n: too few)" and the CSV gets
     ``<col>_too_few``; ``count_cols`` display as integers; a ``floor`` column whose
-    ``<col>_floor`` is set reads "at floor: never correct" (no score, not "no effect")."""
+    ``<col>_floor`` is set reads "at floor: never correct" (no score, not "no effect"); an empty
+    cell of a row with a ``not_run`` reason (:func:`prefbias.plan.eval_skipped`) reads it, in
+    the ``not_run_cols`` (the columns that evaluation fills; None: every column)."""
     from prefbias.report.render import fmt_cell
 
     csv, disp = df.copy(), df.copy().astype(object)
+    not_run = (df["not_run"] if "not_run" in df else pd.Series(index=df.index, dtype=object))
+    not_run = {i: v for i, v in not_run.items() if isinstance(v, str) and v}
     for col in value_cols:
         ncol = n_of.get(col)
         if ncol and ncol in df:
@@ -61,14 +65,18 @@ def shown(df: pd.DataFrame, value_cols: Sequence[str], n_of: dict[str, str], min
                                      if n is not None else False for n in df[ncol]]
         for i, r in df.iterrows():
             cell = fmt_cell(r, col)
-            if col in floor and float(r.get(f"{col}_floor") or 0) > 0:
+            if i in not_run and cell == "N/A" and (not_run_cols is None or col in not_run_cols):
+                cell = not_run[i]
+            elif col in floor and float(r.get(f"{col}_floor") or 0) > 0:
                 cell = "at floor: never correct"
             elif ncol and ncol in df and bool(csv.at[i, f"{col}_too_few"]):
                 cell += f" (n={_count(r[ncol])} below {min_n}: too few)"
             disp.at[i, col] = cell
     for col in count_cols:
         if col in df:
-            disp[col] = [_count(v) for v in df[col]]
+            skip = not_run if not_run_cols is None or col in not_run_cols else {}
+            disp[col] = [skip[i] if i in skip and _count(v) == "N/A" else _count(v)
+                         for i, v in df[col].items()]
     return csv, disp
 
 
@@ -103,18 +111,19 @@ class ItemJob:
         return _need(self.spec, key, self.name)
 
     def write(self, df, index_cols, value_cols, caption, *, n_of=None, counts=(), floor=(),
-              **kw) -> None:
+              not_run_cols=None, **kw) -> None:
         """The table (display strings, n marks) and its CSV (numbers, not display strings)."""
         from prefbias.report import render
 
-        csv, disp = shown(df, value_cols, n_of or {}, self.min_n, counts, floor)
+        csv, disp = shown(df, value_cols, n_of or {}, self.min_n, counts, floor, not_run_cols)
         render.write_table(self.prefix, disp, index_cols, [*value_cols, *counts], caption,
                            notice=self.notice, **kw)
         render.write_csv(self.prefix.with_suffix(".csv"), csv)
 
 
 def _paper_table(t: ItemJob, df: pd.DataFrame, *, caption: str | None = None, note: str = "",
-                 n_of: dict[str, str] | None = None, counts: tuple[str, ...] = ()) -> None:
+                 n_of: dict[str, str] | None = None, counts: tuple[str, ...] = (),
+                 not_run_cols: tuple[str, ...] | None = None) -> None:
     """A numeric table the paper reports (Tables 3-8): the paper's row order and caption, n per
     HELM scenario when ``helm_instances`` is in the spec, beside the reported numbers."""
     from prefbias.report import compare, paper
@@ -129,10 +138,10 @@ def _paper_table(t: ItemJob, df: pd.DataFrame, *, caption: str | None = None, no
         note += (f" n: instances per scenario, at most {t.spec['helm_instances']} "
                  "(helm.max_eval_instances; MMLU: per subject).")
     t.write(df, ["label"], list(rep["columns"]), caption or rep["caption"], n_of=n_of,
-            counts=counts, note=note.strip(), titles={"n_validation": "n (validation)",
-                                                      "n_prompts": "n (prompts)",
-                                                      "n_instances": "n (instances)"})
-    compare.write_numeric(t.vs, t.name, df, notice=t.notice)
+            counts=counts, note=note.strip(), not_run_cols=not_run_cols,
+            titles={"n_validation": "n (validation)", "n_prompts": "n (prompts)",
+                    "n_instances": "n (instances)"})
+    compare.write_numeric(t.vs, t.name, df, notice=t.notice, not_run_cols=not_run_cols)
 
 
 def _table3(t: ItemJob) -> None:
@@ -143,7 +152,7 @@ def _table3(t: ItemJob) -> None:
     if len(n_prompts) == 1:  # the paper's caption, with this run's number of prompts
         caption = paper.reported_table(t.name)["caption_reproduced"].format(n=n_prompts[0])
     _paper_table(t, tables.table3(t.results, t.rows, t.spec["bootstrap"]), caption=caption,
-                 counts=("n_validation", "n_prompts"),
+                 counts=("n_validation", "n_prompts"), not_run_cols=("win_rate", "n_prompts"),
                  n_of={"validation_loss": "n_validation", "validation_accuracy": "n_validation",
                        "win_rate": "n_prompts"},
                  note="Win rate: vs the base model; validation loss and accuracy: on the "

@@ -34,7 +34,11 @@ N_OF = {"validation_loss": "n_validation", "validation_accuracy": "n_validation"
         "win_rate": "n_prompts"}  # else a HELM table's n_instances
 
 
-def numeric_vs_paper(name: str, df: pd.DataFrame) -> pd.DataFrame:
+def numeric_vs_paper(name: str, df: pd.DataFrame,
+                     not_run_cols: Sequence[str] | None = None) -> pd.DataFrame:
+    """One row per reported cell; ``not_run`` (with a ``not_run`` column in ``df``): why a cell
+    of ``not_run_cols`` (None: every column) has no reproduced value
+    (:func:`prefbias.plan.eval_skipped`)."""
     rep = paper.reported_table(name)
     by_label = {r["label"]: r for _, r in df.iterrows()}
     records = []
@@ -52,6 +56,10 @@ def numeric_vs_paper(name: str, df: pd.DataFrame) -> pd.DataFrame:
                 "n_seeds": int(got["n_seeds"]) if got is not None else 0,
                 "n": _f(got.get(N_OF.get(col, "n_instances"))) if got is not None else math.nan,
             })
+            why = got.get("not_run") if got is not None else None
+            if "not_run" in df:
+                records[-1]["not_run"] = (why if isinstance(why, str) and why and math.isnan(
+                    reproduced) and (not_run_cols is None or col in not_run_cols) else "")
     return pd.DataFrame.from_records(records)
 
 
@@ -60,10 +68,10 @@ def _s(v: float, digits: int = 3) -> str:
 
 
 def write_numeric(out_prefix: str | Path, name: str, df: pd.DataFrame, *,
-                  notice: str = "") -> list[Path]:
+                  notice: str = "", not_run_cols: Sequence[str] | None = None) -> list[Path]:
     """``notice`` (what ran: stand-ins, random weights) heads the md/html and fills the CSV's
     ``notice`` column, so the file read alone says what it compares."""
-    cmp = numeric_vs_paper(name, df)
+    cmp = numeric_vs_paper(name, df, not_run_cols)
     cmp["notice"] = notice
     prefix = Path(out_prefix)
     header = ["Dataset", "Column", "Reported", "Reproduced", "Std (seeds)", "95% CI",
@@ -72,7 +80,8 @@ def write_numeric(out_prefix: str | Path, name: str, df: pd.DataFrame, *,
     for _, r in cmp.iterrows():
         ci = ("" if math.isnan(r["ci_low"]) else f"[{r['ci_low']:.3f}, {r['ci_high']:.3f}]")
         diff = "N/A" if math.isnan(r["difference"]) else f"{r['difference']:+.3f}"
-        body.append([r["label"], r["column"], _s(r["reported"]), _s(r["reproduced"]),
+        got = r.get("not_run") or _s(r["reproduced"])  # not run: why, not "N/A"
+        body.append([r["label"], r["column"], _s(r["reported"]), got,
                      "" if math.isnan(r["reproduced_std"]) else _s(r["reproduced_std"]), ci,
                      diff, "" if math.isnan(r["n"]) else f"{r['n']:.0f}"])
     caption = (f"{name}: reported (stylized-dpo) vs reproduced — "
@@ -107,9 +116,13 @@ def pairs_vs_paper(df: pd.DataFrame) -> pd.DataFrame:
                         "ci_low": _f(r.get("win_rate_ci_low")),
                         "ci_high": _f(r.get("win_rate_ci_high")),
                         "difference": reproduced - reported, "n_seeds": int(r["n_seeds"])})
-    return pd.DataFrame.from_records(records, columns=[
-        "table", "label", "baseline", "column", "reported", "reproduced", "reproduced_std",
-        "ci_low", "ci_high", "difference", "n_seeds"])
+        why = r.get("not_run")
+        if "not_run" in df:
+            records[-1]["not_run"] = why if isinstance(why, str) and why else ""
+    cols = ["table", "label", "baseline", "column", "reported", "reproduced", "reproduced_std",
+            "ci_low", "ci_high", "difference", "n_seeds"]
+    return pd.DataFrame.from_records(records, columns=cols + (["not_run"] if "not_run" in df
+                                                              else []))
 
 
 def write_pairs(out_prefix: str | Path, df: pd.DataFrame, *, notice: str = "") -> list[Path]:
@@ -119,7 +132,8 @@ def write_pairs(out_prefix: str | Path, df: pd.DataFrame, *, notice: str = "") -
     body = []
     for _, r in cmp.iterrows():
         ci = ("" if math.isnan(r["ci_low"]) else f"[{r['ci_low']:.3f}, {r['ci_high']:.3f}]")
-        body.append([r["label"], r["baseline"], _s(r["reported"]), _s(r["reproduced"]),
+        got = r.get("not_run") or _s(r["reproduced"])  # not run: why, not "N/A"
+        body.append([r["label"], r["baseline"], _s(r["reported"]), got,
                      "" if math.isnan(r["reproduced_std"]) else _s(r["reproduced_std"]), ci,
                      "N/A" if math.isnan(r["difference"]) else f"{r['difference']:+.3f}"])
     paths = [prefix.with_suffix(".csv"), prefix.with_suffix(".md")]
@@ -238,8 +252,14 @@ def check_claim(claim: dict[str, Any], *, answer: pd.DataFrame | None = None,
         return [row("overall", "qualitative, not machine-checked", NA)]
     rows: list[dict[str, Any]] = []
     if kind.startswith("judge"):
+        why: list[str] = []
+        if judge is not None and "not_run" in judge:  # prefbias.plan.eval_skipped: no scores
+            skipped = [isinstance(v, str) and bool(v) for v in judge["not_run"]]
+            why = [v for v, s in zip(judge["not_run"], skipped, strict=True) if s]
+            judge = judge[[not s for s in skipped]]
         if judge is None or not len(judge):
-            return [row("overall", "no judge results", NA)]
+            return [row("overall", f"no judge results ({why[0]})" if why else
+                        "no judge results", NA)]
         cells = {r["label"]: {d: _est({k: _f(r.get(k)) for k in (d, f"{d}_ci_low",
                                                                   f"{d}_ci_high")}, d)
                               for d in dimensions} for _, r in judge.iterrows()}

@@ -157,8 +157,15 @@ def figure3(judge: pd.DataFrame, dimensions: Sequence[str], out_prefix: str | Pa
             title: str = "LLM judge scores", notice: str = "",
             names: dict[str, str] | None = None, mode: str = "parse") -> list[Path]:
     """``judge`` = :func:`prefbias.report.tables.judge_table` output; ``names``: row label ->
-    legend entry (the base model by what ran); ``mode``: the judge's score_mode (y label)."""
+    legend entry (the base model by what ran); ``mode``: the judge's score_mode (y label). Rows
+    with a ``not_run`` reason (:func:`prefbias.plan.eval_skipped`) have no bars: the figure
+    names them and why; with no scored row at all it says so in the plot."""
     fig, ax = plt.subplots(figsize=(7.0, 3.0), constrained_layout=True)
+    not_run = [isinstance(v, str) and bool(v) for v in judge["not_run"]] \
+        if "not_run" in judge else [False] * len(judge)
+    skipped = {(names or {}).get(r["label"], r["label"]): r["not_run"]
+               for (_, r), s in zip(judge.iterrows(), not_run, strict=True) if s}
+    judge = judge[[not s for s in not_run]]
     n_models = len(judge)
     width = 0.8 / max(n_models, 1)
     x = np.arange(len(dimensions))
@@ -173,7 +180,23 @@ def figure3(judge: pd.DataFrame, dimensions: Sequence[str], out_prefix: str | Pa
     ax.set_ylim(0, 6)
     ax.set_yticks([1, 2, 3, 4, 5])
     ax.grid(axis="y", alpha=0.3)
-    ax.legend(ncol=3, frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.12))
+    if n_models:
+        ax.legend(ncol=3, frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.12))
+    if skipped:
+        by_why: dict[str, list[str]] = {}
+        for name, why in skipped.items():
+            by_why.setdefault(why, []).append(name)
+        import textwrap
+
+        text = "\n".join(textwrap.fill(f"{why[:1].upper()}{why[1:]}: " + ", ".join(ms), 90)
+                         for why, ms in by_why.items())
+        if not n_models:
+            text = "No judge scores.\n" + text
+        ax.text(0.5, 0.5 if not n_models else 0.97, text, transform=ax.transAxes, ha="center",
+                va="center" if not n_models else "top", fontsize=7,
+                bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "0.7"})
+    elif not n_models:
+        ax.text(0.5, 0.5, "No judge scores", transform=ax.transAxes, ha="center", va="center")
     ax.set_title(title + " (mean; error bars: std over prompts)")
     return save(fig, out_prefix, notice)
 

@@ -35,7 +35,8 @@ def table3(results: str | Path, rows: Sequence[dict[str, Any]],
 
     def values(r: dict[str, Any]) -> dict[str, Any]:
         s = read_json(R / "train" / r["id"] / "summary.json")
-        w = read_json(R / "eval" / "reward" / f"{r['id']}.json")
+        # not_run: no reward win rate planned (prefbias.plan.eval_skipped)
+        w = {} if r.get("not_run") else read_json(R / "eval" / "reward" / f"{r['id']}.json")
         acc = s.get("final_eval_reward_accuracy")
         return {"validation_loss": s.get("final_eval_loss"),
                 "validation_accuracy": None if r.get("kind") == "sft" else acc,
@@ -55,7 +56,7 @@ def reward_prompt_counts(results: str | Path, rows: Sequence[dict[str, Any]]) ->
     """The distinct numbers of prompts behind the Table 3 win rates (the paper: 50)."""
     R = Path(results)
     return sorted({int(read_json(R / "eval" / "reward" / f"{r['id']}.json").get("n") or 0)
-                   for r in rows if r.get("kind", "") != "base"})
+                   for r in rows if r.get("kind", "") != "base" and not r.get("not_run")})
 
 
 def reward_pairs_table(results: str | Path, rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
@@ -67,6 +68,8 @@ def reward_pairs_table(results: str | Path, rows: Sequence[dict[str, Any]]) -> p
     R = Path(results)
 
     def values(r: dict[str, Any]) -> dict[str, Any]:
+        if r.get("not_run"):  # no win rate planned (prefbias.plan.eval_skipped)
+            return {}
         path = R / r["file"]
         w = read_json(path)
         for field, want in (("model", r["model_id"]), ("baseline", r["baseline"])):
@@ -157,6 +160,8 @@ def judge_table(results: str | Path, rows: Sequence[dict[str, Any]],
     R = Path(results)
 
     def values(r: dict[str, Any]) -> dict[str, Any]:
+        if r.get("not_run"):  # no judge job planned (prefbias.plan.eval_skipped)
+            return {}
         path = R / "eval" / "judge" / f"{r['id']}.summary.json"
         s = read_json(path)
         out: dict[str, Any] = {}
