@@ -39,13 +39,18 @@ def full_plan():
 
 
 def test_whole_dag_covers_every_stage(full_plan):
+    """The demo's stages; its random-weight stylized-dpo stand-ins are neither judged nor scored
+    by the reward model (report.skip_random_stand_in_evals: those rules are covered with the
+    switch off, test_random_stand_in_evals_are_not_planned)."""
     for rule in ["fetch_dataset", "build_tiny_model", "sft_data", "uf_prefs", "dpo_mix_prefs",
                  "saa", "sycophancy_data", "style_shard", "style_gather", "train_sft",
-                 "ref_logps", "train_dpo", "train_orpo", "eval_prompts", "generate", "judge",
-                 "judge_check",
-                 "reward_winrate", "helm_run", "helm_summarize", "sycophancy_answer",
-                 "sycophancy_ays", "table", "figure", "freeze"]:
+                 "ref_logps", "train_dpo", "train_orpo", "judge_check", "helm_run",
+                 "helm_summarize", "sycophancy_answer", "sycophancy_ays", "table", "figure",
+                 "freeze"]:
         assert full_plan.get(rule, 0) >= 1, f"rule {rule} is not in the demo DAG: {full_plan}"
+    for rule in ["eval_prompts", "generate", "judge", "reward_winrate", "reward_winrate_pair",
+                 "judge_agreement"]:
+        assert rule not in full_plan, full_plan
     assert full_plan["train_dpo"] == 4  # UltraFeedback + three styles
     assert full_plan["train_orpo"] == 4  # two tiny instruct models x (aligned, aligned_saa)
     assert full_plan["helm_run"] == 6  # tiny helm.jobs: per_model, one helm-run per DPO/SFT/base
@@ -81,7 +86,8 @@ def test_judge_change_never_reruns_training_or_helm():
     section, see test below) and only what consumes their outputs: tables, figures, freeze.
     Built with the paper's one HELM job per (model, scenario) (the tiny plan above has one per
     model), so both helm_run variants are parsed and wired."""
-    down = _descendants(_rulegraph("--config", "helm={jobs: per_scenario}"), "judge")
+    down = _descendants(_rulegraph("--config", "helm={jobs: per_scenario}",
+                                   "report={skip_random_stand_in_evals: false}"), "judge")
     assert "table" in down and "figure" in down  # the judge table and Figure 3
     for rule in down:
         assert not rule.startswith(("train_", "ref_logps", "helm_", "style_", "generate")), down
@@ -119,6 +125,34 @@ def tiny_params():
     return _job_params(*TINY)
 
 
+@pytest.fixture(scope="module")
+def evaluated_params(tmp_path_factory):
+    """The demo with its random-weight stand-ins judged and scored (the switch off)."""
+    return _job_params(*TINY, _overlay(tmp_path_factory.mktemp("off"),
+                                       {"report": {"skip_random_stand_in_evals": False}}))
+
+
+def test_random_stand_in_evals_are_not_planned(tiny_params, evaluated_params):
+    """report.skip_random_stand_in_evals (configs/tiny.yaml: true; issue 21.6): the random-weight
+    stylized-dpo chain (base, SFT, four DPO models) plans no generations, judge or reward
+    win-rate jobs (nor the prompt sets and the reward model only they read); every other job
+    keeps its params; only the items whose rows now read "not run" (Table 3, its pairs, the
+    judge table, Figure 3) and the resolved config change."""
+    assert set(tiny_params) < set(evaluated_params)
+    dropped = set(evaluated_params) - set(tiny_params)
+    assert rule_counts(dropped) == {"generate": 12, "judge": 6, "reward_winrate": 6,
+                                    "reward_winrate_pair": 4, "eval_prompts": 2,
+                                    "build_tiny_model": 1}, sorted(dropped)
+    assert "build_tiny_model work/tiny/models/base/nemotron-70b-reward" in dropped
+    changed = {k for k in tiny_params
+               if tiny_params[k]["params"] != evaluated_params[k]["params"]}
+    assert sorted(changed) == ["figure results/tiny/figures/stylized_figure3.png",
+                               "resolved_config work/tiny/resolved_config.json",
+                               "table results/tiny/tables/judge_scores.csv",
+                               "table results/tiny/tables/table3.csv",
+                               "table results/tiny/tables/table3_pairs.csv"]
+
+
 def _overlay(tmp_path: Path, overlay: dict) -> str:
     path = tmp_path / "overlay.yaml"
     path.write_text(json.dumps(overlay))
@@ -137,14 +171,17 @@ def test_a_key_written_at_its_default_replans_nothing(tiny_params, tmp_path):
     assert replanned(tiny_params, after) == set()
 
 
-def test_a_changed_default_replans_exactly_the_jobs_that_read_it(tiny_params):
+def test_a_changed_default_replans_exactly_the_jobs_that_read_it(evaluated_params, tmp_path):
     """A default changed in the schema reaches the params of the jobs that read the key (the
     reward win rates, and the resolved config the report and freeze record) and nothing else;
-    downstream, only the tables that read those files and the report / freeze rerun."""
-    after = _job_params("--schema-default", "reward_winrate.tie_eps=0.1", *TINY)
-    direct = {k.split()[0] for k, v in after.items() if v["params"] != tiny_params[k]["params"]}
+    downstream, only the tables that read those files and the report / freeze rerun. (The demo
+    with its stand-ins scored: it plans no reward win rate otherwise.)"""
+    off = _overlay(tmp_path, {"report": {"skip_random_stand_in_evals": False}})
+    after = _job_params("--schema-default", "reward_winrate.tie_eps=0.1", *TINY, off)
+    direct = {k.split()[0] for k, v in after.items()
+              if v["params"] != evaluated_params[k]["params"]}
     assert direct == {"reward_winrate", "reward_winrate_pair", "resolved_config"}
-    jobs = rule_counts(replanned(tiny_params, after))
+    jobs = rule_counts(replanned(evaluated_params, after))
     # report_pages: the model cards carry the reward win rates (and read the resolved config)
     assert set(jobs) == {"reward_winrate", "reward_winrate_pair", "table", "resolved_config",
                          "report_pages", "snakemake_report", "freeze", "all"}, jobs
@@ -184,8 +221,8 @@ def test_other_readings_overlay_plans_both_readings_in_one_dag(tiny_params):
     assert rule_counts(changed) == {"table": 7, "figure": 2, "helm_summarize": 1,
                                     "resolved_config": 1}, sorted(changed)
     added = set(after) - set(tiny_params)
-    assert rule_counts(added) == {"train_dpo": 4, "generate": 8, "judge": 4,
-                                  "reward_winrate": 4, "helm_run": 4}, sorted(added)
+    # not judged or scored: random-weight stand-ins (report.skip_random_stand_in_evals)
+    assert rule_counts(added) == {"train_dpo": 4, "helm_run": 4}, sorted(added)
     others = {"dpo-ultrafeedback-independent-s0": ("dpo-ultrafeedback-s0", "cycle_mode"),
               **{f"dpo-{s}-over-epochs-s0": (f"dpo-{s}-s0", "lr_schedule_over")
                  for s in ("authoritative", "sycophantic", "persuasive")}}

@@ -23,6 +23,8 @@ from build import build  # noqa: E402
 def cfg(tiny_config):
     c = copy.deepcopy(tiny_config)
     c["seeds"] = [0, 1]
+    # the stand-ins evaluated (configs/tiny.yaml skips them: test_random_stand_in_rows_read_not_run)
+    c["report"]["skip_random_stand_in_evals"] = False
     return c
 
 
@@ -356,3 +358,76 @@ def test_both_dpo_readings_side_by_side_in_the_stylized_items(tmp_path, cfg):
         assert (tmp_path / f"{name}.png").stat().st_size > 1000
     fig2 = {r["label"] for r in plan.report_spec(other, "stylized_figure2")["rows"]}
     assert set(labels[1:]) <= fig2 and labels[0] not in fig2  # Figure 2: the style variants
+
+
+def test_random_stand_in_rows_read_not_run(results, cfg, tmp_path):
+    """report.skip_random_stand_in_evals (issue 21.6): the random-weight stylized-dpo models are
+    neither judged nor scored by the reward model; their rows stay in Table 3, its pairs
+    companion, the judge table, the vs-paper files and Figure 3, and say why they have no
+    number; nothing reads a judge or reward file (here: absent)."""
+    import shutil
+
+    from prefbias.report.build import build_figure, build_table
+
+    on = copy.deepcopy(cfg)
+    on["report"]["skip_random_stand_in_evals"] = True
+    R = tmp_path / "R"
+    shutil.copytree(results, R)
+    for sub in ("judge", "reward", "reward_vs"):
+        shutil.rmtree(R / "eval" / sub, ignore_errors=True)
+    assert plan.eval_skipped(on, "dpo-persuasive-s1") == plan.NOT_RUN_RANDOM
+    assert plan.eval_skipped(cfg, "dpo-persuasive-s1") is None  # the switch off: evaluated
+    assert plan.evaluated_stylized_ids(on) == [] and plan.evaluated_stylized_ids(cfg)
+    assert "not_run" not in {k for r in plan.report_rows(cfg, "table3") for k in r}
+    why = plan.NOT_RUN_RANDOM
+    for name in ("table3", "table3_pairs", "judge_scores"):
+        inputs = plan.report_inputs(on, name)
+        assert not [p for p in inputs if "/eval/" in p], inputs
+        rows = plan.report_rows(on, name)
+        assert rows and all(r["not_run"] == why for r in rows)
+        build_table(name, R, plan.report_spec(on, name), tmp_path / "t" / name)
+        for ext in ("md", "html", "tex"):
+            assert why in (tmp_path / "t" / f"{name}.{ext}").read_text(), (name, ext)
+        assert why in (tmp_path / "t" / f"{name}_vs_paper.md").read_text(), name
+        csv = pd.read_csv(tmp_path / "t" / f"{name}.csv")
+        assert set(csv["not_run"]) == {why}, name
+    t3 = pd.read_csv(tmp_path / "t" / "table3.csv")
+    assert t3["win_rate"].isna().all() and t3["validation_loss"].notna().all()
+    md = (tmp_path / "t" / "table3.md").read_text()
+    sft = next(line for line in md.splitlines() if line.startswith("| SFT |"))
+    # the SFT row: its loss is a number, its accuracy N/A (none for SFT), its win rate not run
+    assert sft.count(why) == 2 and "| N/A |" in sft, sft  # win rate and its n (prompts)
+    judge = pd.read_csv(tmp_path / "t" / "judge_scores.csv")
+    assert len(judge) == len({r["label"] for r in plan.report_rows(on, "judge_scores")})
+    claims = pd.read_csv(tmp_path / "t" / "judge_scores_vs_paper.csv", keep_default_na=False)
+    assert set(claims["holds"]) == {compare.NA}
+    build_figure("stylized_figure3", R, plan.report_spec(on, "stylized_figure3"),
+                 tmp_path / "f" / "figure3")
+    assert (tmp_path / "f" / "figure3.png").stat().st_size > 1000
+
+
+def test_figure3_says_what_has_no_judge_scores(tmp_path, monkeypatch):
+    """Figure 3 with no judge data at all, or with some rows not run, writes its files and
+    says it in the plot."""
+    texts: list[str] = []
+    real_text = figures.plt.Axes.text
+
+    def text(self, x, y, s, *a, **kw):
+        texts.append(s)
+        return real_text(self, x, y, s, *a, **kw)
+
+    monkeypatch.setattr(figures.plt.Axes, "text", text)
+    dims = ["helpfulness", "harmlessness"]
+    empty = pd.DataFrame(columns=["label", *dims])
+    assert all(p.exists() for p in figures.figure3(empty, dims, tmp_path / "empty"))
+    assert texts == ["No judge scores"]
+    texts.clear()
+    mixed = pd.DataFrame([{"label": "SFT", "helpfulness": math.nan, "harmlessness": math.nan,
+                           "not_run": plan.NOT_RUN_RANDOM},
+                          {"label": "DPO", "helpfulness": 3.0, "harmlessness": 4.0,
+                           "not_run": math.nan}])
+    figures.figure3(mixed, dims, tmp_path / "mixed", names={"SFT": "SFT (tiny)"})
+    assert texts == ["Not run: random-weight stand-in: SFT (tiny)"]
+    texts.clear()
+    figures.figure3(mixed.iloc[:1], dims, tmp_path / "none")
+    assert texts == ["No judge scores.\nNot run: random-weight stand-in: SFT"]
