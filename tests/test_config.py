@@ -166,6 +166,14 @@ def test_provenance_notice_per_report_item(tiny_config, paper_config):
 
 def test_report_items_inputs_and_specs(tiny_config):
     R = "results/tiny"
+    # the demo skips the evaluations of its random-weight stand-ins (rows read "not run"): none
+    # of their judge or reward files is an input; the rest of this test evaluates them
+    assert tiny_config["report"]["skip_random_stand_in_evals"] is True
+    for name in ("table3", "table3_pairs", "judge_scores", "stylized_figure3"):
+        assert not [f for f in plan.report_inputs(tiny_config, name) if "/eval/" in f], name
+    assert len(plan.report_inputs(tiny_config, "table3")) == 10  # summary + examples of 5 models
+    tiny_config = copy.deepcopy(tiny_config)
+    tiny_config["report"]["skip_random_stand_in_evals"] = False
     assert set(plan.TABLES) | set(plan.FIGURES) == set(plan.REPORT_ITEMS)
     targets = [item.target for item in plan.REPORT_ITEMS.values()]
     assert len(set(targets)) == len(targets) and "judge_table" in targets

@@ -22,6 +22,7 @@ from prefbias.report import compare, tables
 def cfg(tiny_config):
     c = copy.deepcopy(tiny_config)
     c["seeds"] = [0, 1]
+    c["report"]["skip_random_stand_in_evals"] = False  # the stand-ins scored (the demo skips them)
     c["reward_winrate"]["pairs"] = [["ultrafeedback", "sft"], ["sft", "base"],
                                     ["sycophantic", "ultrafeedback"],
                                     ["sft", "qwen2.5-0.5b"]]  # = [sft, base]: de-duplicated
