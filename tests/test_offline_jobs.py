@@ -143,6 +143,12 @@ def _closed_network() -> list[str]:
     pytest.skip("no network namespace here (unshare -n needs root, unshare -rn user namespaces)")
 
 
+#: the demo plans no generate/judge/reward job on its random-weight stand-ins
+#: (report.skip_random_stand_in_evals): this test evaluates them, to run one job of every GPU rule
+EVAL_STAND_INS = "configs/test-eval-stand-ins.yaml"
+TINY = ("--configfile", "configs/tiny.yaml", EVAL_STAND_INS)
+
+
 def _copy_repo(dest: Path) -> Path:
     files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT,
                            capture_output=True, text=True, check=True).stdout.split("\n")
@@ -150,14 +156,14 @@ def _copy_repo(dest: Path) -> Path:
         if (ROOT / rel).is_file():
             (dest / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / rel, dest / rel)
+    (dest / EVAL_STAND_INS).write_text("report: {skip_random_stand_in_evals: false}\n")
     return dest
 
 
 def _one_job_per_rule(repo: Path, env: dict[str, str], rules: list[str]) -> dict[str, str]:
     """``{rule: first output of one of its jobs}`` in a dry run of the tiny workflow (a dry run
     with ``--until`` exits 1 in Snakemake 9.27: the whole DAG is read instead)."""
-    proc = subprocess.run([str(BIN / "snakemake"), "-n", "--cores", "2",
-                           "--configfile=configs/tiny.yaml"], cwd=repo,
+    proc = subprocess.run([str(BIN / "snakemake"), "-n", "--cores", "2", *TINY], cwd=repo,
                           env=env, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-4000:]
     # a job block ("rule X:" + "    output: a, b") or a later job's line (" - X: a, b")
@@ -199,7 +205,7 @@ def test_every_gpu_rule_runs_with_the_network_closed(paper_config, tiny_config,
                TOKENIZERS_PARALLELISM="false")
     targets = _one_job_per_rule(repo, env, rules)
     assert sorted(targets) == rules
-    cmd = [*closed, str(BIN / "snakemake"), "--cores", "2", "--configfile=configs/tiny.yaml",
+    cmd = [*closed, str(BIN / "snakemake"), "--cores", "2", *TINY,
            "--show-failed-logs", *targets.values()]
     proc = subprocess.run(cmd, cwd=repo, env=env, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-8000:]
