@@ -22,16 +22,6 @@ from prefbias.io import atomic_open, iter_jsonl
 TAGS = ["prefbias", "reproduction"]
 
 
-def _root_model(config: dict[str, Any], model: str) -> str:
-    """The config model a trained model descends from (sft -> base, dpo -> sft -> base)."""
-    from prefbias import plan
-
-    specs = plan.trained_models(config)
-    while model in specs:
-        model = specs[model].init
-    return model
-
-
 def _license(config: dict[str, Any], base: str) -> str:
     """The licence of a config model's weights, which every model trained from it inherits:
     its config ``license`` (the pinned model card's; required for hub and PyPI models); random
@@ -169,7 +159,7 @@ def model_card(config: dict[str, Any], results: str | Path, model: str,
 
     results = Path(results)
     spec = plan.trained_models(config)[model]
-    base = _root_model(config, model)
+    base = plan.root_model(config, model)
     prov = plan.model_provenance(config, base)
     summary = _read_json(results / "train" / model / "summary.json") or {}
     base_entry = config["models"][base]
